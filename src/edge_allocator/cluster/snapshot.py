@@ -1,0 +1,191 @@
+"""ClusterSnapshot: the typed state of an edge cluster at one instant.
+
+The simulator and the extender's watch cache both produce these; policies only ever read them.
+Keeping one type (and one feature builder over it) is what lets a test prove that the same
+cluster state scores the same in training and in serving.
+
+Units are in the field names: millicores (``_m``), MiB (``_mib``), milliseconds (``_ms``),
+megabits per second (``_mbps``), megabytes (``_mb``).
+"""
+
+from __future__ import annotations
+
+import heapq
+from dataclasses import dataclass, field
+from functools import cached_property
+
+
+@dataclass(frozen=True, slots=True)
+class Site:
+    """A place where nodes sit together (a factory floor, a street cabinet, a rural mast)."""
+
+    name: str
+    intra_latency_ms: float = 0.5
+
+
+@dataclass(frozen=True, slots=True)
+class Link:
+    """An undirected network link between two sites."""
+
+    a: str
+    b: str
+    latency_ms: float
+    bandwidth_mbps: float
+
+
+@dataclass(frozen=True, slots=True)
+class NodeState:
+    """One schedulable node as a scheduler sees it.
+
+    ``cpu_usage_m``/``mem_usage_mib`` are measured usage (metrics.k8s.io or the simulator);
+    ``None`` means no fresh measurement, and consumers fall back to requests.
+    """
+
+    name: str
+    site: str
+    node_class: str
+    cpu_capacity_m: int
+    mem_capacity_mib: int
+    cpu_allocatable_m: int
+    mem_allocatable_mib: int
+    cpu_requested_m: int = 0
+    mem_requested_mib: int = 0
+    cpu_usage_m: int | None = None
+    mem_usage_mib: int | None = None
+    running_tasks: int = 0
+    ready: bool = True
+
+    @property
+    def cpu_used_m(self) -> int:
+        """Measured CPU when known, otherwise requested CPU."""
+        return self.cpu_usage_m if self.cpu_usage_m is not None else self.cpu_requested_m
+
+    @property
+    def mem_used_mib(self) -> int:
+        """Measured memory when known, otherwise requested memory."""
+        return self.mem_usage_mib if self.mem_usage_mib is not None else self.mem_requested_mib
+
+
+@dataclass(frozen=True, slots=True)
+class TaskSpec:
+    """The task being placed: its requests, where its input comes from, and its budget.
+
+    ``data_source_node`` pins the source to one node (its site is ``data_source_site``).
+    ``work_cpu_s`` is the CPU-seconds of work when known (the simulator knows; a live pod
+    usually does not).
+    """
+
+    cpu_request_m: int
+    mem_request_mib: int
+    data_source_site: str
+    data_source_node: str | None = None
+    input_mb: float = 0.0
+    work_cpu_s: float | None = None
+    latency_budget_ms: float | None = None
+
+
+@dataclass(frozen=True)
+class ClusterSnapshot:
+    """Nodes, sites and links at one instant (``taken_at`` in seconds, any epoch)."""
+
+
+    nodes: tuple[NodeState, ...]
+    sites: tuple[Site, ...]
+    links: tuple[Link, ...]
+    taken_at: float = 0.0
+    revision: int = 0
+    """Bumped by the producer whenever the state changes; scorers may cache per revision."""
+    _node_index: dict[str, int] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        site_names = {s.name for s in self.sites}
+        for n in self.nodes:
+            if n.site not in site_names:
+                raise ValueError(f"node {n.name!r}: site {n.site!r} is not among the sites")
+        for link in self.links:
+            for end in (link.a, link.b):
+                if end not in site_names:
+                    raise ValueError(f"link {link.a}-{link.b}: unknown site {end!r}")
+            if link.latency_ms < 0 or link.bandwidth_mbps <= 0:
+                raise ValueError(
+                    f"link {link.a}-{link.b}: latency must be >= 0 and bandwidth > 0"
+                )
+        object.__setattr__(self, "_node_index", {n.name: i for i, n in enumerate(self.nodes)})
+
+    def node(self, name: str) -> NodeState:
+        """The node called ``name`` (KeyError if absent)."""
+        return self.nodes[self._node_index[name]]
+
+    def has_node(self, name: str) -> bool:
+        return name in self._node_index
+
+    def index_of(self, name: str) -> int:
+        return self._node_index[name]
+
+    @cached_property
+    def site_index(self) -> dict[str, int]:
+        return {s.name: i for i, s in enumerate(self.sites)}
+
+    @cached_property
+    def _paths(self) -> tuple[list[list[float]], list[list[float]]]:
+        """All-pairs shortest latency and the bottleneck bandwidth along that path.
+
+        Dijkstra from every site; sites are few (tens), so this is cheap and cached.
+        Within one site: the site's intra latency and unbounded bandwidth.
+        Unreachable pairs get ``inf`` latency and ``0`` bandwidth.
+        """
+        n = len(self.sites)
+        idx = self.site_index
+        adj: list[list[tuple[int, float, float]]] = [[] for _ in range(n)]
+        for link in self.links:
+            i, j = idx[link.a], idx[link.b]
+            adj[i].append((j, link.latency_ms, link.bandwidth_mbps))
+            adj[j].append((i, link.latency_ms, link.bandwidth_mbps))
+        inf = float("inf")
+        lat = [[inf] * n for _ in range(n)]
+        bw = [[0.0] * n for _ in range(n)]
+        for src in range(n):
+            dist = [inf] * n
+            neck = [0.0] * n
+            dist[src], neck[src] = 0.0, inf
+            heap: list[tuple[float, int]] = [(0.0, src)]
+            while heap:
+                d, u = heapq.heappop(heap)
+                if d > dist[u]:
+                    continue
+                for v, l_ms, b in adj[u]:
+                    nd = d + l_ms
+                    nb = min(neck[u], b)
+                    if nd < dist[v] or (nd == dist[v] and nb > neck[v]):
+                        dist[v], neck[v] = nd, nb
+                        heapq.heappush(heap, (nd, v))
+            for dst in range(n):
+                if dst == src:
+                    lat[src][dst] = self.sites[src].intra_latency_ms
+                    bw[src][dst] = inf
+                else:
+                    lat[src][dst] = dist[dst]
+                    bw[src][dst] = neck[dst]
+        return lat, bw
+
+    def site_latency_ms(self, a: str, b: str) -> float:
+        """Shortest-path network latency between two sites (intra-site latency when equal)."""
+        lat, _ = self._paths
+        return lat[self.site_index[a]][self.site_index[b]]
+
+    def site_bandwidth_mbps(self, a: str, b: str) -> float:
+        """Bottleneck bandwidth along the shortest-latency path (``inf`` within a site)."""
+        _, bw = self._paths
+        return bw[self.site_index[a]][self.site_index[b]]
+
+    def network_time_ms(self, task: TaskSpec, node: NodeState) -> float:
+        """Latency plus transfer time of the task's input from its source to ``node``.
+
+        A task whose source is this very node pays nothing.
+        """
+        if task.data_source_node is not None and task.data_source_node == node.name:
+            return 0.0
+        lat = self.site_latency_ms(task.data_source_site, node.site)
+        bw = self.site_bandwidth_mbps(task.data_source_site, node.site)
+        transfer = 0.0 if bw == float("inf") else task.input_mb * 8.0 / bw * 1000.0
+        return lat + transfer

@@ -1,0 +1,27 @@
+"""The interface every placement policy implements, learned or heuristic."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol, runtime_checkable
+
+from edge_allocator.cluster.snapshot import ClusterSnapshot, TaskSpec
+
+
+@runtime_checkable
+class PlacementPolicy(Protocol):
+    """Scores candidate nodes for one task; higher is better.
+
+    ``score`` is pure: no I/O, deterministic for the same inputs. It returns one finite float
+    per candidate, in the order given. Candidates are node names present in ``snapshot``.
+    """
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def version(self) -> str: ...
+
+    def score(
+        self, snapshot: ClusterSnapshot, task: TaskSpec, candidates: Sequence[str]
+    ) -> list[float]: ...
