@@ -1,0 +1,47 @@
+# Edge Allocator - every target works from a fresh clone (the venv and binaries are made here).
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+EA := $(BIN)/edge-allocator
+PYTEST_ARGS ?=
+
+.PHONY: help venv binaries cluster cluster-down lint test test-unit demo demo-down bench
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
+
+$(VENV)/.installed: pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --upgrade --quiet pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	@touch $@
+
+venv: $(VENV)/.installed ## create .venv and install the package with its dev tools
+
+binaries: venv ## build (once) the Kubernetes, etcd, kwok, metrics-server and helm binaries
+	$(EA) dev build
+
+cluster: venv ## start the dev cluster (idempotent); KUBECONFIG=.cache/devcluster/kubeconfig
+	$(EA) dev up
+
+cluster-down: venv ## stop the dev cluster and remove its state
+	$(EA) dev down
+
+lint: venv ## ruff + mypy strict
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+	$(BIN)/mypy
+
+test: lint binaries ## lint + unit, integration and e2e tests (starts and stops the dev cluster)
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+test-unit: venv ## unit tests only (no cluster)
+	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
+
+demo: cluster ## the main job on the local dev cluster
+	.cache/bin/kubectl --kubeconfig .cache/devcluster/kubeconfig get nodes -o wide -L topology.kubernetes.io/zone,edge-allocator.io/node-class
+
+demo-down: cluster-down ## stop everything the demo started

@@ -1,0 +1,62 @@
+"""``edge-allocator dev up|down|status|build``: the dev cluster from the command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from edge_allocator.devcluster.build import BuildError, ensure_binaries
+from edge_allocator.devcluster.cluster import DEFAULT_API_PORT, DevCluster, DevClusterError
+from edge_allocator.devcluster.fleet import FleetSpec
+
+
+def _scheduler_arg(text: str) -> tuple[str, Path]:
+    name, sep, path = text.partition("=")
+    if not sep or not name or not path:
+        raise argparse.ArgumentTypeError(f"--scheduler expects NAME=CONFIG.yaml, got {text!r}")
+    if not Path(path).is_file():
+        raise argparse.ArgumentTypeError(f"--scheduler {name}: no such file {path!r}")
+    return name, Path(path)
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="dev_command", metavar="ACTION", required=True)
+    up = sub.add_parser("up", help="start the cluster (idempotent) and create the edge fleet")
+    up.add_argument("--nodes", type=int, default=12, help="number of edge nodes (default 12)")
+    up.add_argument("--sites", default="site-a,site-b,site-c", help="comma-separated site names")
+    up.add_argument("--port", type=int, default=DEFAULT_API_PORT, help="API server port")
+    up.add_argument(
+        "--scheduler",
+        action="append",
+        type=_scheduler_arg,
+        default=[],
+        metavar="NAME=CONFIG",
+        help="also run a kube-scheduler with this KubeSchedulerConfiguration (repeatable)",
+    )
+    sub.add_parser("down", help="stop the cluster and remove its state")
+    sub.add_parser("status", help="print the cluster's state as JSON")
+    sub.add_parser("build", help="build (or reuse) the cached Kubernetes binaries")
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        if args.dev_command == "build":
+            for name, path in ensure_binaries().items():
+                print(f"{name}\t{path.resolve()}")
+            return 0
+        if args.dev_command == "up":
+            sites = tuple(s.strip() for s in args.sites.split(",") if s.strip())
+            cluster = DevCluster(fleet=FleetSpec(nodes=args.nodes, sites=sites), api_port=args.port)
+            cluster.up(scheduler_configs=args.scheduler)
+            return 0
+        cluster = DevCluster()
+        if args.dev_command == "down":
+            cluster.down()
+            return 0
+        status = cluster.status()
+        print(json.dumps(status, indent=2))
+        return 0 if status["running"] else 1
+    except (BuildError, DevClusterError, ValueError) as e:
+        print(f"edge-allocator dev {args.dev_command}: {e}")
+        return 2

@@ -1,0 +1,389 @@
+"""Start, stop and inspect the dev cluster: kwokctl's binary runtime on 127.0.0.1.
+
+kwokctl runs etcd, kube-apiserver, kube-controller-manager, kube-scheduler, the kwok controller
+(simulated kubelets) and metrics-server as local processes from the binaries we build. This
+module adds what a product needs on top: a fixed, checked API port; recovery from a crashed
+earlier run; the edge fleet; and extra kube-scheduler processes with configurations of their own
+(how the ``edge-allocator`` profile and its extender plug in without editing this code).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from edge_allocator.devcluster import paths
+from edge_allocator.devcluster.build import ensure_binaries
+from edge_allocator.devcluster.components import KUBERNETES_VERSION
+from edge_allocator.devcluster.fleet import FleetSpec, fleet_manifest
+
+CLUSTER_NAME = "edge-allocator"
+DEFAULT_API_PORT = 36443
+HOST = "127.0.0.1"
+
+# Usage that follows the pods on a node: an explicit kwok annotation wins; otherwise a pod uses
+# 60% of its CPU request and 70% of its memory request (1m / 1Mi when it requests nothing).
+_USAGE = {
+    "cpu": (
+        '"kwok.x-k8s.io/usage-cpu" in pod.metadata.annotations'
+        ' ? Quantity(pod.metadata.annotations["kwok.x-k8s.io/usage-cpu"])'
+        ' : ("requests" in container.resources && "cpu" in container.resources.requests'
+        ' ? Quantity(string(container.resources.requests["cpu"])) * 0.6 : Quantity("1m"))'
+    ),
+    "memory": (
+        '"kwok.x-k8s.io/usage-memory" in pod.metadata.annotations'
+        ' ? Quantity(pod.metadata.annotations["kwok.x-k8s.io/usage-memory"])'
+        ' : ("requests" in container.resources && "memory" in container.resources.requests'
+        ' ? Quantity(string(container.resources.requests["memory"])) * 0.7 : Quantity("1Mi"))'
+    ),
+}
+
+
+class DevClusterError(RuntimeError):
+    """The dev cluster could not be started or stopped; the message says why."""
+
+
+@dataclass
+class DevCluster:
+    """The local control plane plus a simulated edge fleet, all bound to 127.0.0.1."""
+
+    fleet: FleetSpec = field(default_factory=FleetSpec)
+    api_port: int = DEFAULT_API_PORT
+    name: str = CLUSTER_NAME
+    state_root: Path | None = None  # default: .cache/devcluster of the checkout
+    log: Callable[[str], None] = field(
+        default=lambda s: print(s, file=sys.stderr, flush=True), repr=False
+    )
+
+    # ---- paths -------------------------------------------------------------------------
+    @property
+    def state_dir(self) -> Path:
+        return self.state_root or paths.state_dir()
+
+    @property
+    def kubeconfig(self) -> Path:
+        return self.state_dir / "kubeconfig"
+
+    @property
+    def kwok_workdir(self) -> Path:
+        return self.state_dir / "kwok"
+
+    @property
+    def cluster_dir(self) -> Path:
+        return self.kwok_workdir / "clusters" / self.name
+
+    @property
+    def schedulers_dir(self) -> Path:
+        return self.state_dir / "schedulers"
+
+    def binary(self, name: str) -> Path:
+        return paths.bin_dir() / name
+
+    # ---- public API --------------------------------------------------------------------
+    def up(self, scheduler_configs: Sequence[tuple[str, Path]] = ()) -> None:
+        """Start the cluster (or reuse a healthy one), create the fleet, wait for Ready nodes."""
+        started = time.monotonic()
+        ensure_binaries(self.log)
+        if self.is_healthy():
+            self.log(f"[dev] cluster already running at https://{HOST}:{self._running_port()}")
+        else:
+            self._cleanup_stale()
+            self._check_port_free(self.api_port)
+            self._create()
+        self.apply_fleet(self.fleet)
+        for name, cfg in scheduler_configs:
+            self.start_scheduler(name, cfg)
+        self.log(f"[dev] ready in {time.monotonic() - started:.0f}s; KUBECONFIG={self.kubeconfig}")
+
+    def down(self) -> None:
+        """Stop every process of the cluster and remove its state; safe to call repeatedly."""
+        self._stop_schedulers()
+        kwokctl = self.binary("kwokctl")
+        if self.cluster_dir.exists() and kwokctl.exists():
+            self._kwokctl("delete", "cluster", check=False)
+        self._kill_pidfiles(self.cluster_dir / "pids")
+        shutil.rmtree(self.state_dir, ignore_errors=True)
+        self.log("[dev] cluster stopped")
+
+    def status(self) -> dict[str, Any]:
+        healthy = self.is_healthy()
+        info: dict[str, Any] = {
+            "running": healthy,
+            "kubeconfig": str(self.kubeconfig),
+            "schedulers": sorted(p.stem for p in self.schedulers_dir.glob("*.pid")),
+        }
+        if healthy:
+            info["server"] = f"https://{HOST}:{self._running_port()}"
+            out = self.kubectl("get", "nodes", "-o", "json", check=False)
+            if out.returncode == 0:
+                nodes = json.loads(out.stdout)["items"]
+                info["nodes"] = len(nodes)
+                info["ready_nodes"] = sum(1 for n in nodes if _is_ready(n))
+            version = self.kubectl("version", "-o", "json", check=False)
+            if version.returncode == 0:
+                info["version"] = json.loads(version.stdout)["serverVersion"]["gitVersion"]
+        return info
+
+    def is_healthy(self) -> bool:
+        """True when the kubeconfig exists and the API server answers /readyz."""
+        if not self.kubeconfig.exists():
+            return False
+        try:
+            port = self._running_port()
+        except (OSError, KeyError, ValueError, TypeError):
+            return False
+        ctx = ssl.create_default_context(cafile=str(self.cluster_dir / "pki" / "ca.crt"))
+        try:
+            with urllib.request.urlopen(
+                f"https://{HOST}:{port}/readyz", context=ctx, timeout=3
+            ) as r:
+                return bool(r.status == 200)
+        except (OSError, urllib.error.URLError, ssl.SSLError):
+            return False
+
+    def kubectl(
+        self, *args: str, input: str | None = None, check: bool = True, timeout: float = 120
+    ) -> subprocess.CompletedProcess[str]:
+        cmd = [str(self.binary("kubectl")), "--kubeconfig", str(self.kubeconfig), *args]
+        proc = subprocess.run(
+            cmd, input=input, capture_output=True, text=True, timeout=timeout, check=False
+        )
+        if check and proc.returncode != 0:
+            raise DevClusterError(f"kubectl {' '.join(args)} failed: {proc.stderr.strip()}")
+        return proc
+
+    def apply_fleet(self, fleet: FleetSpec, timeout: float = 300) -> None:
+        """Create (or update) the fleet's nodes and wait until every one of them is Ready."""
+        self.log(f"[dev] applying {fleet.nodes} edge nodes over {len(fleet.sites)} sites")
+        self.kubectl("apply", "--server-side", "-f", "-", input=fleet_manifest(fleet))
+        names = [n for n, _, _ in fleet.layout()]
+        deadline = time.monotonic() + timeout
+        while True:
+            out = self.kubectl("get", "nodes", "-o", "json")
+            nodes = {n["metadata"]["name"]: n for n in json.loads(out.stdout)["items"]}
+            waiting = [n for n in names if n not in nodes or not _is_ready(nodes[n])]
+            if not waiting:
+                self.log(f"[dev] {len(names)} nodes Ready")
+                return
+            if time.monotonic() > deadline:
+                raise DevClusterError(
+                    f"{len(waiting)} nodes not Ready after {timeout:.0f}s, e.g. {waiting[:3]}; "
+                    f"see {self.cluster_dir / 'logs' / 'kwok-controller.log'}"
+                )
+            time.sleep(1)
+
+    def start_scheduler(self, name: str, config: Path) -> int:
+        """Run one more kube-scheduler with its own KubeSchedulerConfiguration; returns its pid.
+
+        The config's ``clientConnection.kubeconfig`` is pointed at this cluster, leader election
+        is switched off unless the file sets it (a second scheduler must not fight the default
+        one for its lease), and it serves health on a free port of 127.0.0.1.
+        """
+        self.stop_scheduler(name)
+        self.schedulers_dir.mkdir(parents=True, exist_ok=True)
+        doc = yaml.safe_load(Path(config).read_text())
+        if not isinstance(doc, dict) or doc.get("kind") != "KubeSchedulerConfiguration":
+            raise DevClusterError(f"{config}: not a KubeSchedulerConfiguration")
+        doc.setdefault("clientConnection", {})["kubeconfig"] = str(self.kubeconfig)
+        doc.setdefault("leaderElection", {"leaderElect": False})
+        rendered = self.schedulers_dir / f"{name}.yaml"
+        rendered.write_text(yaml.safe_dump(doc))
+        port = _free_port()
+        log_file = (self.schedulers_dir / f"{name}.log").open("ab")
+        proc = subprocess.Popen(
+            [
+                str(self.binary("kube-scheduler")),
+                f"--config={rendered}",
+                f"--bind-address={HOST}",
+                f"--secure-port={port}",
+                f"--authentication-kubeconfig={self.kubeconfig}",
+                f"--authorization-kubeconfig={self.kubeconfig}",
+                "--authorization-always-allow-paths=/healthz,/readyz,/livez,/metrics",
+            ],
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        (self.schedulers_dir / f"{name}.pid").write_text(str(proc.pid))
+        self._wait_https_ok(
+            port, "/healthz", f"scheduler {name}", self.schedulers_dir / f"{name}.log"
+        )
+        self.log(f"[dev] scheduler {name!r} running (pid {proc.pid}, health port {port})")
+        return proc.pid
+
+    def stop_scheduler(self, name: str) -> None:
+        pid_file = self.schedulers_dir / f"{name}.pid"
+        if pid_file.exists():
+            _kill_pid_file(pid_file)
+
+    # ---- internals ---------------------------------------------------------------------
+    def _running_port(self) -> int:
+        cfg = yaml.safe_load(self.kubeconfig.read_text())
+        server: str = cfg["clusters"][0]["cluster"]["server"]
+        return int(server.rsplit(":", 1)[1])
+
+    def _config_documents(self) -> list[dict[str, Any]]:
+        b = self.binary
+        options: dict[str, Any] = {
+            "runtime": "binary",
+            "bindAddress": HOST,
+            "kubeApiserverPort": self.api_port,
+            "kubeVersion": KUBERNETES_VERSION,
+            "kubeApiserverBinary": str(b("kube-apiserver").resolve()),
+            "kubeControllerManagerBinary": str(b("kube-controller-manager").resolve()),
+            "kubeSchedulerBinary": str(b("kube-scheduler").resolve()),
+            "kubectlBinary": str(b("kubectl").resolve()),
+            "kwokControllerBinary": str(b("kwok").resolve()),
+            "etcdBinary": str(b("etcd").resolve()),
+            "metricsServerBinary": str(b("metrics-server").resolve()),
+            "enable": ["metrics-server"],
+            # Notice a lost node in ~40 s rather than upstream's 40 s..5 min defaults.
+            "kubeControllerManagerNodeMonitorGracePeriodMilliseconds": 40_000,
+            "nodeLeaseDurationSeconds": 40,
+        }
+        usage = {
+            "apiVersion": "kwok.x-k8s.io/v1alpha1",
+            "kind": "ClusterResourceUsage",
+            "metadata": {"name": "usage-from-requests"},
+            "spec": {"usages": [{"usage": {r: {"expression": e} for r, e in _USAGE.items()}}]},
+        }
+        return [
+            {
+                "apiVersion": "config.kwok.x-k8s.io/v1alpha1",
+                "kind": "KwokctlConfiguration",
+                "options": options,
+            },
+            usage,
+        ]
+
+    def _kwokctl(self, *args: str, check: bool = True, timeout: float = 300) -> None:
+        env = {**os.environ, "KWOK_WORKDIR": str(self.kwok_workdir)}
+        cmd = [
+            str(self.binary("kwokctl")),
+            "--name", self.name,
+            "--kubeconfig", str(self.state_dir / "kwokctl-contexts.yaml"),
+            *args,
+        ]  # fmt: skip
+        proc = subprocess.run(
+            cmd, env=env, capture_output=True, text=True, timeout=timeout, check=False
+        )
+        if check and proc.returncode != 0:
+            raise DevClusterError(
+                f"kwokctl {' '.join(args)} failed (exit {proc.returncode}):\n"
+                f"{proc.stderr.strip()[-3000:]}\nlogs: {self.cluster_dir / 'logs'}"
+            )
+
+    def _create(self) -> None:
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        config = self.state_dir / "kwokctl.yaml"
+        config.write_text("\n---\n".join(yaml.safe_dump(d) for d in self._config_documents()))
+        self.log(f"[dev] starting control plane on {HOST}:{self.api_port} (kwokctl, binaries)")
+        self._kwokctl("create", "cluster", "--config", str(config), "--wait", "3m", timeout=400)
+        shutil.copyfile(self.cluster_dir / "kubeconfig.yaml", self.kubeconfig)
+        if not self.is_healthy():
+            raise DevClusterError(
+                f"the API server did not become ready; see {self.cluster_dir / 'logs'}"
+            )
+
+    def _cleanup_stale(self) -> None:
+        """Remove what a crashed or half-stopped earlier run left: processes, pid files, data."""
+        if not self.state_dir.exists():
+            return
+        self.log("[dev] cleaning up a stale earlier run")
+        self.down()
+
+    def _stop_schedulers(self) -> None:
+        for pid_file in self.schedulers_dir.glob("*.pid"):
+            _kill_pid_file(pid_file)
+
+    def _kill_pidfiles(self, pid_dir: Path) -> None:
+        for pid_file in pid_dir.glob("*.pid"):
+            _kill_pid_file(pid_file)
+
+    def _check_port_free(self, port: int) -> None:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind((HOST, port))
+            except OSError as e:
+                raise DevClusterError(
+                    f"port {port} on {HOST} is already in use ({e.strerror}); stop whatever "
+                    f"listens there or choose another with --port"
+                ) from None
+
+    def _wait_https_ok(self, port: int, path: str, what: str, log: Path) -> None:
+        ctx = ssl._create_unverified_context()  # the component's self-signed serving cert
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(
+                    f"https://{HOST}:{port}{path}", context=ctx, timeout=2
+                ) as r:
+                    if r.status == 200:
+                        return
+            except (OSError, urllib.error.URLError):
+                pass
+            time.sleep(0.5)
+        raise DevClusterError(f"{what} did not become healthy in 60 s; see {log}")
+
+
+def _is_ready(node: dict[str, Any]) -> bool:
+    return any(
+        c.get("type") == "Ready" and c.get("status") == "True"
+        for c in node.get("status", {}).get("conditions", [])
+    )
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((HOST, 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def _kill_pid_file(pid_file: Path) -> None:
+    """SIGTERM the process named in ``pid_file``, SIGKILL it if still alive after 10 s."""
+    try:
+        pid = int(pid_file.read_text().strip())
+    except (OSError, ValueError):
+        pid = 0
+    if pid > 0:
+        for sig, grace in ((signal.SIGTERM, 10.0), (signal.SIGKILL, 5.0)):
+            if not _signal(pid, sig) or _exited_within(pid, grace):
+                break
+    pid_file.unlink(missing_ok=True)
+
+
+def _signal(pid: int, sig: int) -> bool:
+    """Send ``sig``; False when the process is already gone."""
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def _exited_within(pid: int, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)  # reap it if it is our child
+        if not _signal(pid, 0):
+            return True
+        time.sleep(0.1)
+    return False
