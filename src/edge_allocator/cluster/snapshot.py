@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import heapq
 from dataclasses import dataclass, field
-from functools import cached_property
+from typing import Any
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,8 +86,12 @@ class TaskSpec:
 
 @dataclass(frozen=True)
 class ClusterSnapshot:
-    """Nodes, sites and links at one instant (``taken_at`` in seconds, any epoch)."""
+    """Nodes, sites and links at one instant (``taken_at`` in seconds, any epoch).
 
+    Topology-derived data (site index, all-pairs paths, feature arrays) lives in a cache shared
+    by every snapshot made with :meth:`with_nodes`, so a producer that emits one snapshot per
+    event (the simulator) pays for Dijkstra once, not per snapshot.
+    """
 
     nodes: tuple[NodeState, ...]
     sites: tuple[Site, ...]
@@ -96,6 +100,8 @@ class ClusterSnapshot:
     revision: int = 0
     """Bumped by the producer whenever the state changes; scorers may cache per revision."""
     _node_index: dict[str, int] = field(init=False, repr=False, compare=False)
+    _topology_cache: dict[str, Any] = field(init=False, repr=False, compare=False)
+    _derived_cache: dict[str, Any] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         site_names = {s.name for s in self.sites}
@@ -107,10 +113,42 @@ class ClusterSnapshot:
                 if end not in site_names:
                     raise ValueError(f"link {link.a}-{link.b}: unknown site {end!r}")
             if link.latency_ms < 0 or link.bandwidth_mbps <= 0:
-                raise ValueError(
-                    f"link {link.a}-{link.b}: latency must be >= 0 and bandwidth > 0"
-                )
+                raise ValueError(f"link {link.a}-{link.b}: latency must be >= 0 and bandwidth > 0")
         object.__setattr__(self, "_node_index", {n.name: i for i, n in enumerate(self.nodes)})
+        object.__setattr__(self, "_topology_cache", {})
+        object.__setattr__(self, "_derived_cache", {})
+
+    def with_nodes(
+        self, nodes: tuple[NodeState, ...], *, revision: int, taken_at: float
+    ) -> ClusterSnapshot:
+        """A snapshot of the same topology with new node states, built in O(1) extra work.
+
+        ``nodes`` must name the same nodes, at the same sites, in the same order as ``self``
+        (only their load, readiness and so on may differ); the node index and the topology
+        cache are shared rather than rebuilt.
+        """
+        if len(nodes) != len(self.nodes):
+            raise ValueError("with_nodes: the node list must keep the same nodes in order")
+        new = object.__new__(ClusterSnapshot)
+        object.__setattr__(new, "nodes", nodes)
+        object.__setattr__(new, "sites", self.sites)
+        object.__setattr__(new, "links", self.links)
+        object.__setattr__(new, "taken_at", taken_at)
+        object.__setattr__(new, "revision", revision)
+        object.__setattr__(new, "_node_index", self._node_index)
+        object.__setattr__(new, "_topology_cache", self._topology_cache)
+        object.__setattr__(new, "_derived_cache", {})
+        return new
+
+    @property
+    def topology_cache(self) -> dict[str, Any]:
+        """Scratch space for data derived from sites, links and node placement only."""
+        return self._topology_cache
+
+    @property
+    def derived_cache(self) -> dict[str, Any]:
+        """Scratch space for data derived from this snapshot's node states."""
+        return self._derived_cache
 
     def node(self, name: str) -> NodeState:
         """The node called ``name`` (KeyError if absent)."""
@@ -122,12 +160,25 @@ class ClusterSnapshot:
     def index_of(self, name: str) -> int:
         return self._node_index[name]
 
-    @cached_property
+    @property
     def site_index(self) -> dict[str, int]:
-        return {s.name: i for i, s in enumerate(self.sites)}
+        idx: dict[str, int] | None = self._topology_cache.get("site_index")
+        if idx is None:
+            idx = {s.name: i for i, s in enumerate(self.sites)}
+            self._topology_cache["site_index"] = idx
+        return idx
 
-    @cached_property
+    @property
     def _paths(self) -> tuple[list[list[float]], list[list[float]]]:
+        paths: tuple[list[list[float]], list[list[float]]] | None = self._topology_cache.get(
+            "paths"
+        )
+        if paths is None:
+            paths = self._compute_paths()
+            self._topology_cache["paths"] = paths
+        return paths
+
+    def _compute_paths(self) -> tuple[list[list[float]], list[list[float]]]:
         """All-pairs shortest latency and the bottleneck bandwidth along that path.
 
         Dijkstra from every site; sites are few (tens), so this is cheap and cached.

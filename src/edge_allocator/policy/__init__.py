@@ -1,1 +1,5 @@
-"""policy package."""
+"""Placement policies: the learned GNN, heuristic baselines, model files and the registry."""
+
+from edge_allocator.policy.base import PlacementPolicy
+
+__all__ = ["PlacementPolicy"]

@@ -1,0 +1,45 @@
+"""A NetworkOverhead-style (Diktyo) score: network cost to the data source, plus balance."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from edge_allocator.cluster.snapshot import ClusterSnapshot, TaskSpec
+from edge_allocator.policy.baselines.kube_default import balanced_allocation
+
+
+class NetworkOverheadPolicy:
+    """``5 * network score + 1 * BalancedAllocation`` (NodeResourcesFit disabled).
+
+    The network cost of a candidate is the shortest-path latency in ms from the task's data
+    source (0 on the source node), as a NetworkTopology's zone costs would give it. Costs are
+    normalised over the candidates: ``network score = 100 * (max - cost) / (max - min)``
+    (100 for all when every cost is equal), so lower cost scores higher.
+    """
+
+    name = "network-overhead"
+    version = "1"
+    network_weight = 5.0
+    balance_weight = 1.0
+
+    def score(
+        self, snapshot: ClusterSnapshot, task: TaskSpec, candidates: Sequence[str]
+    ) -> list[float]:
+        nodes = [snapshot.node(c) for c in candidates]
+        costs = [
+            0.0
+            if task.data_source_node == n.name
+            else snapshot.site_latency_ms(task.data_source_site, n.site)
+            for n in nodes
+        ]
+        if not costs:
+            return []
+        lo, hi = min(costs), max(costs)
+        span = hi - lo
+        out: list[float] = []
+        for n, cost in zip(nodes, costs, strict=True):
+            net = 100.0 if span <= 0 else 100.0 * (hi - cost) / span
+            out.append(
+                self.network_weight * net + self.balance_weight * balanced_allocation(n, task)
+            )
+        return out

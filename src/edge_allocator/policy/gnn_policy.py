@@ -1,0 +1,95 @@
+"""The learned policy as a :class:`PlacementPolicy`: cached embeddings, per-request head.
+
+Per snapshot (keyed by its topology cache and ``revision``) the GNN runs once and the node
+part of the head's first layer is pre-multiplied; each ``score`` call then costs a gather, two
+small matmuls and the rest of the head, O(candidates).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from edge_allocator.cluster.features import candidate_arrays, node_arrays, topology_arrays
+from edge_allocator.cluster.snapshot import ClusterSnapshot, TaskSpec
+from edge_allocator.policy.gnn import PlacementGNN
+from edge_allocator.policy.graph_input import single_graph
+
+
+@dataclass
+class _Embedding:
+    topology: dict[str, Any]  # held so its id() stays unique while cached
+    node_part: Tensor  # (V, head_hidden): h @ W_node^T + pooled @ W_pool^T + b
+
+
+class GNNPolicy:
+    """Scores candidates with a trained :class:`PlacementGNN` (deterministic, no I/O).
+
+    ``cache_size`` snapshots' embeddings are kept (LRU). Snapshot producers must bump
+    ``revision`` whenever node state changes, and derive snapshots of one topology with
+    :meth:`ClusterSnapshot.with_nodes` (or reuse the object) for the cache to hit.
+    """
+
+    def __init__(self, model: PlacementGNN, metadata: dict[str, Any], cache_size: int = 8) -> None:
+        self.model = model.eval()
+        self.metadata = metadata
+        self._cache: OrderedDict[tuple[int, int], _Embedding] = OrderedDict()
+        self._cache_size = cache_size
+        self._lock = threading.Lock()
+        w_node, w_pool, w_cand, w_task = model.split_head_weights()
+        self._w_node = w_node.detach().t().contiguous()
+        self._w_pool = w_pool.detach().t().contiguous()
+        self._w_cand = w_cand.detach().t().contiguous()
+        self._w_task = w_task.detach().t().contiguous()
+        self._b1 = model.head1.bias.detach()
+
+    @property
+    def name(self) -> str:
+        return str(self.metadata.get("name", "gnn"))
+
+    @property
+    def version(self) -> str:
+        return str(self.metadata.get("version", "0"))
+
+    def _embedding(self, snapshot: ClusterSnapshot) -> _Embedding:
+        key = (id(snapshot.topology_cache), snapshot.revision)
+        with self._lock:
+            hit = self._cache.get(key)
+            if hit is not None:
+                self._cache.move_to_end(key)
+                return hit
+        g = single_graph(topology_arrays(snapshot), node_arrays(snapshot))
+        with torch.inference_mode():
+            h, pooled = self.model.embed(
+                g.vertex_x, g.edge_index, g.edge_attr, g.node_mask, g.batch, g.num_graphs
+            )
+            node_part = h @ self._w_node + (pooled[0] @ self._w_pool + self._b1)
+        emb = _Embedding(snapshot.topology_cache, node_part.contiguous())
+        with self._lock:
+            self._cache[key] = emb
+            while len(self._cache) > self._cache_size:
+                self._cache.popitem(last=False)
+        return emb
+
+    def score(
+        self, snapshot: ClusterSnapshot, task: TaskSpec, candidates: Sequence[str]
+    ) -> list[float]:
+        if not candidates:
+            return []
+        emb = self._embedding(snapshot)
+        ca = candidate_arrays(snapshot, task, candidates)
+        with torch.inference_mode():
+            first = (
+                emb.node_part[torch.from_numpy(ca.index)]
+                + torch.from_numpy(ca.cand_x) @ self._w_cand
+                + torch.from_numpy(ca.task_x) @ self._w_task
+            )
+            logits = self.model.head_from_parts(first)
+        out: list[float] = logits.tolist()
+        return out

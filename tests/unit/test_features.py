@@ -1,0 +1,119 @@
+"""The feature builder: shapes, units and the scale-free encodings the policy relies on."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from edge_allocator.cluster.features import (
+    CAND_DIM,
+    CANDIDATE_FEATURES,
+    EDGE_DIM,
+    NODE_DIM,
+    NODE_FEATURES,
+    TASK_DIM,
+    build_features,
+    candidate_arrays,
+    node_arrays,
+    topology_arrays,
+)
+from edge_allocator.cluster.snapshot import ClusterSnapshot, Link, NodeState, Site, TaskSpec
+
+
+def _snapshot() -> ClusterSnapshot:
+    sites = (Site("a", 0.5), Site("b", 1.0), Site("c", 2.0))
+    links = (Link("a", "b", 10.0, 100.0), Link("b", "c", 5.0, 10.0))
+    nodes = (
+        NodeState("n1", "a", "gw", 2000, 4096, 2000, 4096, cpu_requested_m=1000, cpu_usage_m=1500),
+        NodeState("n2", "b", "srv", 8000, 16384, 8000, 16384, mem_requested_mib=8192),
+        NodeState("n3", "c", "srv", 8000, 16384, 8000, 16384, ready=False, running_tasks=8),
+    )
+    return ClusterSnapshot(nodes, sites, links, revision=7)
+
+
+def _col(name: str) -> int:
+    return CANDIDATE_FEATURES.index(name)
+
+
+def test_shapes_and_graph_wiring() -> None:
+    snap = _snapshot()
+    topo, nodes, cand = build_features(snap, TaskSpec(500, 256, "a"), ["n1", "n2", "n3"])
+    assert nodes.node_x.shape == (3, NODE_DIM)
+    assert cand.cand_x.shape == (3, CAND_DIM)
+    assert cand.task_x.shape == (TASK_DIM,)
+    # every node wired to its site both ways, every link both ways
+    assert topo.edge_index.shape == (2, 2 * 3 + 2 * 2)
+    assert topo.edge_attr.shape == (10, EDGE_DIM)
+    assert list(topo.node_site) == [0, 1, 2]
+    # vertices: nodes 0..2, sites 3..5; n2 (vertex 1) -> site b (vertex 4)
+    pairs = set(zip(topo.edge_index[0].tolist(), topo.edge_index[1].tolist(), strict=True))
+    assert (1, 4) in pairs and (4, 1) in pairs and (3, 4) in pairs and (5, 4) in pairs
+
+
+def test_path_latency_and_transfer_time() -> None:
+    snap = _snapshot()
+    task = TaskSpec(500, 256, "a", input_mb=10.0)
+    cand = candidate_arrays(snap, task, ["n1", "n2", "n3"])
+    # n1 same site: intra latency only; n2: 10 ms + 10 MB over 100 Mbps = 800 ms;
+    # n3: 15 ms + 10 MB over the 10 Mbps bottleneck = 8000 ms
+    np.testing.assert_allclose(cand.network_ms, [0.5, 810.0, 8015.0], rtol=1e-5)
+    assert cand.cand_x[0, _col("same_site")] == 1.0
+    assert cand.cand_x[2, _col("rel_network")] == pytest.approx(1.0)
+    assert cand.cand_x[0, _col("rel_network")] == pytest.approx(0.0)
+
+
+def test_source_node_pays_no_network() -> None:
+    snap = _snapshot()
+    cand = candidate_arrays(snap, TaskSpec(500, 256, "b", "n2", input_mb=50.0), ["n2", "n1"])
+    assert cand.network_ms[0] == 0.0
+    assert cand.cand_x[0, _col("is_source_node")] == 1.0
+    assert cand.network_ms[1] > 10.0
+
+
+def test_load_fractions_use_measured_usage_when_present() -> None:
+    snap = _snapshot()
+    na = node_arrays(snap)
+    used = NODE_FEATURES.index("cpu_used_frac")
+    unreq = NODE_FEATURES.index("unrequested_load")
+    assert na.node_x[0, used] == pytest.approx(0.75)  # measured 1500 / 2000
+    assert na.node_x[0, unreq] == pytest.approx(0.25)  # 500m of load requests do not show
+    assert na.node_x[1, used] == pytest.approx(0.0)  # no metrics: falls back to requests
+    assert na.node_x[2, NODE_FEATURES.index("ready")] == 0.0
+    task = TaskSpec(500, 256, "a")
+    cand = candidate_arrays(snap, task, ["n1", "n2"])
+    assert cand.cand_x[0, _col("proj_cpu_req_frac")] == pytest.approx(0.75)
+    assert cand.cand_x[1, _col("proj_mem_req_frac")] == pytest.approx((8192 + 256) / 16384)
+    # free measured CPU on n1 is 0.5 core < the 1-core limit, so it is the slower node
+    assert cand.exec_s[0] == pytest.approx(1.0 / 0.5)
+    assert cand.exec_s[1] == pytest.approx(1.0 / 1.0)
+
+
+def test_budget_flag_and_task_vector() -> None:
+    snap = _snapshot()
+    task = TaskSpec(1000, 1024, "a", input_mb=0.0, work_cpu_s=3.0, latency_budget_ms=12.0)
+    cand = candidate_arrays(snap, task, ["n1", "n2", "n3"])
+    assert cand.cand_x[:, _col("within_budget")].tolist() == [1.0, 1.0, 0.0]
+    assert cand.task_x[0] == pytest.approx(math.log1p(1.0))
+    assert cand.task_x[4] == 1.0 and cand.task_x[6] == 1.0
+
+
+def test_topology_is_computed_once_per_family_and_nodes_per_snapshot() -> None:
+    snap = _snapshot()
+    later = snap.with_nodes(snap.nodes, revision=8, taken_at=1.0)
+    assert topology_arrays(later) is topology_arrays(snap)
+    assert node_arrays(later) is not node_arrays(snap)
+    np.testing.assert_array_equal(node_arrays(later).node_x, node_arrays(snap).node_x)
+
+
+def test_features_are_finite_for_extreme_inputs() -> None:
+    sites = (Site("a"), Site("island"))
+    nodes = (
+        NodeState("n1", "a", "x", 1, 1, 0, 0, cpu_requested_m=10**6),
+        NodeState("n2", "island", "x", 10**6, 10**7, 10**6, 10**7),
+    )
+    snap = ClusterSnapshot(nodes, sites, ())
+    cand = candidate_arrays(snap, TaskSpec(10**5, 10**5, "a", input_mb=1e6), ["n1", "n2"])
+    assert np.isfinite(cand.cand_x).all()
+    assert np.isfinite(node_arrays(snap).node_x).all()
