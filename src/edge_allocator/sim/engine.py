@@ -1,0 +1,415 @@
+"""The discrete-event edge-cluster simulator.
+
+Model (all times in seconds):
+
+* A task arrives, the scheduler filters nodes (ready, requests fit, and within the latency
+  budget when any such node fits) and the policy picks one; with no feasible node the task
+  waits in a FIFO and is retried whenever resources free up (as kube-scheduler retries
+  unschedulable pods on cluster events).
+* On its node the task needs ``work_cpu_s`` CPU-seconds and may use up to its limit,
+  ``BURST_FACTOR * request`` cores. A node's CPU left after background load is shared among its
+  tasks in proportion to their limits (processor sharing), so co-located tasks slow each other.
+* Completion time = queueing + network (path latency + input over the bottleneck bandwidth) +
+  execution. A task violates its SLO when completion exceeds its deadline or its path latency
+  exceeds its latency budget.
+* Background load drifts per node (Ornstein-Uhlenbeck, sampled every tick) and shows in
+  measured usage but not in requests; failed nodes lose their tasks, which restart elsewhere.
+
+Every random stream comes from :mod:`edge_allocator.sim.generate`, so two policies run on the
+same seed see the same tasks, background load and failures. Each decision gets a fresh
+:class:`ClusterSnapshot` revision derived from one base snapshot, so the topology work
+(shortest paths) is done once per run.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+import time
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+
+from edge_allocator.cluster.features import BURST_FACTOR
+from edge_allocator.cluster.snapshot import ClusterSnapshot, NodeState, TaskSpec
+from edge_allocator.policy.base import PlacementPolicy
+from edge_allocator.sim.generate import Tasks, build_cluster, build_failures, build_tasks, rng_for
+from edge_allocator.sim.scenario import Scenario
+
+_ARRIVAL, _COMPLETE, _TICK, _FAIL, _RECOVER = range(5)
+_EPS = 1e-7
+
+
+class Chooser(Protocol):
+    """Picks one candidate (an index into ``candidates``) for the task with id ``task_id``."""
+
+    def choose(
+        self, snapshot: ClusterSnapshot, task: TaskSpec, candidates: Sequence[str], task_id: int
+    ) -> int: ...
+
+
+class PolicyChooser:
+    """Deterministic argmax over a policy's scores (first best on ties)."""
+
+    def __init__(self, policy: PlacementPolicy) -> None:
+        self.policy = policy
+
+    def choose(
+        self, snapshot: ClusterSnapshot, task: TaskSpec, candidates: Sequence[str], task_id: int
+    ) -> int:
+        scores = self.policy.score(snapshot, task, candidates)
+        best, best_i = -math.inf, 0
+        for i, s in enumerate(scores):
+            if s > best:
+                best, best_i = s, i
+        return best_i
+
+
+@dataclass
+class SimResult:
+    """Per-task outcomes of one run (task id = index)."""
+
+    scenario: str
+    seed: int
+    policy: str
+    completion_s: np.ndarray  # nan for unfinished tasks
+    network_ms: np.ndarray  # network time (latency + transfer) at the final placement
+    latency_ms: np.ndarray  # path latency at the final placement
+    violated: np.ndarray  # bool
+    decisions: int
+    restarts: int
+    imbalance: float  # mean over ticks of the std of CPU utilisation across ready nodes
+    sim_time_s: float
+    wall_s: float
+    decision_tasks: list[int] = field(default_factory=list)
+
+    def summary(self) -> dict[str, Any]:
+        done = self.completion_s[~np.isnan(self.completion_s)]
+        return {
+            "mean_completion_s": float(done.mean()) if done.size else math.nan,
+            "p95_completion_s": float(np.percentile(done, 95)) if done.size else math.nan,
+            "slo_violation_rate": float(self.violated.mean()),
+            "mean_network_latency_ms": float(np.nanmean(self.latency_ms)),
+            "cpu_imbalance": self.imbalance,
+            "unfinished": int(np.isnan(self.completion_s).sum()),
+            "decisions": self.decisions,
+        }
+
+
+class Simulator:
+    """One scenario instance (topology and random streams fixed by ``seed``)."""
+
+    def __init__(self, scenario: Scenario, seed: int) -> None:
+        self.scenario = scenario
+        self.seed = seed
+        self.cluster = build_cluster(scenario, seed)
+        self.tasks: Tasks = build_tasks(scenario, self.cluster, seed)
+        last = float(self.tasks.arrival_s[-1])
+        self.failures = build_failures(scenario, self.cluster, seed, horizon_s=last)
+        self.base = ClusterSnapshot(self.cluster.nodes, self.cluster.sites, self.cluster.links)
+        sidx = self.base.site_index
+        self.node_site = [sidx[n.site] for n in self.cluster.nodes]
+        names = [s.name for s in self.cluster.sites]
+        self.site_lat = [[self.base.site_latency_ms(a, b) for b in names] for a in names]
+        self.site_bw = [[self.base.site_bandwidth_mbps(a, b) for b in names] for a in names]
+
+    # -- state -----------------------------------------------------------------------------
+    def _reset(self) -> None:
+        nodes = self.cluster.nodes
+        n = len(nodes)
+        bg_spec = self.scenario.dynamics.background
+        rng = rng_for(self.seed, "background")
+        self._bg_rng = rng
+        self.cores = [nd.cpu_allocatable_m / 1000.0 for nd in nodes]
+        self.cpu_alloc = [nd.cpu_allocatable_m for nd in nodes]
+        self.mem_alloc = [nd.mem_allocatable_mib for nd in nodes]
+        self.cpu_req = [0] * n
+        self.mem_req = [0] * n
+        mu = np.clip(bg_spec.mean * (1 + bg_spec.heterogeneity * rng.standard_normal(n)), 0, 0.9)
+        self.bg_mu = mu.tolist()
+        self.bg = [float(m) * c for m, c in zip(mu, self.cores, strict=True)]
+        self.ready = [True] * n
+        self.running: list[dict[int, list[float]]] = [{} for _ in range(n)]
+        self.factor = [1.0] * n
+        self.last_t = [0.0] * n
+        self.version = [0] * n
+        self.states = list(nodes)
+        self.dirty: set[int] = set(range(n))
+        self.revision = 0
+        self._snap: ClusterSnapshot | None = None
+        self.heap: list[tuple[float, int, int, int, float]] = []
+        self.seq = 0
+
+    def _push(self, t: float, kind: int, a: int, b: float = 0.0) -> None:
+        self.seq += 1
+        heapq.heappush(self.heap, (t, self.seq, kind, a, b))
+
+    def _advance(self, i: int, t: float) -> None:
+        dt = t - self.last_t[i]
+        if dt > 0 and self.running[i]:
+            f = self.factor[i] * dt
+            for v in self.running[i].values():
+                v[0] -= v[1] * f
+        self.last_t[i] = t
+
+    def _reschedule(self, i: int, t: float) -> None:
+        run = self.running[i]
+        self.version[i] += 1
+        self.dirty.add(i)
+        self._snap = None
+        if not run:
+            self.factor[i] = 1.0
+            return
+        demand = sum(v[1] for v in run.values())
+        avail = max(self.cores[i] - self.bg[i], 0.05 * self.cores[i])
+        f = 1.0 if demand <= avail else avail / demand
+        self.factor[i] = f
+        dt = min(max(v[0], 0.0) / v[1] for v in run.values()) / f
+        self._push(t + dt, _COMPLETE, i, float(self.version[i]))
+
+    def usage_cores(self, i: int) -> float:
+        demand = sum(v[1] for v in self.running[i].values())
+        return min(self.bg[i] + demand * self.factor[i], self.cores[i])
+
+    def snapshot(self, t: float) -> ClusterSnapshot:
+        if self._snap is not None:
+            return self._snap
+        for i in self.dirty:
+            nd = self.cluster.nodes[i]
+            self.states[i] = NodeState(
+                nd.name,
+                nd.site,
+                nd.node_class,
+                nd.cpu_capacity_m,
+                nd.mem_capacity_mib,
+                nd.cpu_allocatable_m,
+                nd.mem_allocatable_mib,
+                self.cpu_req[i],
+                self.mem_req[i],
+                int(self.usage_cores(i) * 1000),
+                self.mem_req[i],
+                len(self.running[i]),
+                self.ready[i],
+            )
+        self.dirty.clear()
+        self.revision += 1
+        self._snap = self.base.with_nodes(tuple(self.states), revision=self.revision, taken_at=t)
+        return self._snap
+
+    def task_spec(self, tid: int) -> TaskSpec:
+        tk = self.tasks
+        src = int(tk.source_node[tid])
+        budget = float(tk.latency_budget_ms[tid])
+        return TaskSpec(
+            int(tk.cpu_request_m[tid]),
+            int(tk.mem_request_mib[tid]),
+            self.cluster.nodes[src].site,
+            self.cluster.nodes[src].name,
+            float(tk.input_mb[tid]),
+            float(tk.work_cpu_s[tid]),
+            None if math.isnan(budget) else budget,
+        )
+
+    def path(self, tid: int, i: int) -> tuple[float, float]:
+        """(path latency ms, network time ms) from task ``tid``'s source to node ``i``."""
+        src = int(self.tasks.source_node[tid])
+        if src == i:
+            return 0.0, 0.0
+        a, b = self.node_site[src], self.node_site[i]
+        lat = self.site_lat[a][b]
+        bw = self.site_bw[a][b]
+        transfer = 0.0 if math.isinf(bw) else float(self.tasks.input_mb[tid]) * 8000.0 / bw
+        return lat, lat + transfer
+
+    def candidates(self, tid: int) -> list[int]:
+        cpu = int(self.tasks.cpu_request_m[tid])
+        mem = int(self.tasks.mem_request_mib[tid])
+        cr, ca, mr, ma, rd = self.cpu_req, self.cpu_alloc, self.mem_req, self.mem_alloc, self.ready
+        fit = [i for i in range(len(ca)) if rd[i] and cr[i] + cpu <= ca[i] and mr[i] + mem <= ma[i]]
+        budget = float(self.tasks.latency_budget_ms[tid])
+        if fit and not math.isnan(budget):
+            src = int(self.tasks.source_node[tid])
+            row = self.site_lat[self.node_site[src]]
+            ns = self.node_site
+            within = [i for i in fit if i == src or row[ns[i]] <= budget]
+            if within:
+                return within
+        return fit
+
+    # -- run -------------------------------------------------------------------------------
+    def run(self, chooser: Chooser, policy_name: str = "") -> SimResult:
+        wall0 = time.perf_counter()
+        self._reset()
+        tk = self.tasks
+        n_tasks = len(tk)
+        nodes = self.cluster.nodes
+        names = [nd.name for nd in nodes]
+        placed_node = np.full(n_tasks, -1, dtype=np.int64)
+        start_wait = tk.arrival_s.copy()
+        finish = np.full(n_tasks, np.nan)
+        net_ms = np.full(n_tasks, np.nan)
+        lat_ms = np.full(n_tasks, np.nan)
+        pending: deque[int] = deque()
+        decision_tasks: list[int] = []
+        restarts = 0
+        bg_spec = self.scenario.dynamics.background
+        imbalance: list[float] = []
+        n_done = 0
+        self._push(bg_spec.tick_s, _TICK, 0)
+        for ft, node, down in self.failures:
+            self._push(ft, _FAIL, node, down)
+        next_arrival = 0
+
+        def place(tid: int, t: float) -> bool:
+            cands = self.candidates(tid)
+            if not cands:
+                return False
+            snap = self.snapshot(t)
+            cand_names = [names[i] for i in cands]
+            k = chooser.choose(snap, self.task_spec(tid), cand_names, tid)
+            i = cands[k]
+            decision_tasks.append(tid)
+            self._advance(i, t)
+            req = int(tk.cpu_request_m[tid])
+            demand = min(req / 1000.0 * BURST_FACTOR, self.cores[i])
+            self.running[i][tid] = [float(tk.work_cpu_s[tid]), demand]
+            self.cpu_req[i] += req
+            self.mem_req[i] += int(tk.mem_request_mib[tid])
+            placed_node[tid] = i
+            lat_ms[tid], net_ms[tid] = self.path(tid, i)
+            self._reschedule(i, t)
+            return True
+
+        def drain_pending(t: float) -> None:
+            # retry in FIFO order; after a few misses the rest keep their place untried
+            kept: deque[int] = deque()
+            misses = 0
+            while pending:
+                tid = pending.popleft()
+                if misses < 16:
+                    if place(tid, t):
+                        continue
+                    misses += 1
+                kept.append(tid)
+            pending.extend(kept)
+
+        t = 0.0
+        while True:
+            arr_t = float(tk.arrival_s[next_arrival]) if next_arrival < n_tasks else math.inf
+            if self.heap and self.heap[0][0] <= arr_t:
+                t, _, kind, a, b = heapq.heappop(self.heap)
+            elif next_arrival < n_tasks:
+                t, kind, a, b = arr_t, _ARRIVAL, next_arrival, 0.0
+                next_arrival += 1
+            else:
+                break
+            if kind == _ARRIVAL:
+                if not place(a, t):
+                    pending.append(a)
+            elif kind == _COMPLETE:
+                if int(b) != self.version[a]:
+                    continue
+                self._advance(a, t)
+                run = self.running[a]
+                # the task the event was computed for, plus any that finish together
+                first = min(run, key=lambda k: run[k][0] / run[k][1])
+                done = [k for k, v in run.items() if k == first or v[0] <= _EPS]
+                for tid in done:
+                    del run[tid]
+                    self.cpu_req[a] -= int(tk.cpu_request_m[tid])
+                    self.mem_req[a] -= int(tk.mem_request_mib[tid])
+                    finish[tid] = t
+                    n_done += 1
+                self._reschedule(a, t)
+                if pending:
+                    drain_pending(t)
+            elif kind == _TICK:
+                utils = []
+                rng = self._bg_rng
+                noise = rng.standard_normal(len(nodes))
+                for i in range(len(nodes)):
+                    c = self.cores[i]
+                    frac = self.bg[i] / c
+                    frac += bg_spec.reversion * (self.bg_mu[i] - frac)
+                    frac += bg_spec.volatility * float(noise[i])
+                    frac = min(max(frac, 0.0), 0.95)
+                    if self.running[i]:
+                        self._advance(i, t)
+                        self.bg[i] = frac * c
+                        self._reschedule(i, t)
+                    else:
+                        self.bg[i] = frac * c
+                        self.dirty.add(i)
+                        self._snap = None
+                    if self.ready[i]:
+                        utils.append(self.usage_cores(i) / c)
+                if utils:
+                    imbalance.append(float(np.std(utils)))
+                if n_done < n_tasks:
+                    self._push(t + bg_spec.tick_s, _TICK, 0)
+                if pending:
+                    drain_pending(t)
+            elif kind == _FAIL:
+                if not self.ready[a]:
+                    continue
+                self._advance(a, t)
+                for tid in self.running[a]:
+                    restarts += 1
+                    start_wait[tid] = t
+                    pending.appendleft(tid)
+                self.running[a].clear()
+                self.cpu_req[a] = 0
+                self.mem_req[a] = 0
+                self.ready[a] = False
+                self._reschedule(a, t)
+                self._push(t + b, _RECOVER, a)
+                if pending:
+                    drain_pending(t)
+            elif kind == _RECOVER:
+                self.ready[a] = True
+                self._reschedule(a, t)
+                if pending:
+                    drain_pending(t)
+            if next_arrival >= n_tasks and n_done >= n_tasks:
+                break
+            if next_arrival >= n_tasks and not any(self.running) and pending:
+                # nothing left that could free resources: the rest can never be placed
+                if not any(kind == _RECOVER for _, _, kind, _, _ in self.heap):
+                    break
+
+        completion = finish - tk.arrival_s + net_ms / 1000.0
+        deadline = tk.deadline_s
+        budget = tk.latency_budget_ms
+        with np.errstate(invalid="ignore"):
+            violated = (
+                np.isnan(completion)
+                | (~np.isnan(deadline) & (completion > deadline))
+                | (~np.isnan(budget) & (lat_ms > budget))
+            )
+        return SimResult(
+            scenario=self.scenario.name,
+            seed=self.seed,
+            policy=policy_name,
+            completion_s=completion,
+            network_ms=net_ms,
+            latency_ms=lat_ms,
+            violated=violated,
+            decisions=len(decision_tasks),
+            restarts=restarts,
+            imbalance=float(np.mean(imbalance)) if imbalance else 0.0,
+            sim_time_s=t,
+            wall_s=time.perf_counter() - wall0,
+            decision_tasks=decision_tasks,
+        )
+
+
+def run_policy(scenario: Scenario, seed: int, policy: PlacementPolicy) -> SimResult:
+    """Run one policy on one seeded scenario instance."""
+    sim = Simulator(scenario, seed)
+    bind = getattr(policy, "bind", None)
+    if callable(bind):
+        bind(sim)
+    return sim.run(PolicyChooser(policy), policy.name)
