@@ -1,0 +1,387 @@
+"""The FastAPI app: thin handlers that validate, call ExtenderService, and answer JSON.
+
+Verb answers are serialised by hand (``json.dumps`` to a ``Response``) because FastAPI's
+generic encoder costs milliseconds for a thousand-node answer; the declared response models
+still document them in the OpenAPI document. Every error is JSON with the request id.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import ValidationError
+
+from edge_allocator.cluster.annotations import DecisionRecord
+from edge_allocator.extender.api_models import (
+    ActiveModel,
+    BatchScoreRequest,
+    BatchScoreResponse,
+    CandidateOut,
+    DecisionResponse,
+    ErrorResponse,
+    ModelEntry,
+    ModelsResponse,
+    ScoreRequest,
+    ScoreResponse,
+)
+from edge_allocator.extender.models import ModelValidationError, allowed_name
+from edge_allocator.extender.scoring import filter_candidates, rank
+from edge_allocator.extender.security import (
+    RequestGuard,
+    TokenBucket,
+    error_body,
+    request_id_of,
+    token_matches,
+)
+from edge_allocator.extender.service import ExtenderService, NotReadyError
+from edge_allocator.extender.settings import Settings
+from edge_allocator.extender.tls import client_cert_subject
+from edge_allocator.extender.wire import ExtenderArgs, ExtenderFilterResult, HostPriority
+from edge_allocator.policy.model_file import ModelLoadError
+from edge_allocator.policy.registry import (
+    BASELINES,
+    GNN,
+    UnknownPolicyError,
+    get_policy,
+    list_models,
+    policy_names,
+)
+
+log = logging.getLogger(__name__)
+
+AnnotationReader = Callable[[str, str], tuple[str, str] | None]
+"""(namespace, pod) -> (uid, decision annotation JSON) or None; may call the API server."""
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorResponse, "description": text}
+    for code, text in (
+        (400, "malformed JSON"),
+        (401, "missing or wrong bearer token"),
+        (403, "client certificate required"),
+        (404, "not found"),
+        (413, "body too large"),
+        (422, "invalid body (the message names the field)"),
+        (429, "admin rate limit"),
+        (503, "not ready"),
+    )
+}
+
+
+def _json(content: Any, status: int = 200) -> Response:
+    return Response(
+        content=json.dumps(content, separators=(",", ":")),
+        status_code=status,
+        media_type="application/json",
+    )
+
+
+def _error(
+    request: Request, status: int, message: str, headers: dict[str, str] | None = None
+) -> Response:
+    return Response(
+        content=error_body(status, message, request_id_of(request.scope)),
+        status_code=status,
+        media_type="application/json",
+        headers=headers,
+    )
+
+
+def _explain(errors: list[Any]) -> str:
+    """Pydantic/FastAPI errors to one line that names each field and the rule."""
+    parts: list[str] = []
+    for e in errors[:5]:
+        loc = [str(x) for x in e.get("loc", ()) if x != "body"]
+        where = ".".join(loc) or "body"
+        if e.get("type") == "json_invalid":
+            ctx = e.get("ctx") or {}
+            parts.append(f"body is not valid JSON: {ctx.get('error', e.get('msg'))}")
+        else:
+            parts.append(f"{where}: {e.get('msg')}")
+    more = f" (and {len(errors) - 5} more)" if len(errors) > 5 else ""
+    return "; ".join(parts) + more
+
+
+def create_app(
+    service: ExtenderService,
+    settings: Settings,
+    *,
+    ready: Callable[[], dict[str, bool]] | None = None,
+    read_annotation: AnnotationReader | None = None,
+) -> FastAPI:
+    """Build the app around ``service``; ``ready`` reports readiness checks by name."""
+    app = FastAPI(
+        title="Edge Allocator scheduler extender",
+        version="v1",
+        description=(
+            "kube-scheduler extender verbs (/filter, /prioritize; extender v1 JSON with Go "
+            "field names) and the admin API (/v1/*: bearer token when configured)."
+        ),
+        responses=_ERRORS,
+    )
+    metrics = service.metrics
+    bucket = TokenBucket(settings.admin_rate_per_s, settings.admin_burst)
+    checks = ready or (lambda: {"cache": service.source.current() is not None, "model": True})
+
+    # ----- errors -----------------------------------------------------------------------------
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException) -> Response:
+        return _error(request, exc.status_code, str(exc.detail), dict(exc.headers or {}))
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> Response:
+        errors = list(exc.errors())
+        status = 400 if any(e.get("type") == "json_invalid" for e in errors) else 422
+        verb = request.url.path.strip("/").split("/")[0] or "root"
+        if verb in ("filter", "prioritize"):
+            metrics.errors.labels(verb=verb, kind="invalid").inc()
+        return _error(request, status, _explain(errors))
+
+    @app.exception_handler(ValidationError)
+    async def model_error(request: Request, exc: ValidationError) -> Response:
+        return _error(request, 422, _explain(list(exc.errors())))
+
+    @app.exception_handler(NotReadyError)
+    async def not_ready(request: Request, exc: NotReadyError) -> Response:
+        return _error(request, 503, str(exc), {"Retry-After": "1"})
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> Response:
+        log.error("request %s failed: %r", request_id_of(request.scope), exc, exc_info=exc)
+        return _error(request, 500, "internal error; see the extender log for this request id")
+
+    # ----- dependencies -----------------------------------------------------------------------
+
+    def verb_auth(request: Request) -> None:
+        if settings.client_ca and client_cert_subject(request.scope) is None:
+            raise HTTPException(403, "a client certificate signed by the configured CA is required")
+
+    def admin_auth(request: Request) -> None:
+        if settings.admin_token and not token_matches(
+            request.headers.get("authorization"), settings.admin_token
+        ):
+            raise HTTPException(
+                401,
+                "admin API needs 'Authorization: Bearer <token>'",
+                {"WWW-Authenticate": "Bearer"},
+            )
+        wait = bucket.take()
+        if wait > 0:
+            raise HTTPException(
+                429, "admin rate limit exceeded", {"Retry-After": str(max(1, round(wait)))}
+            )
+
+    # ----- kube-scheduler verbs ---------------------------------------------------------------
+
+    verbs = APIRouter(tags=["extender"], dependencies=[Depends(verb_auth)])
+
+    @verbs.post("/filter", response_model=ExtenderFilterResult)
+    async def filter_verb(args: ExtenderArgs, request: Request) -> Response:
+        """Drop nodes that break the pod's latency budget or that the cache knows are gone."""
+        t0 = time.perf_counter()
+        result = service.filter(args)
+        if args.Nodes is not None:  # nodeCacheCapable: false - echo the Node objects kept
+            keep = set(result["Nodes"]["items"])
+            raw = json.loads(await request.body())
+            items = [n for n in raw["Nodes"].get("items") or [] if n["metadata"]["name"] in keep]
+            result["Nodes"] = {"apiVersion": "v1", "kind": "NodeList", "items": items}
+        response = _json(result)
+        metrics.request_seconds.labels(verb="filter").observe(time.perf_counter() - t0)
+        return response
+
+    @verbs.post("/prioritize", response_model=list[HostPriority])
+    async def prioritize_verb(args: ExtenderArgs) -> Response:
+        """Integer scores 0..10 for every candidate; the policy's top node alone gets 10."""
+        t0 = time.perf_counter()
+        response = _json(service.prioritize(args))
+        metrics.request_seconds.labels(verb="prioritize").observe(time.perf_counter() - t0)
+        return response
+
+    app.include_router(verbs)
+
+    # ----- probes and metrics -----------------------------------------------------------------
+
+    @app.get("/healthz", tags=["probes"])
+    async def healthz() -> dict[str, str]:
+        """The process serves HTTP."""
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["probes"])
+    async def readyz() -> Response:
+        """Ready when the cluster cache has synced and a policy is loaded (else 503)."""
+        result = checks()
+        ok = all(result.values())
+        return _json({"ready": ok, "checks": result}, 200 if ok else 503)
+
+    @app.get("/metrics", tags=["probes"])
+    async def metrics_endpoint() -> Response:
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    # ----- admin API --------------------------------------------------------------------------
+
+    admin = APIRouter(prefix="/v1", tags=["admin"], dependencies=[Depends(admin_auth)])
+
+    def active_out() -> ActiveModel:
+        a = service.models.active
+        return ActiveModel(
+            name=a.name, policy=a.policy.name, version=a.policy.version, activatedAt=a.activated_at
+        )
+
+    def model_entries() -> list[ModelEntry]:
+        out = [
+            ModelEntry(name=name, kind="baseline", version=str(factory().version))
+            for name, factory in BASELINES.items()
+        ]
+        for info in list_models():
+            meta = json.loads(json.dumps(info.metadata, default=str))
+            out.append(
+                ModelEntry(
+                    name=f"{info.name}@{info.version}",
+                    kind="model-file",
+                    version=info.version,
+                    shipped=info.shipped,
+                    metadata=meta,
+                )
+            )
+        return out
+
+    @admin.get("/models", response_model=ModelsResponse)
+    def get_models() -> ModelsResponse:
+        """The active policy, every selectable name, and the model files found."""
+        return ModelsResponse(active=active_out(), policies=policy_names(), models=model_entries())
+
+    @admin.get("/models/{name}", response_model=ModelEntry)
+    def get_model(name: str) -> ModelEntry:
+        """One baseline or model file (``gnn`` is the shipped model)."""
+        entries = model_entries()
+        if name == GNN:
+            shipped = [e for e in entries if e.shipped]
+            if shipped:
+                return shipped[0]
+        for e in entries:
+            if e.name == name:
+                return e
+        raise HTTPException(404, f"no policy or model called {name!r}")
+
+    @admin.post("/models/{name}/activate", response_model=ActiveModel)
+    async def activate(name: str) -> ActiveModel:
+        """Load, validate, then switch; a bad model is refused and the old one stays active."""
+        if not allowed_name(name):
+            raise HTTPException(404, f"no policy or model called {name!r}")
+        try:
+            await run_in_threadpool(service.models.activate, name, service.source.current())
+        except UnknownPolicyError as exc:
+            raise HTTPException(404, str(exc).strip("'\"")) from exc
+        except (ModelLoadError, ModelValidationError) as exc:
+            raise HTTPException(
+                422, f"model {name!r} refused, {service.models.active.name!r} stays active: {exc}"
+            ) from exc
+        active = active_out()
+        metrics.set_model(active.policy, active.version)
+        log.info("activated policy %s (%s %s)", name, active.policy, active.version)
+        return active
+
+    def what_if(req: ScoreRequest) -> ScoreResponse:
+        snap = service.snapshot()
+        task = req.task.to_task()
+        if task.data_source_site not in snap.site_index:
+            raise HTTPException(422, f"task.dataSourceSite: unknown site {task.data_source_site!r}")
+        names = req.candidates if req.candidates is not None else [n.name for n in snap.nodes]
+        unknown = [n for n in names if not snap.has_node(n)]
+        if unknown:
+            raise HTTPException(422, f"candidates: unknown node {unknown[0]!r}")
+        policy = service.models.active.policy
+        if req.policy:
+            if not allowed_name(req.policy):
+                raise HTTPException(422, f"policy: unknown policy {req.policy!r}")
+            try:
+                policy = get_policy(req.policy)
+            except (UnknownPolicyError, ModelLoadError) as exc:
+                raise HTTPException(422, f"policy: {exc}") from exc
+        out = filter_candidates(snap, task, names)
+        filtered = {**out.failed, **out.unresolvable}
+        cands: list[CandidateOut] = []
+        chosen = None
+        if out.passed:
+            s = service.score(snap, task, out.passed, policy)
+            order = rank(s.candidates, s.raw)
+            chosen = s.candidates[s.top]
+            cands = [
+                CandidateOut(
+                    node=s.candidates[i],
+                    rank=r + 1,
+                    score=s.scores[i],
+                    raw=s.raw[i],
+                    latencyMs=round(s.latency_ms[i], 3),
+                )
+                for r, i in enumerate(order)
+            ]
+        return ScoreResponse(
+            policy=policy.name,
+            modelVersion=policy.version,
+            snapshotRevision=snap.revision,
+            chosen=chosen,
+            candidates=cands,
+            filtered=filtered,
+        )
+
+    @admin.post("/score", response_model=ScoreResponse)
+    def score(req: ScoreRequest) -> ScoreResponse:
+        """What-if: how would this task be filtered and ranked on the live cluster now?"""
+        t0 = time.perf_counter()
+        out = what_if(req)
+        metrics.request_seconds.labels(verb="score").observe(time.perf_counter() - t0)
+        return out
+
+    @admin.post("/score/batch", response_model=BatchScoreResponse)
+    def score_batch(req: BatchScoreRequest) -> BatchScoreResponse:
+        """What-if for several tasks against the same snapshot."""
+        if len(req.requests) > settings.max_batch:
+            raise HTTPException(422, f"requests: at most {settings.max_batch} per batch")
+        return BatchScoreResponse(results=[what_if(r) for r in req.requests])
+
+    @admin.get("/decisions/{namespace}/{pod}", response_model=DecisionResponse)
+    def decision(namespace: str, pod: str) -> DecisionResponse:
+        """The latest decision for a pod: this replica's memory first, then the pod annotation."""
+        hit = service.log.get((namespace, pod))
+        if hit is not None:
+            uid, record = hit
+            return DecisionResponse(
+                namespace=namespace,
+                pod=pod,
+                uid=uid,
+                source="memory",
+                decision=json.loads(record.to_json()),
+            )
+        if read_annotation is not None:
+            found = read_annotation(namespace, pod)
+            if found is not None:
+                uid, text = found
+                try:
+                    record = DecisionRecord.from_json(text)
+                except (ValueError, TypeError) as exc:
+                    raise HTTPException(
+                        404, f"pod {namespace}/{pod} has an unreadable decision annotation"
+                    ) from exc
+                return DecisionResponse(
+                    namespace=namespace,
+                    pod=pod,
+                    uid=uid,
+                    source="annotation",
+                    decision=json.loads(record.to_json()),
+                )
+        raise HTTPException(404, f"no decision recorded for pod {namespace}/{pod}")
+
+    app.include_router(admin)
+
+    app.add_middleware(RequestGuard, max_body_bytes=settings.max_body_bytes)
+    return app

@@ -1,0 +1,390 @@
+"""The watch cache: Nodes, Pods, EdgeNetworks and node metrics folded into a ClusterSnapshot.
+
+Reflector threads feed raw objects in; a builder thread turns what changed into a new immutable
+``ClusterSnapshot`` at most every ``min_rebuild_s``; request handlers only read
+``current()``. Nothing here is called with a Kubernetes API call on the request path.
+
+Load accounting (per node):
+
+* requested = the requests of the non-terminal pods bound to it, plus pods the extender has
+  *assumed* there (its top choice, until the watch shows the binding or ``assume_ttl_s``
+  passes), so a burst of pods does not all pile onto the node that looked emptiest;
+* usage = the last metrics.k8s.io sample plus the requests of pods bound (or assumed) since
+  that sample was taken; ``None`` when metrics are not served or the sample is older than
+  ``metrics_max_age_s`` (policies then fall back to requests).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from edge_allocator.cluster.annotations import LABEL_MANAGED, LABEL_TASK
+from edge_allocator.cluster.snapshot import ClusterSnapshot, NodeState, Site
+from edge_allocator.extender.podtask import effective_requests
+from edge_allocator.extender.quantity import QuantityError, cpu_millicores, memory_mib
+from edge_allocator.extender.topology import (
+    DEFAULT_INTRA_LATENCY_MS,
+    NodeInfo,
+    Topology,
+    merge_networks,
+    node_class,
+    node_site,
+    parse_node,
+)
+
+log = logging.getLogger(__name__)
+
+NODES, PODS, NETWORKS = "nodes", "pods", "edgenetworks"
+
+
+def parse_time(text: str | None) -> float | None:
+    """RFC 3339 timestamp to epoch seconds."""
+    if not text:
+        return None
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class PodInfo:
+    uid: str
+    node: str
+    cpu_m: int
+    mem_mib: int
+    managed: bool
+    bound_at: float
+
+
+def parse_pod(obj: dict[str, Any]) -> PodInfo | None:
+    """The bound, non-terminal pod's footprint, or None when it does not occupy a node."""
+    spec = obj.get("spec") or {}
+    status = obj.get("status") or {}
+    node = spec.get("nodeName")
+    if not node or status.get("phase") in ("Succeeded", "Failed"):
+        return None
+    meta = obj.get("metadata") or {}
+    labels = meta.get("labels") or {}
+
+    def reqs(containers: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
+        return [((c.get("resources") or {}).get("requests") or {}) for c in containers or []]
+
+    try:
+        cpu, mem = effective_requests(
+            reqs(spec.get("containers")),
+            reqs(spec.get("initContainers")),
+            spec.get("overhead") or {},
+        )
+    except QuantityError:
+        cpu, mem = 0, 0
+    bound_at = 0.0
+    for cond in status.get("conditions") or []:
+        if cond.get("type") == "PodScheduled" and cond.get("status") == "True":
+            bound_at = parse_time(cond.get("lastTransitionTime")) or 0.0
+    return PodInfo(
+        uid=str(meta.get("uid", "")),
+        node=str(node),
+        cpu_m=cpu,
+        mem_mib=mem,
+        managed=labels.get(LABEL_MANAGED) == "true" or LABEL_TASK in labels,
+        bound_at=bound_at,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    cpu_m: int
+    mem_mib: int
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class Assumed:
+    node: str
+    cpu_m: int
+    mem_mib: int
+    at: float
+
+
+class WatchCache:
+    """Thread-safe store for reflectors plus the snapshot builder. See the module docstring."""
+
+    def __init__(
+        self,
+        *,
+        min_rebuild_s: float = 0.02,
+        metrics_max_age_s: float = 180.0,
+        assume_ttl_s: float = 30.0,
+        clock: Callable[[], float] = time.time,
+        kinds: tuple[str, ...] = (NODES, PODS, NETWORKS),
+    ) -> None:
+        self.min_rebuild_s = min_rebuild_s
+        self.metrics_max_age_s = metrics_max_age_s
+        self.assume_ttl_s = assume_ttl_s
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._nodes: dict[str, NodeInfo] = {}
+        self._pods: dict[str, PodInfo] = {}
+        self._node_pods: dict[str, set[str]] = {}
+        self._networks: dict[str, dict[str, Any]] = {}
+        self._topology = Topology()
+        self._samples: dict[str, Sample] = {}
+        self.metrics_served: bool | None = None
+        self._assumed: dict[str, Assumed] = {}
+        self._assume_queue: deque[tuple[str, Assumed]] = deque()
+        self._states: dict[str, NodeState] = {}
+        self._dirty: set[str] = set()
+        self._full = True
+        self._synced = dict.fromkeys(kinds, False)
+        self._snapshot: ClusterSnapshot | None = None
+        self._revision = 0
+        self._built_at = 0.0
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # ----- what the request path reads -------------------------------------------------------
+
+    def current(self) -> ClusterSnapshot | None:
+        """The latest snapshot (None until the first full sync)."""
+        return self._snapshot
+
+    @property
+    def synced(self) -> bool:
+        return self._snapshot is not None
+
+    def age_seconds(self) -> float | None:
+        return None if self._snapshot is None else max(self.clock() - self._built_at, 0.0)
+
+    def assume(self, pod_uid: str, node: str, cpu_m: int, mem_mib: int) -> None:
+        """Count a pod on ``node`` until the watch reports where it really went."""
+        if pod_uid:
+            self._assume_queue.append((pod_uid, Assumed(node, cpu_m, mem_mib, self.clock())))
+            self._wake.set()
+
+    # ----- reflector store interface ----------------------------------------------------------
+
+    def replace(self, kind: str, items: list[dict[str, Any]]) -> None:
+        with self._lock:
+            if kind == NODES:
+                self._nodes = {}
+                for obj in items:
+                    info = parse_node(obj)
+                    self._nodes[info.name] = info
+                self._full = True
+            elif kind == PODS:
+                self._pods, self._node_pods = {}, {}
+                for obj in items:
+                    self._put_pod(obj)
+                self._full = True
+            elif kind == NETWORKS:
+                self._networks = {self._name(o): o for o in items}
+                self._topology = merge_networks(self._networks.values())
+                self._full = True
+        self._wake.set()
+
+    def upsert(self, kind: str, obj: dict[str, Any]) -> None:
+        with self._lock:
+            if kind == NODES:
+                info = parse_node(obj)
+                if info.name not in self._nodes:
+                    self._full = True
+                self._nodes[info.name] = info
+                self._dirty.add(info.name)
+            elif kind == PODS:
+                self._put_pod(obj)
+            elif kind == NETWORKS:
+                self._networks[self._name(obj)] = obj
+                self._topology = merge_networks(self._networks.values())
+                self._full = True
+        self._wake.set()
+
+    def delete(self, kind: str, obj: dict[str, Any]) -> None:
+        with self._lock:
+            if kind == NODES:
+                self._nodes.pop(self._name(obj), None)
+                self._full = True
+            elif kind == PODS:
+                self._drop_pod(str((obj.get("metadata") or {}).get("uid", "")))
+            elif kind == NETWORKS:
+                self._networks.pop(self._name(obj), None)
+                self._topology = merge_networks(self._networks.values())
+                self._full = True
+        self._wake.set()
+
+    def mark_synced(self, kind: str) -> None:
+        with self._lock:
+            self._synced[kind] = True
+        self._wake.set()
+
+    def set_metrics(self, samples: dict[str, Sample] | None) -> None:
+        """A metrics.k8s.io poll result; None when the API is not served."""
+        with self._lock:
+            self.metrics_served = samples is not None
+            old = self._samples
+            self._samples = samples or {}
+            self._dirty.update(old.keys() | self._samples.keys())
+        self._wake.set()
+
+    @staticmethod
+    def _name(obj: dict[str, Any]) -> str:
+        return str((obj.get("metadata") or {}).get("name", ""))
+
+    def _put_pod(self, obj: dict[str, Any]) -> None:
+        uid = str((obj.get("metadata") or {}).get("uid", ""))
+        info = parse_pod(obj)
+        self._drop_pod(uid)
+        if info is None:
+            return
+        if info.bound_at == 0.0 and self._synced.get(PODS):
+            info = dataclasses.replace(info, bound_at=self.clock())
+        self._pods[uid] = info
+        self._node_pods.setdefault(info.node, set()).add(uid)
+        self._dirty.add(info.node)
+
+    def _drop_pod(self, uid: str) -> None:
+        old = self._pods.pop(uid, None)
+        if old is not None:
+            self._node_pods.get(old.node, set()).discard(uid)
+            self._dirty.add(old.node)
+        assumed = self._assumed.pop(uid, None)
+        if assumed is not None:
+            self._dirty.add(assumed.node)
+
+    # ----- the builder ------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="snapshot-builder", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait(timeout=1.0)
+            self._wake.clear()
+            wait = self._built_at + self.min_rebuild_s - self.clock()
+            if wait > 0:
+                self._stop.wait(wait)
+            try:
+                self.rebuild()
+            except Exception:  # a bad object must not kill the builder
+                log.exception("snapshot rebuild failed")
+
+    def rebuild(self) -> ClusterSnapshot | None:
+        """Fold pending changes into a new snapshot (also called directly by tests)."""
+        now = self.clock()
+        with self._lock:
+            while self._assume_queue:
+                uid, a = self._assume_queue.popleft()
+                if uid in self._pods:  # already bound: the watch was faster
+                    continue
+                prev = self._assumed.get(uid)
+                if prev is not None:
+                    self._dirty.add(prev.node)
+                self._assumed[uid] = a
+                self._dirty.add(a.node)
+            for uid, a in list(self._assumed.items()):
+                if now - a.at > self.assume_ttl_s:
+                    del self._assumed[uid]
+                    self._dirty.add(a.node)
+            if not all(self._synced.values()):
+                return None
+            if not self._full and not self._dirty and self._snapshot is not None:
+                return self._snapshot
+            snap = self._build_locked(now)
+            self._snapshot = snap
+            self._built_at = now
+            return snap
+
+    def _build_locked(self, now: float) -> ClusterSnapshot:
+        topo = self._topology
+        if self._full:
+            self._states = {}
+            names: set[str] = set(self._nodes)
+        else:
+            names = self._dirty & self._nodes.keys()
+        by_node_assumed: dict[str, list[Assumed]] = {}
+        for a in self._assumed.values():
+            by_node_assumed.setdefault(a.node, []).append(a)
+        for name in names:
+            self._states[name] = self._node_state(
+                self._nodes[name], topo, by_node_assumed.get(name, ()), now
+            )
+        for name in list(self._states):
+            if name not in self._nodes:
+                del self._states[name]
+        self._dirty.clear()
+        self._full = False
+        sites = dict(topo.sites)
+        for st in self._states.values():
+            if st.site not in sites:
+                sites[st.site] = Site(st.site, DEFAULT_INTRA_LATENCY_MS)
+        self._revision += 1
+        return ClusterSnapshot(
+            nodes=tuple(self._states[n] for n in sorted(self._states)),
+            sites=tuple(sites[s] for s in sorted(sites)),
+            links=topo.links,
+            taken_at=now,
+            revision=self._revision,
+        )
+
+    def _node_state(self, info: NodeInfo, topo: Topology, assumed: Any, now: float) -> NodeState:
+        cpu = mem = tasks = 0
+        sample = self._samples.get(info.name)
+        fresh = sample is not None and now - sample.at <= self.metrics_max_age_s
+        extra_cpu = extra_mem = 0
+        for uid in self._node_pods.get(info.name, ()):
+            p = self._pods[uid]
+            cpu += p.cpu_m
+            mem += p.mem_mib
+            tasks += p.managed
+            if fresh and sample is not None and p.bound_at > sample.at:
+                extra_cpu += p.cpu_m
+                extra_mem += p.mem_mib
+        for a in assumed:
+            cpu += a.cpu_m
+            mem += a.mem_mib
+            tasks += 1
+            extra_cpu += a.cpu_m
+            extra_mem += a.mem_mib
+        return NodeState(
+            name=info.name,
+            site=node_site(info, topo),
+            node_class=node_class(info, topo),
+            cpu_capacity_m=info.cpu_capacity_m,
+            mem_capacity_mib=info.mem_capacity_mib,
+            cpu_allocatable_m=info.cpu_allocatable_m,
+            mem_allocatable_mib=info.mem_allocatable_mib,
+            cpu_requested_m=cpu,
+            mem_requested_mib=mem,
+            cpu_usage_m=sample.cpu_m + extra_cpu if fresh and sample else None,
+            mem_usage_mib=sample.mem_mib + extra_mem if fresh and sample else None,
+            running_tasks=tasks,
+            ready=info.ready,
+        )
+
+
+def parse_node_metrics(items: list[dict[str, Any]]) -> dict[str, Sample]:
+    """metrics.k8s.io NodeMetrics items to samples (unparsable items are skipped)."""
+    out: dict[str, Sample] = {}
+    for obj in items:
+        try:
+            name = str(obj["metadata"]["name"])
+            usage = obj.get("usage") or {}
+            at = parse_time(obj.get("timestamp")) or 0.0
+            out[name] = Sample(cpu_millicores(usage["cpu"]), memory_mib(usage["memory"]), at)
+        except (KeyError, TypeError, QuantityError):
+            continue
+    return out

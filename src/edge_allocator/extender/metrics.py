@@ -1,0 +1,72 @@
+"""Prometheus metrics of the extender, on a registry of its own (one per app instance).
+
+Labels are bounded: verbs, outcomes and error kinds are fixed sets; model identity is one
+info-style gauge whose labels change only on activation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+_LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.1, 0.5, 1.0)
+
+
+class ExtenderMetrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.request_seconds = Histogram(
+            "edge_allocator_extender_request_seconds",
+            "Time to answer one request, by verb (filter, prioritize, score, admin).",
+            ["verb"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.inference_seconds = Histogram(
+            "edge_allocator_inference_seconds",
+            "Time the policy took to score one request's candidates.",
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.candidates = Histogram(
+            "edge_allocator_extender_candidates",
+            "Candidate nodes per scored request.",
+            buckets=(1, 5, 10, 50, 100, 250, 500, 1000, 2500, 5000),
+            registry=r,
+        )
+        self.errors = Counter(
+            "edge_allocator_extender_errors_total",
+            "Requests answered with an error, by verb and kind.",
+            ["verb", "kind"],
+            registry=r,
+        )
+        self.decisions = Counter(
+            "edge_allocator_decisions_total",
+            "Decision records by outcome (written, pod_gone, failed, dropped).",
+            ["outcome"],
+            registry=r,
+        )
+        self.cache_age = Gauge(
+            "edge_allocator_cache_age_seconds",
+            "Seconds since the cluster snapshot was last rebuilt (-1 before the first sync).",
+            registry=r,
+        )
+        self.cache_nodes = Gauge(
+            "edge_allocator_cache_nodes", "Nodes in the current snapshot.", registry=r
+        )
+        self.model_info = Gauge(
+            "edge_allocator_model_info",
+            "The active policy (value 1) with its name and version as labels.",
+            ["policy", "version"],
+            registry=r,
+        )
+
+    def bind_cache(self, age: Callable[[], float | None], nodes: Callable[[], int]) -> None:
+        self.cache_age.set_function(lambda: -1.0 if (a := age()) is None else a)
+        self.cache_nodes.set_function(lambda: float(nodes()))
+
+    def set_model(self, policy: str, version: str) -> None:
+        self.model_info.clear()
+        self.model_info.labels(policy=policy, version=version).set(1)

@@ -1,0 +1,110 @@
+"""Pure decision arithmetic: latency-budget filtering and policy scores -> extender scores.
+
+Filter rules, per candidate node:
+
+* not in the cache's snapshot -> ``FailedNodes`` ("unknown to the extender's cache": deleted, or
+  not seen yet - a later cycle may succeed);
+* in the snapshot but not Ready -> ``FailedNodes``;
+* network time from the task's data source (latency + input transfer,
+  :meth:`ClusterSnapshot.network_time_ms`) above the pod's latency budget ->
+  ``FailedAndUnresolvableNodes`` ("42 ms from site-a exceeds budget 20 ms"): preemption cannot
+  move a node closer.
+
+Score mapping (kube-scheduler wants integers 0..10, higher is better). Candidates are ranked by
+(policy score descending, node name ascending) - the **tie rule**: equal policy scores are
+broken by node name, so the answer is deterministic and exactly one node is the top choice.
+The top node gets 10. Every other node gets
+``round(9 * (raw - lo) / (top - lo))`` clipped to 0..9, where ``lo`` is the lowest policy
+score among the candidates (9 for all when ``top == lo``). The mapping is monotone: a better
+policy score never gets a lower extender score. Non-finite policy scores count as the lowest.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from edge_allocator.cluster.snapshot import ClusterSnapshot, TaskSpec
+
+MAX_SCORE = 10
+
+
+def format_ms(value: float) -> str:
+    if math.isinf(value):
+        return "unreachable"
+    return f"{value:.0f} ms" if value >= 10 or value == int(value) else f"{value:.1f} ms"
+
+
+@dataclass(frozen=True, slots=True)
+class FilterOutcome:
+    passed: list[str]
+    failed: dict[str, str]
+    unresolvable: dict[str, str]
+
+
+def filter_candidates(
+    snapshot: ClusterSnapshot, task: TaskSpec | None, candidates: Sequence[str]
+) -> FilterOutcome:
+    """Apply the filter rules above; ``task`` None (not an EdgeTask pod) checks the cache only."""
+    passed: list[str] = []
+    failed: dict[str, str] = {}
+    unresolvable: dict[str, str] = {}
+    budget = task.latency_budget_ms if task is not None else None
+    per_site: dict[str, float] = {}
+    for name in candidates:
+        if not snapshot.has_node(name):
+            failed[name] = "node is unknown to the edge-allocator cache (deleted or not yet seen)"
+            continue
+        node = snapshot.node(name)
+        if not node.ready:
+            failed[name] = "node is not Ready in the edge-allocator cache"
+            continue
+        if task is not None and budget is not None:
+            if task.data_source_node == name:
+                net = 0.0
+            else:
+                net = per_site.get(node.site, -1.0)
+                if net < 0:
+                    net = snapshot.network_time_ms(task, node)
+                    per_site[node.site] = net
+            if net > budget:
+                unresolvable[name] = (
+                    f"{format_ms(net)} from {task.data_source_site} exceeds budget "
+                    f"{format_ms(budget)}"
+                )
+                continue
+        passed.append(name)
+    return FilterOutcome(passed, failed, unresolvable)
+
+
+def rank(candidates: Sequence[str], raw: Sequence[float]) -> list[int]:
+    """Indices of ``candidates`` best first, by (raw descending, name ascending)."""
+    clean = [r if math.isfinite(r) else -math.inf for r in raw]
+    return sorted(range(len(candidates)), key=lambda i: (-clean[i], candidates[i]))
+
+
+def to_extender_scores(candidates: Sequence[str], raw: Sequence[float]) -> tuple[list[int], int]:
+    """Integer scores (same order as ``candidates``) and the index of the top node."""
+    if len(candidates) != len(raw):
+        raise ValueError(f"policy returned {len(raw)} scores for {len(candidates)} candidates")
+    if not candidates:
+        return [], -1
+    order = rank(candidates, raw)
+    top = order[0]
+    finite = [r for r in raw if math.isfinite(r)]
+    hi = raw[top] if math.isfinite(raw[top]) else 0.0
+    lo = min(finite) if finite else 0.0
+    span = hi - lo
+    scores: list[int] = []
+    for i, r in enumerate(raw):
+        if i == top:
+            scores.append(MAX_SCORE)
+        elif not math.isfinite(r):
+            scores.append(0)
+        elif span <= 0:
+            scores.append(MAX_SCORE - 1)
+        else:
+            s = round((MAX_SCORE - 1) * (r - lo) / span)
+            scores.append(min(max(s, 0), MAX_SCORE - 1))
+    return scores, top

@@ -1,0 +1,127 @@
+"""Assemble the live extender (cluster cache, policy, decision writer, app) and serve it."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any
+
+import uvicorn
+
+from edge_allocator.cluster.annotations import ANN_DECISION
+from edge_allocator.extender.app import create_app
+from edge_allocator.extender.cache import WatchCache
+from edge_allocator.extender.decisions import AnnotationWriter, DecisionLog, annotation_patch
+from edge_allocator.extender.kubeapi import ApiError, KubeApi, load_connection
+from edge_allocator.extender.live import LiveCluster
+from edge_allocator.extender.metrics import ExtenderMetrics
+from edge_allocator.extender.models import ModelManager, ModelValidationError
+from edge_allocator.extender.service import ExtenderService
+from edge_allocator.extender.settings import Settings
+from edge_allocator.extender.tls import TlsInfoProtocol, uvicorn_tls_options
+from edge_allocator.policy.model_file import ModelLoadError
+from edge_allocator.policy.registry import UnknownPolicyError, shipped_model_path
+
+log = logging.getLogger("edge_allocator.extender")
+
+FALLBACK_POLICY = "est-completion"
+
+
+def initial_policy(name: str) -> str:
+    if name != "auto":
+        return name
+    return "gnn" if shipped_model_path() is not None else FALLBACK_POLICY
+
+
+def serve(settings: Settings) -> int:
+    try:
+        api = KubeApi(load_connection(settings.kubeconfig))
+    except Exception as exc:
+        print(f"edge-allocator extender: no Kubernetes connection: {exc}", file=sys.stderr)
+        return 2
+    policy = initial_policy(settings.policy)
+    try:
+        models = ModelManager(policy)
+    except (UnknownPolicyError, ModelLoadError, ModelValidationError) as exc:
+        print(f"edge-allocator extender: policy {policy!r}: {exc}", file=sys.stderr)
+        return 2
+
+    metrics = ExtenderMetrics()
+    cache = WatchCache(
+        min_rebuild_s=settings.min_rebuild_s,
+        metrics_max_age_s=settings.metrics_max_age_s,
+        assume_ttl_s=settings.assume_ttl_s,
+    )
+    live = LiveCluster(api, cache, metrics_interval_s=settings.metrics_interval_s)
+
+    def patch(namespace: str, name: str, uid: str, text: str) -> None:
+        api.merge_patch(f"/api/v1/namespaces/{namespace}/pods/{name}", annotation_patch(uid, text))
+
+    def read_annotation(namespace: str, name: str) -> tuple[str, str] | None:
+        try:
+            pod = api.get(f"/api/v1/namespaces/{namespace}/pods/{name}")
+        except ApiError as exc:
+            if exc.status == 404:
+                return None
+            raise
+        meta = pod.get("metadata") or {}
+        text = (meta.get("annotations") or {}).get(ANN_DECISION)
+        return None if text is None else (str(meta.get("uid", "")), str(text))
+
+    writer = AnnotationWriter(
+        patch,
+        interval_s=settings.decision_write_interval_s,
+        max_pending=settings.decision_max_pending,
+        on_result=lambda outcome: metrics.decisions.labels(outcome=outcome).inc(),
+    )
+    service = ExtenderService(
+        cache, models, log=DecisionLog(settings.decision_capacity), writer=writer, metrics=metrics
+    )
+
+    def node_count() -> int:
+        snap = cache.current()
+        return 0 if snap is None else len(snap.nodes)
+
+    metrics.bind_cache(cache.age_seconds, node_count)
+    metrics.set_model(models.active.policy.name, models.active.policy.version)
+    app = create_app(
+        service,
+        settings,
+        ready=lambda: {"cache": cache.synced, "model": service.models.active is not None},
+        read_annotation=read_annotation,
+    )
+    if not settings.admin_token:
+        log.warning("no admin token configured: the /v1 admin API is open to all who reach it")
+
+    options: dict[str, Any] = uvicorn_tls_options(
+        settings.tls_cert, settings.tls_key, settings.client_ca
+    )
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        http=TlsInfoProtocol if settings.client_ca else "httptools",
+        loop="uvloop",
+        access_log=False,
+        log_config=None,
+        timeout_keep_alive=75,
+        **options,
+    )
+    live.start()
+    writer.start()
+    log.info(
+        "extender on %s://%s:%d, policy %s (%s %s)",
+        "https" if settings.tls_cert else "http",
+        settings.host,
+        settings.port,
+        models.active.name,
+        models.active.policy.name,
+        models.active.policy.version,
+    )
+    try:
+        uvicorn.Server(config).run()
+    finally:
+        writer.stop(flush=True)
+        live.stop()
+        api.close()
+    return 0

@@ -1,0 +1,46 @@
+"""Every tunable of the extender in one documented, validated place."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Settings:
+    host: str = "127.0.0.1"
+    port: int = 8888
+    policy: str = "auto"
+    """Initial policy: a registry name, or ``auto`` (the shipped GNN, else ``est-completion``)."""
+    kubeconfig: str | None = None
+    """Kubeconfig path; None means ``$KUBECONFIG``, then in-cluster config."""
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    client_ca: str | None = None
+    """When set (with TLS), /filter and /prioritize require a client certificate from this CA."""
+    admin_token: str | None = None
+    """Bearer token for /v1/*; None leaves the admin API open (a warning is logged)."""
+    max_body_bytes: int = 8 * 1024 * 1024
+    admin_rate_per_s: float = 20.0
+    admin_burst: int = 40
+    decision_capacity: int = 10_000
+    decision_write_interval_s: float = 0.2
+    decision_max_pending: int = 5_000
+    min_rebuild_s: float = 0.02
+    metrics_interval_s: float = 15.0
+    metrics_max_age_s: float = 180.0
+    assume_ttl_s: float = 30.0
+    max_batch: int = 64
+    log_json: bool = False
+
+    def __post_init__(self) -> None:
+        if not 0 < self.port < 65536:
+            raise ValueError(f"port {self.port} must be in 1..65535")
+        if bool(self.tls_cert) != bool(self.tls_key):
+            raise ValueError("--tls-cert and --tls-key go together")
+        if self.client_ca and not self.tls_cert:
+            raise ValueError("--client-ca needs TLS (--tls-cert/--tls-key)")
+        for name in ("max_body_bytes", "admin_burst", "decision_capacity", "max_batch"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1")
+        if self.admin_rate_per_s <= 0:
+            raise ValueError("admin_rate_per_s must be > 0")

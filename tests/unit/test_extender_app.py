@@ -1,0 +1,282 @@
+"""The HTTP contract: verbs in both nodeCacheCapable modes, admin API, security, errors."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from test_extender_helpers import fleet, make_app, pod
+
+from edge_allocator.cluster import annotations as ann
+from edge_allocator.cluster.annotations import DecisionRecord
+from edge_allocator.extender.app import create_app
+from edge_allocator.extender.models import ModelManager
+from edge_allocator.extender.podtask import task_from_pod
+from edge_allocator.extender.scoring import rank
+from edge_allocator.extender.service import ExtenderService, StaticSource
+from edge_allocator.extender.settings import Settings
+from edge_allocator.policy.registry import get_policy
+
+NAMES = [f"node-{i:04d}" for i in range(6)]
+
+
+def client(**kw: Any) -> tuple[TestClient, ExtenderService, StaticSource]:
+    app, service, source = make_app(**kw)
+    return TestClient(app), service, source
+
+
+def test_prioritize_top_node_is_the_policy_best() -> None:
+    c, service, source = client()
+    body = {"Pod": pod(), "NodeNames": NAMES}
+    r = c.post("/prioritize", json=body)
+    assert r.status_code == 200, r.text
+    out = r.json()
+    assert [h["Host"] for h in out] == NAMES
+    assert all(set(h) == {"Host", "Score"} for h in out)
+    snap = fleet()
+    task = task_from_pod(pod()["metadata"]["annotations"], (250, 128), snap)
+    raw = get_policy("est-completion").score(snap, task, NAMES)
+    best = rank(NAMES, raw)[0]
+    scores = {h["Host"]: h["Score"] for h in out}
+    assert scores[NAMES[best]] == 10
+    assert sorted(scores.values()).count(10) == 1
+    # the decision is kept and the pod is assumed on the chosen node
+    rec = service.log.get(("ns", "p"))
+    assert rec is not None and rec[1].chosen == NAMES[best]
+    assert rec[1].candidate_count == 6 and len(rec[1].candidates) == ann.TOP_CANDIDATES_KEPT
+    assert source.assumed == [("uid-1", NAMES[best], 250, 128)]
+
+
+def test_filter_node_names_mode_and_reason() -> None:
+    c, _, _ = client()
+    r = c.post("/filter", json={"Pod": pod(budget=5), "NodeNames": NAMES})
+    assert r.status_code == 200, r.text
+    out = r.json()
+    assert out["NodeNames"] == ["node-0000", "node-0003"]  # only site-0 is within 5 ms
+    assert out["FailedAndUnresolvableNodes"]["node-0001"] == "10 ms from site-0 exceeds budget 5 ms"
+    assert out["FailedNodes"] == {} and out["Error"] == ""
+
+
+def test_filter_nodes_mode_echoes_node_objects() -> None:
+    c, _, _ = client()
+    items = [{"metadata": {"name": n, "labels": {"x": n}}, "status": {}} for n in NAMES]
+    r = c.post("/filter", json={"Pod": pod(budget=5), "Nodes": {"items": items}})
+    assert r.status_code == 200, r.text
+    out = r.json()
+    assert out["NodeNames"] is None
+    assert [n["metadata"] for n in out["Nodes"]["items"]] == [
+        items[0]["metadata"],
+        items[3]["metadata"],
+    ]
+
+
+def test_prioritize_nodes_mode() -> None:
+    c, _, _ = client()
+    items = [{"metadata": {"name": n}} for n in NAMES]
+    r = c.post("/prioritize", json={"Pod": pod(), "Nodes": {"items": items}})
+    assert r.status_code == 200
+    assert [h["Host"] for h in r.json()] == NAMES
+
+
+def test_non_edge_task_pod_gets_neutral_answer() -> None:
+    c, service, _ = client(snapshot=None)
+    service.source.snapshot = None  # type: ignore[attr-defined]
+    plain = pod(site=None)
+    r = c.post("/filter", json={"Pod": plain, "NodeNames": ["anything"]})
+    assert r.status_code == 200 and r.json()["NodeNames"] == ["anything"]
+    r = c.post("/prioritize", json={"Pod": plain, "NodeNames": ["a", "b"]})
+    assert r.json() == [{"Host": "a", "Score": 0}, {"Host": "b", "Score": 0}]
+    assert len(service.log) == 0
+
+
+def test_not_synced_is_503_so_the_scheduler_ignores_us() -> None:
+    c, service, _ = client()
+    service.source.snapshot = None  # type: ignore[attr-defined]
+    r = c.post("/filter", json={"Pod": pod(), "NodeNames": NAMES})
+    assert r.status_code == 503
+    assert "not synced" in r.json()["error"]["message"]
+    assert c.get("/readyz").status_code == 503
+
+
+def test_bad_annotation_fails_every_node_with_the_reason() -> None:
+    c, _, _ = client()
+    bad = pod(extra={ann.ANN_LATENCY_BUDGET_MS: "soon"})
+    r = c.post("/filter", json={"Pod": bad, "NodeNames": NAMES[:2]})
+    out = r.json()
+    assert out["NodeNames"] == []
+    reason = out["FailedAndUnresolvableNodes"]["node-0000"]
+    assert "edge-allocator.io/latency-budget-ms" in reason and "'soon' is not a number" in reason
+
+
+def test_single_feasible_node_records_a_decision_at_filter() -> None:
+    c, service, _ = client()
+    r = c.post("/filter", json={"Pod": pod(budget=5), "NodeNames": NAMES[:3]})
+    assert r.json()["NodeNames"] == ["node-0000"]
+    rec = service.log.get(("ns", "p"))
+    assert rec is not None and rec[1].chosen == "node-0000" and rec[1].candidate_count == 1
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "needle"),
+    [
+        (b'{"Pod": {"metadata": {"name": "x"}}, "NodeNames": ["a"', 400, "not valid JSON"),
+        (b"[]", 422, "Input should be a valid dictionary"),
+        (b'{"NodeNames": ["a"]}', 422, "Pod: Field required"),
+        (b'{"Pod": {"metadata": {"name": "x"}}}', 422, "one of NodeNames"),
+        (b'{"Pod": {"metadata": {}}, "NodeNames": []}', 422, "Pod.metadata.name: Field required"),
+        (b'{"Pod": {"metadata": {"name": "x"}}, "NodeNames": [1]}', 422, "NodeNames.0"),
+        (b"\xff\xfe", 400, "not valid JSON"),
+    ],
+)
+def test_malformed_args_are_4xx_with_a_message(body: bytes, status: int, needle: str) -> None:
+    c, _, _ = client()
+    for verb in ("/filter", "/prioritize"):
+        r = c.post(verb, content=body, headers={"content-type": "application/json"})
+        assert r.status_code == status, r.text
+        err = r.json()["error"]
+        assert needle in err["message"]
+        assert err["requestId"] == r.headers["x-request-id"]
+
+
+def test_bad_quantity_in_pod_is_explained() -> None:
+    c, _, _ = client()
+    r = c.post("/filter", json={"Pod": pod(cpu="lots"), "NodeNames": NAMES[:1]})
+    reason = r.json()["FailedAndUnresolvableNodes"]["node-0000"]
+    assert "'lots' is not a quantity" in reason
+
+
+def test_oversized_body_is_413() -> None:
+    c, _, _ = client(max_body_bytes=2048)
+    big = {"Pod": pod(), "NodeNames": [f"n{i}" for i in range(1000)]}
+    r = c.post("/prioritize", json=big)
+    assert r.status_code == 413
+    assert "exceeds 2048 bytes" in r.json()["error"]["message"]
+
+    def chunks() -> Any:  # no Content-Length: counted while streaming
+        data = json.dumps(big).encode()
+        for i in range(0, len(data), 1000):
+            yield data[i : i + 1000]
+
+    r = c.post("/prioritize", content=chunks(), headers={"content-type": "application/json"})
+    assert r.status_code == 413
+
+
+def test_request_id_is_kept_when_sane() -> None:
+    c, _, _ = client()
+    r = c.get("/healthz", headers={"x-request-id": "abc-123"})
+    assert r.headers["x-request-id"] == "abc-123"
+    r = c.get("/healthz", headers={"x-request-id": "bad id\n"})
+    assert r.headers["x-request-id"] != "bad id\n" and len(r.headers["x-request-id"]) == 16
+
+
+def test_admin_token_and_rate_limit() -> None:
+    c, _, _ = client(admin_token="s3cret", admin_rate_per_s=0.01, admin_burst=2)
+    assert c.get("/v1/models").status_code == 401
+    assert c.get("/v1/models", headers={"Authorization": "Bearer nope"}).status_code == 401
+    ok = {"Authorization": "Bearer s3cret"}
+    assert c.get("/v1/models", headers=ok).status_code == 200
+    assert c.get("/v1/models", headers=ok).status_code == 200
+    r = c.get("/v1/models", headers=ok)
+    assert r.status_code == 429 and int(r.headers["retry-after"]) >= 1
+    # verbs and probes are not rate limited nor token protected
+    for _ in range(5):
+        assert c.post("/prioritize", json={"Pod": pod(), "NodeNames": NAMES}).status_code == 200
+    assert c.get("/healthz").status_code == 200
+
+
+def test_models_list_and_activate() -> None:
+    c, service, _ = client()
+    r = c.get("/v1/models")
+    assert r.status_code == 200
+    body = r.json()
+    assert body["active"]["policy"] == "est-completion"
+    assert "latency" in body["policies"]
+    assert c.get("/v1/models/latency").json()["kind"] == "baseline"
+    assert c.get("/v1/models/nope").status_code == 404
+
+    r = c.post("/v1/models/latency/activate")
+    assert r.status_code == 200 and r.json()["policy"] == "latency"
+    assert service.models.active.policy.name == "latency"
+    r = c.post("/prioritize", json={"Pod": pod(), "NodeNames": NAMES})
+    rec = service.log.get(("ns", "p"))
+    assert rec is not None and rec[1].policy == "latency"
+
+    assert c.post("/v1/models/unknown-thing/activate").status_code == 404
+    assert c.post("/v1/models/%2Fetc%2Fpasswd.pt/activate").status_code == 404
+    assert service.models.active.policy.name == "latency"
+
+
+def test_activate_bad_model_file_keeps_old(tmp_path: Any, monkeypatch: Any) -> None:
+    (tmp_path / "broken.pt").write_bytes(b"not a torch file")
+    (tmp_path / "SHIPPED").write_text("broken.pt")
+    monkeypatch.setenv("EDGE_ALLOCATOR_MODELS_DIR", str(tmp_path))
+    c, service, _ = client()
+    r = c.post("/v1/models/gnn/activate")
+    assert r.status_code == 422, r.text
+    msg = r.json()["error"]["message"]
+    assert "refused" in msg and "'est-completion' stays active" in msg
+    assert service.models.active.policy.name == "est-completion"
+
+
+class _NaNPolicy:
+    name = "nan"
+    version = "0"
+
+    def score(self, snapshot: Any, task: Any, candidates: Any) -> list[float]:
+        return [float("nan")] * len(candidates)
+
+
+def test_validation_refuses_a_policy_with_non_finite_scores() -> None:
+    from edge_allocator.extender.models import ModelValidationError, validate
+
+    with pytest.raises(ModelValidationError, match="non-finite"):
+        validate(_NaNPolicy(), fleet())
+
+
+def test_what_if_score_and_batch() -> None:
+    c, _, _ = client()
+    task = {"cpuRequestM": 250, "memRequestMib": 128, "dataSourceSite": "site-0"}
+    r = c.post("/v1/score", json={"task": dict(task, latencyBudgetMs=5)})
+    assert r.status_code == 200, r.text
+    out = r.json()
+    assert set(out["filtered"]) == {"node-0001", "node-0002", "node-0004", "node-0005"}
+    assert [x["rank"] for x in out["candidates"]] == [1, 2]
+    assert out["chosen"] == out["candidates"][0]["node"] and out["candidates"][0]["score"] == 10
+    r = c.post("/v1/score/batch", json={"requests": [{"task": task}, {"task": task}]})
+    assert r.status_code == 200 and len(r.json()["results"]) == 2
+    r = c.post("/v1/score", json={"task": dict(task, dataSourceSite="mars")})
+    assert r.status_code == 422 and "unknown site 'mars'" in r.json()["error"]["message"]
+    r = c.post("/v1/score", json={"task": dict(task, cpuRequestM=-1)})
+    assert r.status_code == 422 and "task.cpuRequestM" in r.json()["error"]["message"]
+
+
+def test_decisions_memory_then_annotation() -> None:
+    snap = fleet()
+    service = ExtenderService(StaticSource(snap), ModelManager("est-completion"))
+    rec = DecisionRecord("x", "1", "node-0001", 10, 1, 2.5, (), 3, "t")
+    reads: list[tuple[str, str]] = []
+
+    def read(ns: str, name: str) -> tuple[str, str] | None:
+        reads.append((ns, name))
+        return ("u2", rec.to_json()) if name == "other" else None
+
+    c = TestClient(create_app(service, Settings(), read_annotation=read))
+    c.post("/prioritize", json={"Pod": pod(), "NodeNames": NAMES})
+    r = c.get("/v1/decisions/ns/p")
+    assert r.status_code == 200 and r.json()["source"] == "memory" and reads == []
+    r = c.get("/v1/decisions/ns/other")
+    assert r.json()["source"] == "annotation" and r.json()["decision"]["chosen"] == "node-0001"
+    assert c.get("/v1/decisions/ns/none").status_code == 404
+
+
+def test_metrics_and_probes() -> None:
+    c, _, _ = client()
+    c.post("/prioritize", json={"Pod": pod(), "NodeNames": NAMES})
+    assert c.get("/healthz").json() == {"status": "ok"}
+    assert c.get("/readyz").json()["ready"] is True
+    text = c.get("/metrics").text
+    assert 'edge_allocator_extender_request_seconds_count{verb="prioritize"} 1.0' in text
+    assert "edge_allocator_inference_seconds_count 1.0" in text
+    assert c.get("/openapi.json").json()["paths"]["/filter"]["post"]

@@ -1,0 +1,210 @@
+"""Watch cache: raw API objects in, ClusterSnapshot out, with the load accounting written out."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from edge_allocator.cluster import annotations as ann
+from edge_allocator.extender.cache import (
+    NETWORKS,
+    NODES,
+    PODS,
+    Sample,
+    WatchCache,
+    parse_node_metrics,
+)
+from edge_allocator.extender.quantity import cpu_millicores, memory_mib
+
+
+def node(name: str, zone: str | None, cpu: str = "4", mem: str = "8Gi", ready: bool = True) -> Any:
+    labels = {ann.LABEL_ZONE: zone} if zone else {}
+    return {
+        "metadata": {"name": name, "labels": labels},
+        "status": {
+            "capacity": {"cpu": cpu, "memory": mem},
+            "allocatable": {"cpu": cpu, "memory": mem},
+            "conditions": [{"type": "Ready", "status": "True" if ready else "False"}],
+        },
+    }
+
+
+def bound_pod(uid: str, node_name: str, cpu: str, mem: str, *, managed: bool = True) -> Any:
+    return {
+        "metadata": {
+            "uid": uid,
+            "name": uid,
+            "namespace": "ns",
+            "labels": {ann.LABEL_MANAGED: "true"} if managed else {},
+        },
+        "spec": {
+            "nodeName": node_name,
+            "containers": [{"resources": {"requests": {"cpu": cpu, "memory": mem}}}],
+            "initContainers": [{"resources": {"requests": {"cpu": "2"}}}],
+        },
+        "status": {
+            "phase": "Running",
+            "conditions": [
+                {
+                    "type": "PodScheduled",
+                    "status": "True",
+                    "lastTransitionTime": "2026-01-01T00:00:10Z",
+                }
+            ],
+        },
+    }
+
+
+NETWORK = {
+    "metadata": {"name": "fleet"},
+    "spec": {
+        "sites": [{"name": "a", "intraLatencyMs": 1}, {"name": "b", "intraLatencyMs": 2}],
+        "links": [{"a": "a", "b": "b", "latencyMs": 7, "bandwidthMbps": 50}],
+        "nodeOverrides": [{"node": "n3", "site": "b", "nodeClass": "server"}],
+    },
+}
+
+
+class Clock:
+    def __init__(self, t: float) -> None:
+        self.t = t
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def synced_cache(clock: Clock) -> WatchCache:
+    cache = WatchCache(min_rebuild_s=0, clock=clock)
+    cache.replace(NODES, [node("n1", "a"), node("n2", "b"), node("n3", None), node("n4", None)])
+    cache.replace(PODS, [bound_pod("p1", "n1", "500m", "1Gi"), bound_pod("p2", "n1", "1", "512Mi")])
+    cache.replace(NETWORKS, [NETWORK])
+    for kind in (NODES, PODS, NETWORKS):
+        cache.mark_synced(kind)
+    return cache
+
+
+def test_no_snapshot_until_every_kind_synced() -> None:
+    cache = WatchCache(min_rebuild_s=0)
+    cache.replace(NODES, [node("n1", "a")])
+    cache.mark_synced(NODES)
+    assert cache.rebuild() is None and cache.current() is None
+
+
+def test_snapshot_from_objects() -> None:
+    cache = synced_cache(Clock(1_767_225_600.0 + 60))  # 2026-01-01T00:01:00Z
+    snap = cache.rebuild()
+    assert snap is not None
+    assert [n.name for n in snap.nodes] == ["n1", "n2", "n3", "n4"]
+    assert [s.name for s in snap.sites] == ["a", "b", "unzoned"]
+    assert snap.site_latency_ms("a", "b") == 7.0
+    n1, n3, n4 = snap.node("n1"), snap.node("n3"), snap.node("n4")
+    # p1 + p2: max(sum of containers, init 2 cores) per resource: cpu max(1500, 2000) each...
+    # per pod: p1 cpu max(500, 2000) = 2000, mem 1024; p2 cpu max(1000, 2000) = 2000, mem 512
+    assert (n1.cpu_requested_m, n1.mem_requested_mib, n1.running_tasks) == (4000, 1536, 2)
+    assert n1.cpu_usage_m is None  # no metrics: policies fall back to requests
+    assert (n3.site, n3.node_class) == ("b", "server")
+    assert (n4.site, n4.node_class) == ("unzoned", "default")
+
+
+def test_updates_and_deletes_are_incremental() -> None:
+    clock = Clock(1_767_225_660.0)
+    cache = synced_cache(clock)
+    first = cache.rebuild()
+    assert first is not None
+    cache.delete(PODS, {"metadata": {"uid": "p1"}})
+    cache.upsert(PODS, bound_pod("p3", "n2", "250m", "256Mi", managed=False))
+    second = cache.rebuild()
+    assert second is not None and second.revision == first.revision + 1
+    assert second.node("n1").cpu_requested_m == 2000
+    assert second.node("n2").cpu_requested_m == 2000 and second.node("n2").running_tasks == 0
+    assert second.node("n3") is first.node("n3")  # untouched nodes are reused
+    cache.upsert(NODES, node("n2", "a", ready=False))
+    third = cache.rebuild()
+    assert third is not None and not third.node("n2").ready and third.node("n2").site == "a"
+    cache.delete(NODES, node("n4", None))
+    fourth = cache.rebuild()
+    assert fourth is not None and not fourth.has_node("n4")
+    assert cache.rebuild() is fourth  # nothing changed: same snapshot
+
+
+def test_terminal_and_unbound_pods_do_not_count() -> None:
+    cache = synced_cache(Clock(1_767_225_660.0))
+    done = bound_pod("p9", "n2", "3", "1Gi")
+    done["status"]["phase"] = "Succeeded"
+    pending = bound_pod("p8", "n2", "3", "1Gi")
+    pending["spec"]["nodeName"] = ""
+    cache.upsert(PODS, done)
+    cache.upsert(PODS, pending)
+    snap = cache.rebuild()
+    assert snap is not None and snap.node("n2").cpu_requested_m == 0
+
+
+def test_metrics_plus_pods_bound_since_the_sample() -> None:
+    sample_at = 1_767_225_605.0  # 00:00:05, before the pods' 00:00:10 binding
+    clock = Clock(sample_at + 30)
+    cache = synced_cache(clock)
+    cache.set_metrics({"n1": Sample(300, 700, sample_at), "n2": Sample(100, 100, sample_at)})
+    snap = cache.rebuild()
+    assert snap is not None
+    # n1: measured 300m + the two pods bound after the sample (2000m + 2000m)
+    assert snap.node("n1").cpu_usage_m == 4300
+    assert snap.node("n1").mem_usage_mib == 700 + 1536
+    assert snap.node("n2").cpu_usage_m == 100
+    clock.t = sample_at + 1000  # stale sample: back to requests
+    cache.set_metrics({"n1": Sample(300, 700, sample_at)})
+    snap = cache.rebuild()
+    assert snap is not None and snap.node("n1").cpu_usage_m is None
+    cache.set_metrics(None)
+    assert cache.metrics_served is False
+
+
+def test_assumed_pods_count_until_bound_or_expired() -> None:
+    clock = Clock(1_767_225_660.0)
+    cache = synced_cache(clock)
+    cache.assume("new", "n2", 300, 64)
+    snap = cache.rebuild()
+    assert snap is not None
+    assert (snap.node("n2").cpu_requested_m, snap.node("n2").running_tasks) == (300, 1)
+    # the watch shows it bound elsewhere: the assumption goes, the real binding counts
+    cache.upsert(PODS, bound_pod("new", "n4", "300m", "64Mi"))
+    snap = cache.rebuild()
+    assert snap is not None
+    assert snap.node("n2").cpu_requested_m == 0 and snap.node("n4").cpu_requested_m == 2000
+    cache.assume("other", "n3", 100, 10)
+    cache.rebuild()
+    clock.t += cache.assume_ttl_s + 1
+    snap = cache.rebuild()
+    assert snap is not None and snap.node("n3").cpu_requested_m == 0
+
+
+def test_parse_node_metrics_skips_bad_items() -> None:
+    items = [
+        {
+            "metadata": {"name": "n1"},
+            "usage": {"cpu": "250m", "memory": "1Gi"},
+            "timestamp": "2026-01-01T00:00:00Z",
+        },
+        {"metadata": {"name": "n2"}, "usage": {"cpu": "x"}},
+        {"usage": {}},
+    ]
+    out = parse_node_metrics(items)
+    assert list(out) == ["n1"] and out["n1"].cpu_m == 250 and out["n1"].mem_mib == 1024
+
+
+def test_quantities() -> None:
+    assert [cpu_millicores(q) for q in ("250m", "1", "1.5", "0.0001", 2, "1e3", "100u")] == [
+        250,
+        1000,
+        1500,
+        1,
+        2000,
+        1_000_000,
+        1,
+    ]
+    assert [memory_mib(q) for q in ("128Mi", "1Gi", "1G", "1000", "1.5Gi", "64e6")] == [
+        128,
+        1024,
+        954,
+        1,
+        1536,
+        62,
+    ]
