@@ -1,0 +1,320 @@
+"""Carry out the planner's decisions over the API: the only place where the operator writes.
+
+One reconcile per task at a time (a per-task lock), any number of tasks at once. Reads come
+from kopf's in-memory indices, which kopf fills completely before any handler runs, so a
+restarted operator sees every existing pod before it thinks of creating one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import datetime as dt
+import logging
+import time
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+import kopf
+
+from edge_allocator.operator.conditions import set_condition
+from edge_allocator.operator.config import OperatorConfig
+from edge_allocator.operator.extender_client import ExtenderDecisions
+from edge_allocator.operator.kubeapi import ApiError, KubeApi
+from edge_allocator.operator.metrics import OperatorMetrics, count_reschedule
+from edge_allocator.operator.planner import Observed, Plan, fail, plan, status_changes
+from edge_allocator.operator.podspec import build_pod
+from edge_allocator.operator.topology import Topology
+from edge_allocator.operator.views import (
+    API_VERSION,
+    TASK_KIND,
+    NetworkView,
+    NodeView,
+    PodView,
+    TaskView,
+)
+
+log = logging.getLogger(__name__)
+
+TaskKey = tuple[str, str]
+RETRY_AFTER_ERROR_S = 5.0
+
+
+def _first(store: Iterable[Any] | None) -> Any:
+    return next(iter(store), None) if store is not None else None
+
+
+def _rv(view: TaskView) -> int:
+    try:
+        return int(view.resource_version)
+    except ValueError:
+        return -1
+
+
+@dataclasses.dataclass
+class Indices:
+    """kopf's indices, as handed to every handler (live, read-only mappings)."""
+
+    tasks: Mapping[TaskKey, Iterable[TaskView]]
+    task_pods: Mapping[TaskKey, Iterable[PodView]]
+    pods_on_nodes: Mapping[str, Iterable[TaskKey]]
+    nodes: Mapping[str, Iterable[NodeView]]
+    networks: Mapping[None, Iterable[NetworkView]]
+
+
+class Controller:
+    def __init__(
+        self,
+        api: KubeApi,
+        cfg: OperatorConfig,
+        metrics: OperatorMetrics,
+        extender: ExtenderDecisions | None = None,
+        clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+    ) -> None:
+        self.api = api
+        self.cfg = cfg
+        self.metrics = metrics
+        self.extender = extender
+        self.clock = clock
+        self.indices: Indices | None = None
+        self._locks: dict[TaskKey, asyncio.Lock] = {}
+        self._written: dict[TaskKey, TaskView] = {}
+        self._timers: dict[TaskKey, tuple[float, asyncio.TimerHandle]] = {}
+        self._asked_extender: dict[TaskKey, str] = {}
+        self._topology_rev = 0
+        self._topology_cache: tuple[int, dict[str, NodeView], Topology] | None = None
+        self._background: set[asyncio.Task[None]] = set()
+
+    # -- state -------------------------------------------------------------------------------
+
+    def topology_changed(self) -> None:
+        self._topology_rev += 1
+
+    def nodes_and_topology(self) -> tuple[dict[str, NodeView], Topology]:
+        cached = self._topology_cache
+        if cached is not None and cached[0] == self._topology_rev:
+            return cached[1], cached[2]
+        assert self.indices is not None
+        nodes = {}
+        for store in self.indices.nodes.values():
+            view = _first(store)
+            if view is not None:
+                nodes[view.name] = view
+        networks = [v for store in self.indices.networks.values() for v in store]
+        topo = Topology(networks, nodes.values())
+        self._topology_cache = (self._topology_rev, nodes, topo)
+        return nodes, topo
+
+    def task(self, key: TaskKey) -> TaskView | None:
+        assert self.indices is not None
+        seen: TaskView | None = _first(self.indices.tasks.get(key))
+        written = self._written.get(key)
+        if seen is None:
+            return None
+        if written is not None and written.uid == seen.uid and _rv(written) > _rv(seen):
+            return written
+        self._written.pop(key, None)
+        return seen
+
+    def forget(self, key: TaskKey) -> None:
+        self._written.pop(key, None)
+        self._asked_extender.pop(key, None)
+        self._locks.pop(key, None)
+        timer = self._timers.pop(key, None)
+        if timer is not None:
+            timer[1].cancel()
+        self.metrics.phases.forget(key)
+
+    # -- scheduling of work ------------------------------------------------------------------
+
+    def spawn(self, key: TaskKey) -> None:
+        """Reconcile ``key`` soon, without making the caller wait."""
+        job = asyncio.get_running_loop().create_task(self.reconcile(key))
+        self._background.add(job)
+        job.add_done_callback(self._background.discard)
+
+    def requeue(self, key: TaskKey, delay_s: float) -> None:
+        loop = asyncio.get_running_loop()
+        due = loop.time() + delay_s
+        current = self._timers.get(key)
+        if current is not None:
+            if current[0] <= due and not current[1].cancelled():
+                return
+            current[1].cancel()
+        handle = loop.call_at(due, self._fire, key)
+        self._timers[key] = (due, handle)
+
+    def _fire(self, key: TaskKey) -> None:
+        self._timers.pop(key, None)
+        self.spawn(key)
+
+    # -- reconcile ---------------------------------------------------------------------------
+
+    async def reconcile(self, key: TaskKey) -> None:
+        lock = self._locks.setdefault(key, asyncio.Lock())
+        async with lock:
+            started = time.perf_counter()
+            try:
+                await self._reconcile(key)
+            except ApiError as err:
+                self.metrics.errors.labels("api").inc()
+                log.warning("task %s/%s: API error, retrying: %s", *key, err)
+                self.requeue(key, RETRY_AFTER_ERROR_S)
+            except (OSError, TimeoutError) as err:
+                self.metrics.errors.labels("network").inc()
+                log.warning("task %s/%s: network error, retrying: %s", *key, err)
+                self.requeue(key, RETRY_AFTER_ERROR_S)
+            except Exception:
+                self.metrics.errors.labels("internal").inc()
+                log.exception("task %s/%s: reconcile failed", *key)
+                self.requeue(key, RETRY_AFTER_ERROR_S * 2)
+            finally:
+                self.metrics.reconcile_seconds.observe(time.perf_counter() - started)
+
+    async def _reconcile(self, key: TaskKey) -> None:
+        assert self.indices is not None
+        task = self.task(key)
+        if task is None or task.deleting:
+            return
+        self.metrics.phases.set(key, task.phase)
+        nodes, topo = self.nodes_and_topology()
+        pods = {
+            p.attempt: p
+            for p in self.indices.task_pods.get(key, ())
+            if p.owner_uid in (None, task.uid) or p.attempt == task.attempts
+        }
+        record, note = await self._ask_extender(task, pods.get(task.attempts))
+        obs = Observed(task, pods, nodes, topo, self.clock(), False, record, note)
+        p = plan(obs, self.cfg)
+        if p.confirm_absent is not None:
+            if await self.api.get_pod(task.namespace, p.confirm_absent) is not None:
+                self.requeue(key, 2.0)  # it exists; the watch has not caught up yet
+                return
+            p = plan(dataclasses.replace(obs, pod_gone_confirmed=True), self.cfg)
+        for pod in p.delete_pods:
+            log.info("task %s/%s: deleting pod %s", task.namespace, task.name, pod.name)
+            await self.api.delete_pod(pod.namespace, pod.name, pod.uid)
+        if p.create_attempt is not None:
+            p = await self._create_pod(task, obs, p, p.create_attempt)
+        await self._apply(task, p)
+
+    async def _ask_extender(self, task: TaskView, pod: PodView | None) -> tuple[Any, str | None]:
+        """Fetch the decision record once per pod when the pod does not carry it."""
+        if self.extender is None or pod is None or not pod.node_name or pod.decision_json:
+            return None, None
+        if (task.status.get("decision") or {}).get("recorded"):
+            return None, None
+        if self._asked_extender.get(task.key) == pod.uid:
+            return None, "the extender held no record when asked"
+        self._asked_extender[task.key] = pod.uid
+        return await self.extender.fetch(pod.namespace, pod.name)
+
+    async def _create_pod(self, task: TaskView, obs: Observed, p: Plan, attempt: int) -> Plan:
+        site = str(p.status.get("dataSourceSite") or "")
+        body = build_pod(task, attempt, site, self.cfg.scheduler_name)
+        name = body["metadata"]["name"]
+        try:
+            created = await self.api.create_pod(task.namespace, body)
+            self.metrics.pods_created.inc()
+            p.status["podUID"] = created["metadata"]["uid"]
+            return p
+        except ApiError as err:
+            if err.status in (400, 422):
+                return fail(
+                    obs,
+                    self.cfg,
+                    "PodRejected",
+                    f"the API server rejected pod {name}: {err.message}",
+                )
+            if err.status != 409:
+                raise
+        existing = await self.api.get_pod(task.namespace, name)
+        if existing is None:
+            raise ApiError(409, "Conflict", f"pod {name} exists and vanished; retrying")
+        owners = existing["metadata"].get("ownerReferences") or []
+        if not any(o.get("uid") == task.uid and o.get("controller") for o in owners):
+            return fail(
+                obs,
+                self.cfg,
+                "PodNameTaken",
+                f"pod {name} exists and is not controlled by this EdgeTask",
+            )
+        p.status["podUID"] = existing["metadata"]["uid"]  # ours from before: adopt it
+        if p.events and p.events[0].reason == "PodCreated":
+            p.events.pop(0)
+        return p
+
+    async def _apply(self, task: TaskView, p: Plan) -> None:
+        key = task.key
+        patch = status_changes(task.status, p.status)
+        if patch:
+            resp = await self.api.patch_task_status(task.namespace, task.name, patch)
+            written = TaskView.from_body(resp)
+            if _rv(written) > _rv(task):
+                self._written[key] = written
+        new_phase = p.status.get("phase")
+        if new_phase != task.phase:
+            log.info(
+                "task %s/%s: %s -> %s (%s)",
+                task.namespace,
+                task.name,
+                task.phase or "-",
+                new_phase,
+                p.status.get("message", ""),
+            )
+        self.metrics.phases.set(key, new_phase if isinstance(new_phase, str) else None)
+        if p.placed:
+            self.metrics.placements.inc()
+        if p.rescheduled:
+            count_reschedule(self.metrics, p.rescheduled)
+        ref = kopf.Body(
+            {
+                "apiVersion": API_VERSION,
+                "kind": TASK_KIND,
+                "metadata": {"name": task.name, "namespace": task.namespace, "uid": task.uid},
+            }
+        )
+        for ev in p.events:
+            kopf.event(ref, type=ev.type, reason=ev.reason, message=ev.message)
+        if p.requeue_after is not None:
+            self.requeue(key, p.requeue_after)
+
+    # -- EdgeNetwork status ------------------------------------------------------------------
+
+    async def update_networks(self) -> None:
+        """Refresh every EdgeNetwork's counts and Ready condition (only when they change)."""
+        assert self.indices is not None
+        _, topo = self.nodes_and_topology()
+        now = self.clock()
+        for store in list(self.indices.networks.values()):
+            for net in list(store):
+                status = network_status(net, topo, now)
+                patch = status_changes(net.status, status)
+                if patch:
+                    try:
+                        await self.api.patch_network_status(net.name, patch)
+                    except ApiError as err:
+                        if err.status != 404:
+                            self.metrics.errors.labels("api").inc()
+                            log.warning("edgenetwork %s: status update failed: %s", net.name, err)
+
+
+def network_status(net: NetworkView, topo: Topology, now: dt.datetime) -> dict[str, Any]:
+    """The EdgeNetwork's status: counts, empty sites and a Ready condition."""
+    names = [s.name for s in net.sites]
+    empty = topo.empty_sites(names)
+    nodes = topo.nodes_in(names)
+    msg = f"{len(names)} sites, {len(net.links)} links, {nodes} nodes"
+    if empty:
+        msg += f"; sites without nodes: {', '.join(empty)}"
+    conds = set_condition(
+        net.status.get("conditions") or [], "Ready", True, "Accepted", msg, now, net.generation
+    )
+    return {
+        "observedGeneration": net.generation,
+        "siteCount": len(names),
+        "linkCount": len(net.links),
+        "nodeCount": nodes,
+        "emptySites": empty,
+        "conditions": conds,
+    }

@@ -1,0 +1,194 @@
+"""A small asyncio client for the few API calls the operator makes itself.
+
+kopf watches; this client writes (pods, status, leases). It speaks plain JSON over aiohttp with
+the credentials of a kubeconfig or the in-cluster service account, so thousands of concurrent
+reconciles never wait on a thread pool or on model (de)serialisation.
+"""
+
+from __future__ import annotations
+
+import json
+import ssl
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+from kubernetes import client as k8s_client
+from kubernetes import config as k8s_config
+
+from edge_allocator.operator.views import GROUP, NETWORK_PLURAL, TASK_PLURAL, VERSION
+
+
+class ApiError(Exception):
+    """A non-2xx answer from the API server."""
+
+    def __init__(self, status: int, reason: str, message: str) -> None:
+        super().__init__(f"{status} {reason}: {message}")
+        self.status = status
+        self.reason = reason
+        self.message = message
+
+
+@dataclass
+class Credentials:
+    server: str
+    ssl_context: ssl.SSLContext | bool
+    configuration: Any  # kubernetes.client.Configuration, used for (refreshing) tokens
+
+    def auth_headers(self) -> dict[str, str]:
+        cfg = self.configuration
+        hook = getattr(cfg, "refresh_api_key_hook", None)
+        if hook is not None:
+            hook(cfg)
+        token = cfg.get_api_key_with_prefix("authorization") or cfg.get_api_key_with_prefix(
+            "BearerToken"
+        )
+        return {"Authorization": token} if token else {}
+
+    def token(self) -> str | None:
+        """The bearer token without its scheme, if the credentials use one."""
+        header = self.auth_headers().get("Authorization", "")
+        return header.split(" ", 1)[1] if " " in header else header or None
+
+
+def load_credentials(kubeconfig: str | None) -> Credentials:
+    """Credentials from ``kubeconfig`` (or $KUBECONFIG / ~/.kube/config), else in-cluster."""
+    cfg = k8s_client.Configuration()
+    try:
+        k8s_config.load_kube_config(config_file=kubeconfig, client_configuration=cfg)  # type: ignore[no-untyped-call]
+    except (k8s_config.ConfigException, OSError, TypeError):
+        if kubeconfig:
+            raise
+        k8s_config.load_incluster_config(client_configuration=cfg)  # type: ignore[no-untyped-call]
+    ctx: ssl.SSLContext | bool
+    if cfg.verify_ssl:
+        ctx = ssl.create_default_context(cafile=cfg.ssl_ca_cert)
+        if cfg.cert_file:
+            ctx.load_cert_chain(cfg.cert_file, cfg.key_file)
+    else:
+        ctx = False
+    return Credentials(server=cfg.host.rstrip("/"), ssl_context=ctx, configuration=cfg)
+
+
+class KubeApi:
+    """The operator's write path; one pooled HTTP session per process."""
+
+    def __init__(self, creds: Credentials, *, max_connections: int = 64) -> None:
+        self._creds = creds
+        self.credentials = creds
+        self._session: aiohttp.ClientSession | None = None
+        self._max_connections = max_connections
+
+    async def __aenter__(self) -> KubeApi:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    def _client(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(
+                    ssl=self._creds.ssl_context, limit=self._max_connections
+                ),
+                timeout=aiohttp.ClientTimeout(total=30),
+            )
+        return self._session
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        body: Mapping[str, Any] | None = None,
+        *,
+        content_type: str = "application/json",
+        params: Mapping[str, str] | None = None,
+    ) -> dict[str, Any]:
+        headers = {"Accept": "application/json", **self._creds.auth_headers()}
+        data = None
+        if body is not None:
+            headers["Content-Type"] = content_type
+            data = json.dumps(body)
+        async with self._client().request(
+            method, self._creds.server + path, data=data, headers=headers, params=params
+        ) as resp:
+            text = await resp.text()
+            payload: dict[str, Any] = json.loads(text) if text else {}
+            if resp.status >= 300:
+                raise ApiError(
+                    resp.status,
+                    str(payload.get("reason", resp.reason)),
+                    payload.get("message", text),
+                )
+            return payload
+
+    # -- pods ------------------------------------------------------------------------------
+
+    async def create_pod(self, namespace: str, pod: Mapping[str, Any]) -> dict[str, Any]:
+        return await self.request("POST", f"/api/v1/namespaces/{namespace}/pods", pod)
+
+    async def get_pod(self, namespace: str, name: str) -> dict[str, Any] | None:
+        try:
+            return await self.request("GET", f"/api/v1/namespaces/{namespace}/pods/{name}")
+        except ApiError as err:
+            if err.status == 404:
+                return None
+            raise
+
+    async def delete_pod(self, namespace: str, name: str, uid: str, grace_s: int = 0) -> None:
+        """Delete exactly this pod (a UID precondition); gone already is fine."""
+        body = {
+            "apiVersion": "v1",
+            "kind": "DeleteOptions",
+            "gracePeriodSeconds": grace_s,
+            "preconditions": {"uid": uid},
+        }
+        try:
+            await self.request("DELETE", f"/api/v1/namespaces/{namespace}/pods/{name}", body)
+        except ApiError as err:
+            if err.status not in (404, 409):
+                raise
+
+    # -- custom resources ---------------------------------------------------------------------
+
+    async def patch_task_status(
+        self, namespace: str, name: str, status: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        path = f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{TASK_PLURAL}/{name}/status"
+        return await self.request(
+            "PATCH", path, {"status": status}, content_type="application/merge-patch+json"
+        )
+
+    async def patch_network_status(self, name: str, status: Mapping[str, Any]) -> dict[str, Any]:
+        path = f"/apis/{GROUP}/{VERSION}/{NETWORK_PLURAL}/{name}/status"
+        return await self.request(
+            "PATCH", path, {"status": status}, content_type="application/merge-patch+json"
+        )
+
+    # -- leases ------------------------------------------------------------------------------
+
+    def _lease_path(self, namespace: str, name: str = "") -> str:
+        base = f"/apis/coordination.k8s.io/v1/namespaces/{namespace}/leases"
+        return f"{base}/{name}" if name else base
+
+    async def get_lease(self, namespace: str, name: str) -> dict[str, Any] | None:
+        try:
+            return await self.request("GET", self._lease_path(namespace, name))
+        except ApiError as err:
+            if err.status == 404:
+                return None
+            raise
+
+    async def create_lease(self, namespace: str, lease: Mapping[str, Any]) -> dict[str, Any]:
+        return await self.request("POST", self._lease_path(namespace), lease)
+
+    async def replace_lease(
+        self, namespace: str, name: str, lease: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        return await self.request("PUT", self._lease_path(namespace, name), lease)
