@@ -1,0 +1,225 @@
+"""The chart rendered by the real helm binary: lint, labels, schema errors, TLS, scheduler config.
+
+No cluster: ``helm lint --strict`` and ``helm template`` only. What the API server thinks of the
+output is in test_chart_cluster.py.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import ssl
+import subprocess
+import tempfile
+import threading
+from base64 import b64decode
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from edge_allocator.devcluster import paths
+
+ROOT = Path(__file__).resolve().parents[2]
+CHART = ROOT / "charts" / "edge-allocator"
+KUBE_VERSION = "1.34.4"
+ALL_OPTIONS = [
+    "networkPolicy.enabled=true",
+    "grafanaDashboard.enabled=true",
+    "metrics.serviceMonitor.enabled=true",
+]
+
+
+def helm(*args: str) -> subprocess.CompletedProcess[str]:
+    binary = paths.bin_dir() / "helm"
+    assert binary.exists(), f"{binary} missing: run `make binaries` first"
+    return subprocess.run(
+        [str(binary), *args], capture_output=True, text=True, timeout=60, check=False
+    )
+
+
+def render(*sets: str, api_versions: tuple[str, ...] = ()) -> list[dict[str, Any]]:
+    args = ["template", "rel", str(CHART), "-n", "edge", "--kube-version", KUBE_VERSION]
+    for s in sets:
+        args += ["--set", s]
+    for v in api_versions:
+        args += ["--api-versions", v]
+    out = helm(*args)
+    assert out.returncode == 0, out.stderr
+    return [d for d in yaml.safe_load_all(out.stdout) if d]
+
+
+def find(objs: list[dict[str, Any]], kind: str, suffix: str) -> dict[str, Any]:
+    hits = [o for o in objs if o["kind"] == kind and o["metadata"]["name"].endswith(suffix)]
+    assert len(hits) == 1, f"expected one {kind} *{suffix}, got {[o['metadata'] for o in hits]}"
+    return hits[0]
+
+
+def test_lint_strict_passes_with_defaults_and_every_option() -> None:
+    for sets in ([], ALL_OPTIONS):
+        args = ["lint", "--strict", str(CHART), "--kube-version", KUBE_VERSION]
+        for s in sets:
+            args += ["--set", s]
+        out = helm(*args)
+        assert out.returncode == 0, out.stdout + out.stderr
+        assert "0 chart(s) failed" in out.stdout
+
+
+def test_every_object_carries_the_recommended_labels() -> None:
+    objs = render(*ALL_OPTIONS)
+    kinds = {o["kind"] for o in objs}
+    assert {"Deployment", "Service", "Secret", "ServiceAccount", "ClusterRole"} <= kinds
+    assert {"PodDisruptionBudget", "NetworkPolicy", "ConfigMap", "RoleBinding"} <= kinds
+    for o in objs:
+        labels = o["metadata"]["labels"]
+        for key in ("name", "instance", "version", "managed-by", "component", "part-of"):
+            assert f"app.kubernetes.io/{key}" in labels, (o["kind"], o["metadata"]["name"], key)
+        assert labels["app.kubernetes.io/instance"] == "rel"
+
+
+def test_workloads_run_non_root_with_a_read_only_root() -> None:
+    for d in (o for o in render() if o["kind"] == "Deployment"):
+        pod = d["spec"]["template"]["spec"]
+        assert pod["securityContext"]["runAsNonRoot"] is True, d["metadata"]["name"]
+        for c in pod["containers"]:
+            sc = c["securityContext"]
+            assert sc["readOnlyRootFilesystem"] is True and not sc["allowPrivilegeEscalation"]
+            assert sc["capabilities"]["drop"] == ["ALL"]
+            assert c["resources"]["requests"], c["name"]
+
+
+@pytest.mark.parametrize(
+    ("setting", "expected"),
+    [
+        ("extender.replica=2", "at '/extender': additional properties 'replica' not allowed"),
+        ("colour=blue", "at '': additional properties 'colour' not allowed"),
+        ("extender.replicas=0", "at '/extender/replicas': minimum: got 0, want 1"),
+        ("operator.logFormat=xml", "at '/operator/logFormat': value must be one of 'json'"),
+        ("scheduler.image.tag=latest", "at '/scheduler/image/tag': 'latest' does not match"),
+        ("extender.tls.existingSecret=Bad_Name", "at '/extender/tls/existingSecret': 'Bad_Name'"),
+    ],
+)
+def test_bad_values_are_rejected_with_the_field_named(setting: str, expected: str) -> None:
+    out = helm("template", "rel", str(CHART), "--kube-version", KUBE_VERSION, "--set", setting)
+    assert out.returncode != 0, f"{setting} was accepted"
+    assert "values don't meet the specifications of the schema" in out.stderr
+    assert expected in out.stderr, out.stderr
+
+
+def test_a_string_where_a_number_belongs_is_rejected() -> None:
+    out = helm(
+        "template", "rel", str(CHART), "--kube-version", KUBE_VERSION,
+        "--set-string", "extender.replicas=two",
+    )  # fmt: skip
+    assert out.returncode != 0
+    assert "at '/extender/replicas': got string, want integer" in out.stderr
+
+
+def _serve_once(cert: Path, key: Path, ready: threading.Event, port: list[int]) -> None:
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(cert, key)
+    with socket.create_server(("127.0.0.1", 0)) as srv:
+        port.append(srv.getsockname()[1])
+        ready.set()
+        srv.settimeout(10)
+        conn, _ = srv.accept()
+        with contextlib.suppress(ssl.SSLError, OSError), ctx.wrap_socket(conn, server_side=True):
+            pass
+
+
+def test_generated_certificate_is_trusted_by_its_ca_for_the_service_name() -> None:
+    objs = render()
+    secret = find(objs, "Secret", "-extender-tls")
+    assert secret["type"] == "kubernetes.io/tls"
+    data = {k: b64decode(v) for k, v in secret["data"].items()}
+    service = find(objs, "Service", "-extender")["metadata"]["name"]
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, blob in data.items():
+            (Path(tmp) / name).write_bytes(blob)
+        ready, port = threading.Event(), []
+        server = threading.Thread(
+            target=_serve_once,
+            args=(Path(tmp) / "tls.crt", Path(tmp) / "tls.key", ready, port),
+            daemon=True,
+        )
+        server.start()
+        assert ready.wait(10)
+        client = ssl.create_default_context(cafile=str(Path(tmp) / "ca.crt"))
+        with (
+            socket.create_connection(("127.0.0.1", port[0]), timeout=10) as raw,
+            client.wrap_socket(raw, server_hostname=f"{service}.edge.svc") as tls,
+        ):
+            assert tls.version() is not None  # the handshake verified chain and name
+        server.join(10)
+
+
+def test_an_existing_secret_replaces_the_generated_one_everywhere() -> None:
+    objs = render("extender.tls.existingSecret=my-certs")
+    assert not [o for o in objs if o["kind"] == "Secret"]
+    for d in (o for o in objs if o["kind"] == "Deployment"):
+        secrets = [v["secret"]["secretName"] for v in d["spec"]["template"]["spec"]["volumes"]
+                   if "secret" in v]  # fmt: skip
+        assert secrets == ["my-certs"], d["metadata"]["name"]
+
+
+def test_scheduler_profile_calls_the_extender_service_over_https() -> None:
+    objs = render("scheduler.extenderWeight=7", "scheduler.image.tag=v1.33.2")
+    config = yaml.safe_load(find(objs, "ConfigMap", "-scheduler")["data"]["config.yaml"])
+    service = find(objs, "Service", "-extender")
+    assert config["kind"] == "KubeSchedulerConfiguration"
+    assert [p["schedulerName"] for p in config["profiles"]] == ["edge-allocator"]
+    (ext,) = config["extenders"]
+    host = f"{service['metadata']['name']}.edge.svc"
+    assert ext["urlPrefix"] == f"https://{host}:{service['spec']['ports'][0]['port']}"
+    assert ext["enableHTTPS"] is True and ext["tlsConfig"]["serverName"] == host
+    assert ext["weight"] == 7
+    assert "clientConnection" not in config  # in-cluster credentials
+    assert config["leaderElection"]["resourceNamespace"] == "edge"
+    deploy = find(objs, "Deployment", "-scheduler")
+    (container,) = deploy["spec"]["template"]["spec"]["containers"]
+    assert container["image"] == "registry.k8s.io/kube-scheduler:v1.33.2"
+    mounted = {v["name"] for v in deploy["spec"]["template"]["spec"]["volumes"]}
+    assert {"config", "tls"} <= mounted
+
+
+def test_scheduler_config_change_rolls_the_scheduler() -> None:
+    def checksum(*sets: str) -> str:
+        deploy = find(render(*sets), "Deployment", "-scheduler")
+        value: str = deploy["spec"]["template"]["metadata"]["annotations"]["checksum/config"]
+        return value
+
+    assert checksum() == checksum()
+    assert checksum() != checksum("scheduler.extenderWeight=9")
+
+
+def test_disabling_the_scheduler_removes_all_of_its_objects() -> None:
+    objs = render("scheduler.enabled=false")
+    leftovers = [
+        (o["kind"], o["metadata"]["name"])
+        for o in objs
+        if o["metadata"]["labels"]["app.kubernetes.io/component"] == "scheduler"
+    ]
+    assert leftovers == []
+
+
+def test_service_monitor_only_where_its_crd_exists_and_it_selects_the_service() -> None:
+    assert not [o for o in render(*ALL_OPTIONS) if o["kind"] == "ServiceMonitor"]
+    objs = render(*ALL_OPTIONS, api_versions=("monitoring.coreos.com/v1/ServiceMonitor",))
+    monitor = find(objs, "ServiceMonitor", "-extender")
+    service = find(objs, "Service", "-extender")
+    selector = monitor["spec"]["selector"]["matchLabels"]
+    assert selector.items() <= service["metadata"]["labels"].items()
+    port_names = {p["name"] for p in service["spec"]["ports"]}
+    assert {e["port"] for e in monitor["spec"]["endpoints"]} <= port_names
+
+
+def test_network_policy_admits_the_scheduler_and_operator_pods() -> None:
+    objs = render("networkPolicy.enabled=true")
+    policy = find(objs, "NetworkPolicy", "-extender")
+    peers = policy["spec"]["ingress"][0]["from"]
+    for component in ("scheduler", "operator"):
+        pod_labels = find(objs, "Deployment", f"-{component}")["spec"]["template"]["metadata"]
+        assert any(
+            p["podSelector"]["matchLabels"].items() <= pod_labels["labels"].items() for p in peers
+        ), component
