@@ -183,6 +183,29 @@ def test_scheduler_profile_calls_the_extender_service_over_https() -> None:
     assert {"config", "tls"} <= mounted
 
 
+def test_scheduler_keeps_the_repository_profile_unless_overridden() -> None:
+    source = yaml.safe_load((ROOT / "deploy/scheduler/kube-scheduler-config.yaml").read_text())
+    config = yaml.safe_load(find(render(), "ConfigMap", "-scheduler")["data"]["config.yaml"])
+    assert config["profiles"] == source["profiles"]
+    ours, theirs = config["extenders"][0], source["extenders"][0]
+    for key in ("filterVerb", "prioritizeVerb", "weight", "nodeCacheCapable", "ignorable"):
+        assert ours[key] == theirs[key], key
+
+
+def test_operator_rbac_is_the_repository_rbac() -> None:
+    source = {
+        d["kind"]: d
+        for d in yaml.safe_load_all((ROOT / "deploy/rbac/operator-rbac.yaml").read_text())
+        if d
+    }
+    objs = render()
+    assert find(objs, "ClusterRole", "-operator")["rules"] == source["ClusterRole"]["rules"]
+    assert find(objs, "Role", "-operator-leases")["rules"] == source["Role"]["rules"]
+    binding = find(objs, "ClusterRoleBinding", "-operator")
+    account = find(objs, "Deployment", "-operator")["spec"]["template"]["spec"]
+    assert binding["subjects"][0]["name"] == account["serviceAccountName"]
+
+
 def test_scheduler_config_change_rolls_the_scheduler() -> None:
     def checksum(*sets: str) -> str:
         deploy = find(render(*sets), "Deployment", "-scheduler")

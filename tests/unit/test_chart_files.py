@@ -104,3 +104,14 @@ def test_grafana_dashboard_queries_metrics_the_extender_exports() -> None:
     }
     assert used, "the dashboard queries no edge_allocator_ metric"
     assert sorted(used - exported) == [], f"dashboard metrics not exported: {used - exported}"
+
+
+def test_chart_reuses_the_repository_rbac_and_scheduler_config() -> None:
+    pairs = {
+        ROOT / "deploy" / "rbac" / "operator-rbac.yaml": CHART / "files/rbac/operator-rbac.yaml",
+        ROOT / "deploy" / "scheduler" / "kube-scheduler-config.yaml": (
+            CHART / "files/kube-scheduler-config.yaml"
+        ),
+    }
+    stale = [str(copy) for src, copy in pairs.items() if copy.read_bytes() != src.read_bytes()]
+    assert not stale, f"chart copies differ from their source: {stale}"
