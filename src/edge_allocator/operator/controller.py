@@ -17,18 +17,18 @@ from typing import Any
 
 import kopf
 
-from edge_allocator.operator.conditions import set_condition
 from edge_allocator.operator.config import OperatorConfig
 from edge_allocator.operator.extender_client import ExtenderDecisions
 from edge_allocator.operator.kubeapi import ApiError, KubeApi
 from edge_allocator.operator.metrics import OperatorMetrics, count_reschedule
+from edge_allocator.operator.network_status import network_status
 from edge_allocator.operator.planner import Observed, Plan, fail, plan, status_changes
 from edge_allocator.operator.podspec import build_pod
 from edge_allocator.operator.topology import Topology
 from edge_allocator.operator.views import (
     API_VERSION,
-    TASK_KIND,
     NetworkView,
+    TASK_KIND,
     NodeView,
     PodView,
     TaskView,
@@ -297,24 +297,3 @@ class Controller:
                         if err.status != 404:
                             self.metrics.errors.labels("api").inc()
                             log.warning("edgenetwork %s: status update failed: %s", net.name, err)
-
-
-def network_status(net: NetworkView, topo: Topology, now: dt.datetime) -> dict[str, Any]:
-    """The EdgeNetwork's status: counts, empty sites and a Ready condition."""
-    names = [s.name for s in net.sites]
-    empty = topo.empty_sites(names)
-    nodes = topo.nodes_in(names)
-    msg = f"{len(names)} sites, {len(net.links)} links, {nodes} nodes"
-    if empty:
-        msg += f"; sites without nodes: {', '.join(empty)}"
-    conds = set_condition(
-        net.status.get("conditions") or [], "Ready", True, "Accepted", msg, now, net.generation
-    )
-    return {
-        "observedGeneration": net.generation,
-        "siteCount": len(names),
-        "linkCount": len(net.links),
-        "nodeCount": nodes,
-        "emptySites": empty,
-        "conditions": conds,
-    }
