@@ -27,8 +27,8 @@ from edge_allocator.operator.podspec import build_pod
 from edge_allocator.operator.topology import Topology
 from edge_allocator.operator.views import (
     API_VERSION,
-    NetworkView,
     TASK_KIND,
+    NetworkView,
     NodeView,
     PodView,
     TaskView,
