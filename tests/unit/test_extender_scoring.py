@@ -64,20 +64,20 @@ def test_filter_budget_reasons() -> None:
     assert "unknown to the edge-allocator cache" in out.failed["ghost"]
 
 
-def test_filter_counts_transfer_time_and_source_node() -> None:
+def test_filter_budget_is_latency_not_transfer_and_source_node_is_free() -> None:
     snap = fleet(nodes=3, sites=3, hop_ms=1.0)
-    # 10 MB over the 100 Mbps site-0/site-1 link: 800 ms transfer + 1 ms latency
+    # 10 MB over the 100 Mbps site-0/site-1 link would take 800 ms: not part of the budget
     task = TaskSpec(
         100,
         64,
         data_source_site="site-0",
         data_source_node="node-0000",
         input_mb=10.0,
-        latency_budget_ms=500.0,
+        latency_budget_ms=1.5,
     )
-    out = filter_candidates(snap, task, ["node-0000", "node-0001"])
-    assert out.passed == ["node-0000"]  # the source node itself pays nothing
-    assert out.unresolvable == {"node-0001": "801 ms from site-0 exceeds budget 500 ms"}
+    out = filter_candidates(snap, task, ["node-0000", "node-0001", "node-0002"])
+    assert out.passed == ["node-0000", "node-0001"]  # 0 ms (the source) and 1 ms
+    assert out.unresolvable == {"node-0002": "2 ms from site-0 exceeds budget 1.5 ms"}
 
 
 def test_filter_without_task_only_checks_cache() -> None:

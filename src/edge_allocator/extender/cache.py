@@ -196,8 +196,9 @@ class WatchCache:
         with self._lock:
             if kind == NODES:
                 info = parse_node(obj)
-                if info.name not in self._nodes:
-                    self._full = True
+                old = self._nodes.get(info.name)
+                if old is None or (old.zone, old.node_class) != (info.zone, info.node_class):
+                    self._full = True  # the node set or its place in the topology changed
                 self._nodes[info.name] = info
                 self._dirty.add(info.name)
             elif kind == PODS:
@@ -326,14 +327,17 @@ class WatchCache:
             if name not in self._nodes:
                 del self._states[name]
         self._dirty.clear()
-        self._full = False
+        full, self._full = self._full, False
+        self._revision += 1
+        nodes = tuple(self._states[n] for n in sorted(self._states))
+        if not full and self._snapshot is not None:  # same nodes and topology: share caches
+            return self._snapshot.with_nodes(nodes, revision=self._revision, taken_at=now)
         sites = dict(topo.sites)
-        for st in self._states.values():
+        for st in nodes:
             if st.site not in sites:
                 sites[st.site] = Site(st.site, DEFAULT_INTRA_LATENCY_MS)
-        self._revision += 1
         return ClusterSnapshot(
-            nodes=tuple(self._states[n] for n in sorted(self._states)),
+            nodes=nodes,
             sites=tuple(sites[s] for s in sorted(sites)),
             links=topo.links,
             taken_at=now,

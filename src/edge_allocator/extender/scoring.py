@@ -5,10 +5,10 @@ Filter rules, per candidate node:
 * not in the cache's snapshot -> ``FailedNodes`` ("unknown to the extender's cache": deleted, or
   not seen yet - a later cycle may succeed);
 * in the snapshot but not Ready -> ``FailedNodes``;
-* network time from the task's data source (latency + input transfer,
-  :meth:`ClusterSnapshot.network_time_ms`) above the pod's latency budget ->
-  ``FailedAndUnresolvableNodes`` ("42 ms from site-a exceeds budget 20 ms"): preemption cannot
-  move a node closer.
+* shortest-path network latency from the task's data-source site (0 on the data-source node
+  itself; transfer time is not part of the budget, as in the simulator) above the pod's
+  latency budget -> ``FailedAndUnresolvableNodes`` ("42 ms from site-a exceeds budget 20 ms"):
+  preemption cannot move a node closer.
 
 Score mapping (kube-scheduler wants integers 0..10, higher is better). Candidates are ranked by
 (policy score descending, node name ascending) - the **tie rule**: equal policy scores are
@@ -66,7 +66,7 @@ def filter_candidates(
             else:
                 net = per_site.get(node.site, -1.0)
                 if net < 0:
-                    net = snapshot.network_time_ms(task, node)
+                    net = snapshot.site_latency_ms(task.data_source_site, node.site)
                     per_site[node.site] = net
             if net > budget:
                 unresolvable[name] = (
