@@ -188,5 +188,8 @@ def test_cluster_down_leaves_no_process_or_port(tmp_path: Path) -> None:
         cluster.down()
     assert not _pids_mentioning(str(state))
     with socket.socket() as s:
+        # SO_REUSEADDR: closed connections in TIME_WAIT do not count, a listener does.
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         s.bind(("127.0.0.1", port))  # raises if anything still listens there
+        s.listen()
     assert not state.exists()

@@ -43,16 +43,76 @@ _USAGE = {
     "cpu": (
         '"kwok.x-k8s.io/usage-cpu" in pod.metadata.annotations'
         ' ? Quantity(pod.metadata.annotations["kwok.x-k8s.io/usage-cpu"])'
-        ' : ("requests" in container.resources && "cpu" in container.resources.requests'
-        ' ? Quantity(string(container.resources.requests["cpu"])) * 0.6 : Quantity("1m"))'
+        ' : ("cpu" in container.resources.requests'
+        ' ? container.resources.requests["cpu"] * 0.6 : Quantity("1m"))'
     ),
     "memory": (
         '"kwok.x-k8s.io/usage-memory" in pod.metadata.annotations'
         ' ? Quantity(pod.metadata.annotations["kwok.x-k8s.io/usage-memory"])'
-        ' : ("requests" in container.resources && "memory" in container.resources.requests'
-        ' ? Quantity(string(container.resources.requests["memory"])) * 0.7 : Quantity("1Mi"))'
+        ' : ("memory" in container.resources.requests'
+        ' ? container.resources.requests["memory"] * 0.7 : Quantity("1Mi"))'
     ),
 }
+
+
+# Node-level kubelet metrics: the pods' usage plus an idle baseline (100m CPU, 256 MiB), as a
+# real node's OS and kubelet use; metrics-server drops nodes that report zero usage.
+_IDLE_CPU_CORES = 0.1
+_IDLE_MEMORY_BYTES = 256 * 1024 * 1024
+
+
+def _resource_metrics() -> dict[str, Any]:
+    """kwok ``Metric`` serving kubelet-style ``/metrics/resource`` for every node."""
+
+    def m(name: str, dimension: str, kind: str, value: str) -> dict[str, Any]:
+        labels = {
+            "node": [],
+            "pod": [("namespace", "pod.metadata.namespace"), ("pod", "pod.metadata.name")],
+            "container": [
+                ("container", "container.name"),
+                ("namespace", "pod.metadata.namespace"),
+                ("pod", "pod.metadata.name"),
+            ],
+        }[dimension]
+        return {
+            "name": name,
+            "dimension": dimension,
+            "kind": kind,
+            "help": name,
+            "labels": [{"name": k, "value": v} for k, v in labels],
+            "value": value,
+        }
+
+    return {
+        "apiVersion": "kwok.x-k8s.io/v1alpha1",
+        "kind": "Metric",
+        "metadata": {"name": "metrics-resource"},
+        "spec": {
+            "path": "/metrics/nodes/{nodeName}/metrics/resource",
+            "metrics": [
+                m("scrape_error", "node", "gauge", "0"),
+                m("container_start_time_seconds", "container", "gauge", "pod.SinceSecond()"),
+                m(
+                    "container_cpu_usage_seconds_total", "container", "counter",
+                    'pod.CumulativeUsage("cpu", container.name)',
+                ),
+                m(
+                    "container_memory_working_set_bytes", "container", "gauge",
+                    'pod.Usage("memory", container.name)',
+                ),
+                m("pod_cpu_usage_seconds_total", "pod", "counter", 'pod.CumulativeUsage("cpu")'),
+                m("pod_memory_working_set_bytes", "pod", "gauge", 'pod.Usage("memory")'),
+                m(
+                    "node_cpu_usage_seconds_total", "node", "counter",
+                    f'node.CumulativeUsage("cpu") + {_IDLE_CPU_CORES} * node.SinceSecond()',
+                ),
+                m(
+                    "node_memory_working_set_bytes", "node", "gauge",
+                    f'node.Usage("memory") + {_IDLE_MEMORY_BYTES}.0',
+                ),
+            ],
+        },
+    }  # fmt: skip
 
 
 class DevClusterError(RuntimeError):
@@ -114,10 +174,13 @@ class DevCluster:
     def down(self) -> None:
         """Stop every process of the cluster and remove its state; safe to call repeatedly."""
         self._stop_schedulers()
-        kwokctl = self.binary("kwokctl")
-        if self.cluster_dir.exists() and kwokctl.exists():
+        pid_files = list((self.cluster_dir / "pids").glob("*.pid"))
+        pids = [_read_pid(p) for p in pid_files]
+        if self.cluster_dir.exists() and self.binary("kwokctl").exists():
             self._kwokctl("delete", "cluster", check=False)
-        self._kill_pidfiles(self.cluster_dir / "pids")
+        # kwokctl signals and forgets; make sure each component is really gone (ports freed).
+        for pid in pids:
+            _terminate(pid)
         shutil.rmtree(self.state_dir, ignore_errors=True)
         self.log("[dev] cluster stopped")
 
@@ -270,6 +333,7 @@ class DevCluster:
                 "options": options,
             },
             usage,
+            _resource_metrics(),
         ]
 
     def _kwokctl(self, *args: str, check: bool = True, timeout: float = 300) -> None:
@@ -277,8 +341,9 @@ class DevCluster:
         cmd = [
             str(self.binary("kwokctl")),
             "--name", self.name,
-            "--kubeconfig", str(self.state_dir / "kwokctl-contexts.yaml"),
             *args,
+            # kwokctl adds a context to this file; keep it away from ~/.kube/config.
+            "--kubeconfig", str(self.state_dir / "kwokctl-contexts.yaml"),
         ]  # fmt: skip
         proc = subprocess.run(
             cmd, env=env, capture_output=True, text=True, timeout=timeout, check=False
@@ -312,12 +377,10 @@ class DevCluster:
         for pid_file in self.schedulers_dir.glob("*.pid"):
             _kill_pid_file(pid_file)
 
-    def _kill_pidfiles(self, pid_dir: Path) -> None:
-        for pid_file in pid_dir.glob("*.pid"):
-            _kill_pid_file(pid_file)
-
     def _check_port_free(self, port: int) -> None:
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            # As the API server binds: lingering TIME_WAIT connections do not count as in use.
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
                 s.bind((HOST, port))
             except OSError as e:
@@ -356,17 +419,24 @@ def _free_port() -> int:
         return port
 
 
-def _kill_pid_file(pid_file: Path) -> None:
-    """SIGTERM the process named in ``pid_file``, SIGKILL it if still alive after 10 s."""
+def _read_pid(pid_file: Path) -> int:
     try:
-        pid = int(pid_file.read_text().strip())
+        return int(pid_file.read_text().strip())
     except (OSError, ValueError):
-        pid = 0
+        return 0
+
+
+def _kill_pid_file(pid_file: Path) -> None:
+    _terminate(_read_pid(pid_file))
+    pid_file.unlink(missing_ok=True)
+
+
+def _terminate(pid: int) -> None:
+    """SIGTERM ``pid``, SIGKILL it if still alive after 10 s; returns once it is gone."""
     if pid > 0:
         for sig, grace in ((signal.SIGTERM, 10.0), (signal.SIGKILL, 5.0)):
             if not _signal(pid, sig) or _exited_within(pid, grace):
                 break
-    pid_file.unlink(missing_ok=True)
 
 
 def _signal(pid: int, sig: int) -> bool:

@@ -71,7 +71,12 @@ def node_manifest(
         "kind": "Node",
         "metadata": {
             "name": name,
-            "annotations": {"kwok.x-k8s.io/node": "fake", "node.alpha.kubernetes.io/ttl": "0"},
+            "annotations": {
+                "kwok.x-k8s.io/node": "fake",
+                "node.alpha.kubernetes.io/ttl": "0",
+                # metrics-server scrapes kwok's per-node kubelet-style endpoint at this path.
+                "metrics.k8s.io/resource-metrics-path": f"/metrics/nodes/{name}/metrics/resource",
+            },
             "labels": {
                 "kubernetes.io/hostname": name,
                 "kubernetes.io/os": "linux",
@@ -83,7 +88,10 @@ def node_manifest(
             },
         },
         "spec": {},
-        "status": {"allocatable": alloc, "capacity": alloc},
+        "status": {
+            "allocatable": alloc,
+            "capacity": alloc,
+        },
     }
 
 
