@@ -79,7 +79,7 @@ CANDIDATE_FEATURES = (
     "proj_mem_req_frac",
     "proj_cpu_used_frac",  # (used + task) / allocatable, clipped to [0, 2]
     "task_cpu_frac",  # task request / allocatable
-    "within_budget",  # network latency within the task's budget (1 when no budget)
+    "within_budget",  # path latency within the task's latency budget (1 when no budget)
     "log_exec",  # estimated execution seconds at the free measured CPU, log1p / log1p(1000)
     "log_completion",  # network + estimated execution, log1p(s) / log1p(1000)
     "rel_network",  # (x - min) / (max - min) over the candidates
@@ -331,7 +331,7 @@ def candidate_arrays(
     cand_x[:, 6] = np.clip((na.mem_req_mib[index] + task.mem_request_mib) / mem_alloc, 0.0, 2.0)
     cand_x[:, 7] = np.clip((used + task.cpu_request_m) / cpu_alloc, 0.0, 2.0)
     cand_x[:, 8] = np.clip(task.cpu_request_m / cpu_alloc, 0.0, 2.0)
-    cand_x[:, 9] = 1.0 if budget is None else (network <= budget).astype(np.float32)
+    cand_x[:, 9] = 1.0 if budget is None else (lat <= budget).astype(np.float32)
     cand_x[:, 10] = np.log1p(exec_s) / _L1000
     cand_x[:, 11] = np.log1p(np.minimum(completion_s, 1e6)) / _L1000
     cand_x[:, 12] = _relative(cand_x[:, 2])

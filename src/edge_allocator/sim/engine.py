@@ -375,10 +375,14 @@ class Simulator:
                     drain_pending(t)
             if next_arrival >= n_tasks and n_done >= n_tasks:
                 break
-            if next_arrival >= n_tasks and not any(self.running) and pending:
-                # nothing left that could free resources: the rest can never be placed
-                if not any(kind == _RECOVER for _, _, kind, _, _ in self.heap):
-                    break
+            # nothing left that could free resources: the rest can never be placed
+            if (
+                next_arrival >= n_tasks
+                and pending
+                and not any(self.running)
+                and not any(e[2] == _RECOVER for e in self.heap)
+            ):
+                break
 
         completion = finish - tk.arrival_s + net_ms / 1000.0
         deadline = tk.deadline_s

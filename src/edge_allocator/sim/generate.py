@@ -208,7 +208,7 @@ def _sources(spec: Sources, cluster: Cluster, n: int, rng: np.random.Generator) 
         w = 1.0 / np.arange(1, m + 1) ** spec.zipf_s
         return np.asarray(order[rng.choice(m, size=n, p=w / w.sum())])
     if spec.distribution == "hotspot":
-        hot = order[: max(1, int(round(spec.hot_fraction * m)))]
+        hot = order[: max(1, round(spec.hot_fraction * m))]
         pick_hot = rng.random(n) < spec.hot_share
         return np.where(pick_hot, hot[rng.integers(0, len(hot), n)], order[rng.integers(0, m, n)])
     return np.asarray(order[rng.integers(0, m, n)])

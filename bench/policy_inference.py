@@ -1,0 +1,79 @@
+"""GNN scoring latency at serving time: p50/p99 per request, single thread.
+
+Usage: python bench/policy_inference.py [--model models/gnn-1.0.0.pt] [--nodes 1000]
+Measures (1) a request on a snapshot whose embeddings are cached (the same revision), the
+steady state for a burst of pods, and (2) a request on a new revision (embeddings recomputed).
+Uses the shipped model unless --model is given (an untrained network of the same shape if
+none is shipped).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import numpy as np
+import torch
+
+from edge_allocator.cluster.snapshot import ClusterSnapshot, TaskSpec
+from edge_allocator.policy.gnn import PlacementGNN
+from edge_allocator.policy.gnn_policy import GNNPolicy
+from edge_allocator.policy.model_file import load_model_file
+from edge_allocator.policy.registry import shipped_model_path
+from edge_allocator.sim.engine import Simulator
+from edge_allocator.sim.scenario import load_scenario
+
+
+def _pct(xs: list[float], q: float) -> float:
+    return float(np.percentile(np.array(xs) * 1e3, q))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--model", default=None)
+    ap.add_argument("--nodes", type=int, default=1000)
+    ap.add_argument("--requests", type=int, default=500)
+    ap.add_argument("--threads", type=int, default=1)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    path = args.model or shipped_model_path()
+    policy = load_model_file(path) if path else GNNPolicy(PlacementGNN(), {"version": "untrained"})
+    sim = Simulator(load_scenario("smart-city").resized(args.nodes, 10), seed=1)
+    sim._reset()
+    snap: ClusterSnapshot = sim.snapshot(0.0)
+    names = [n.name for n in snap.nodes]
+    rng = np.random.default_rng(0)
+    tasks = [sim.task_spec(int(i) % len(sim.tasks)) for i in range(len(sim.tasks))]
+
+    def task(i: int) -> TaskSpec:
+        return tasks[i % len(tasks)]
+
+    policy.score(snap, task(0), names)  # warm: topology arrays, embeddings
+    cached: list[float] = []
+    for i in range(args.requests):
+        t0 = time.perf_counter()
+        policy.score(snap, task(i), names)
+        cached.append(time.perf_counter() - t0)
+    fresh: list[float] = []
+    for i in range(max(args.requests // 5, 20)):
+        s = snap.with_nodes(snap.nodes, revision=10_000 + i, taken_at=float(i))
+        t0 = time.perf_counter()
+        policy.score(s, task(int(rng.integers(0, 1000))), names)
+        fresh.append(time.perf_counter() - t0)
+    print(
+        f"model: {path or 'untrained'} ({policy.version}); {len(names)} candidates, "
+        f"{len(snap.sites)} sites, {args.threads} thread(s)"
+    )
+    print(
+        f"cached revision : p50 {_pct(cached, 50):.3f} ms  p99 {_pct(cached, 99):.3f} ms "
+        f"(mean {statistics.mean(cached) * 1e3:.3f} ms)"
+    )
+    print(
+        f"new revision    : p50 {_pct(fresh, 50):.3f} ms  p99 {_pct(fresh, 99):.3f} ms "
+        "(embeddings recomputed)"
+    )
+
+
+if __name__ == "__main__":
+    main()

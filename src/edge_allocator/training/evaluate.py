@@ -1,0 +1,203 @@
+"""The evaluation harness: policies x scenario cases x seeds, with paired statistics.
+
+Every policy runs on the same seeded scenario instances (common random numbers), so policies
+are compared by paired per-seed differences. Cases carry a split: ``train`` (families the
+model was trained on, at training-like and larger sizes), ``heldout`` (families no training or
+model-selection step has seen) and ``heldout-large`` (10x the largest training topology).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from edge_allocator.policy.base import PlacementPolicy
+from edge_allocator.policy.registry import get_policy
+from edge_allocator.sim.engine import run_policy
+from edge_allocator.sim.oracle import GreedyOraclePolicy
+from edge_allocator.sim.scenario import load_scenario
+from edge_allocator.training.stats import mean_ci, paired_relative
+
+METRICS = (
+    "mean_completion_s",
+    "p95_completion_s",
+    "slo_violation_rate",
+    "mean_network_latency_ms",
+    "cpu_imbalance",
+)
+DEPLOYABLE_BASELINES = (
+    "kube-default",
+    "latency",
+    "trimaran-tlp",
+    "network-overhead",
+    "est-completion",
+    "random",
+    "round-robin",
+)
+ORACLE = "greedy-oracle"
+
+
+@dataclass(frozen=True)
+class Case:
+    family: str
+    nodes: int
+    tasks: int
+    split: str
+
+    @property
+    def name(self) -> str:
+        return f"{self.family}-{self.nodes}"
+
+
+def tasks_for(nodes: int) -> int:
+    return min(max(15 * nodes, 300), 3000)
+
+
+def default_cases() -> list[Case]:
+    cases = [
+        Case(f, n, tasks_for(n), "train")
+        for f in ("factory-floor", "smart-city", "rural", "bursty-mixed")
+        for n in (20, 100)
+    ]
+    cases += [
+        Case(f, n, tasks_for(n), "heldout") for f in ("retail-chain", "campus") for n in (20, 100)
+    ]
+    cases += [
+        Case(f, 1000, tasks_for(1000), "heldout-large")
+        for f in ("retail-chain", "campus", "smart-city")
+    ]
+    return cases
+
+
+def quick_cases() -> list[Case]:
+    return [Case("factory-floor", 16, 250, "train"), Case("campus", 16, 250, "heldout")]
+
+
+def make_policy(name: str) -> PlacementPolicy:
+    return GreedyOraclePolicy() if name == ORACLE else get_policy(name)
+
+
+@dataclass
+class Run:
+    case: str
+    split: str
+    seed: int
+    policy: str
+    metrics: dict[str, Any]
+    wall_s: float
+
+
+def run_matrix(
+    policies: Sequence[str],
+    cases: Sequence[Case],
+    seeds: Sequence[int],
+    log: Callable[[str], None] = lambda _: None,
+    oracle_max_nodes: int = 200,
+) -> list[Run]:
+    runs: list[Run] = []
+    for case in cases:
+        scenario = load_scenario(case.family).resized(case.nodes, case.tasks)
+        t0 = time.perf_counter()
+        for policy_name in policies:
+            if policy_name == ORACLE and case.nodes > oracle_max_nodes:
+                continue
+            for seed in seeds:
+                res = run_policy(scenario, seed, make_policy(policy_name))
+                runs.append(
+                    Run(case.name, case.split, seed, policy_name, res.summary(), res.wall_s)
+                )
+        log(
+            f"  {case.name} ({case.split}): {len(policies)} policies x {len(seeds)} seeds "
+            f"in {time.perf_counter() - t0:.0f}s"
+        )
+    return runs
+
+
+def aggregate(runs: Sequence[Run], focus: str = "gnn") -> dict[str, Any]:
+    """Per case and policy: mean and 95% CI of every metric, plus paired comparisons."""
+    by: dict[tuple[str, str], dict[int, dict[str, Any]]] = {}
+    split_of: dict[str, str] = {}
+    for r in runs:
+        by.setdefault((r.case, r.policy), {})[r.seed] = r.metrics
+        split_of[r.case] = r.split
+    cases = list(dict.fromkeys(r.case for r in runs))
+    policies = list(dict.fromkeys(r.policy for r in runs))
+    rows: list[dict[str, Any]] = []
+    paired: list[dict[str, Any]] = []
+    for case in cases:
+        for p in policies:
+            seeds = by.get((case, p))
+            if not seeds:
+                continue
+            row: dict[str, Any] = {
+                "case": case,
+                "split": split_of[case],
+                "policy": p,
+                "seeds": len(seeds),
+            }
+            for m in METRICS:
+                mean, ci = mean_ci([s[m] for s in seeds.values()])
+                row[m] = {"mean": mean, "ci95": ci}
+            rows.append(row)
+        deployable = [p for p in policies if p in DEPLOYABLE_BASELINES and (case, p) in by]
+        if focus in policies and (case, focus) in by and deployable:
+            best = min(
+                deployable,
+                key=lambda p: mean_ci([s["mean_completion_s"] for s in by[(case, p)].values()])[0],
+            )
+            for ref in dict.fromkeys([*deployable, best]):
+                common = sorted(set(by[(case, focus)]) & set(by[(case, ref)]))
+                a = [by[(case, focus)][s]["mean_completion_s"] for s in common]
+                b = [by[(case, ref)][s]["mean_completion_s"] for s in common]
+                ct, ct_ci = paired_relative(a, b)
+                va = [by[(case, focus)][s]["slo_violation_rate"] for s in common]
+                vb = [by[(case, ref)][s]["slo_violation_rate"] for s in common]
+                dv, dv_ci = mean_ci([x - y for x, y in zip(va, vb, strict=True)])
+                paired.append(
+                    {
+                        "case": case,
+                        "split": split_of[case],
+                        "policy": focus,
+                        "versus": ref,
+                        "is_best_heuristic": ref == best,
+                        "completion_rel": ct,
+                        "completion_rel_ci95": ct_ci,
+                        "slo_diff": dv,
+                        "slo_diff_ci95": dv_ci,
+                    }
+                )
+    return {"rows": rows, "paired": paired}
+
+
+def split_summary(agg: dict[str, Any], focus: str = "gnn") -> dict[str, Any]:
+    """Per split: the focus policy's mean relative completion vs kube-default and vs the
+    per-case best deployable heuristic, the worst case, and SLO comparisons."""
+    out: dict[str, Any] = {}
+    for split in dict.fromkeys(p["split"] for p in agg["paired"]):
+        ps = [p for p in agg["paired"] if p["split"] == split and p["policy"] == focus]
+        kube = [p["completion_rel"] for p in ps if p["versus"] == "kube-default"]
+        best = [p for p in ps if p["is_best_heuristic"]]
+        slo_worse = [
+            p["versus"] + "@" + p["case"]
+            for p in ps
+            if p["versus"] in DEPLOYABLE_BASELINES and p["slo_diff"] > 0
+        ]
+        out[split] = {
+            "cases": len(best),
+            "vs_kube_default_mean": sum(kube) / len(kube) if kube else math.nan,
+            "vs_best_heuristic_mean": (
+                sum(p["completion_rel"] for p in best) / len(best) if best else math.nan
+            ),
+            "vs_best_heuristic_worst": max((p["completion_rel"] for p in best), default=math.nan),
+            "worst_case": max(best, key=lambda p: p["completion_rel"])["case"] if best else "",
+            "best_heuristics": {p["case"]: p["versus"] for p in best},
+            "slo_higher_than": slo_worse,
+        }
+    return out
+
+
+def runs_as_dicts(runs: Sequence[Run]) -> list[dict[str, Any]]:
+    return [asdict(r) for r in runs]

@@ -1,0 +1,96 @@
+"""``edge-allocator train``: train the placement GNN in the simulator and write a model file.
+
+The model file, its learning curve (CSV + PNG) and the training config land next to each
+other; ``--ship`` also marks the file as the model ``"gnn"`` resolves to.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime as dt
+import sys
+from pathlib import Path
+
+from edge_allocator.policy.model_file import save_model
+from edge_allocator.policy.registry import SHIPPED_FILE
+from edge_allocator.training.trainer import TrainConfig, Trainer, git_revision
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=Path("models/gnn-1.0.0.pt"),
+        help="model file to write (default: %(default)s)",
+    )
+    parser.add_argument("--version", default="1.0.0", help="model version recorded in the file")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=2, help="torch intra-op threads")
+    parser.add_argument("--ppo-iterations", type=int, default=None)
+    parser.add_argument("--bc-episodes", type=int, default=None)
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="a tiny run (seconds) to check the pipeline, not a useful model",
+    )
+    parser.add_argument(
+        "--ship",
+        action="store_true",
+        help=f"write the model's file name into {SHIPPED_FILE} next to it",
+    )
+
+
+def quick_config(seed: int) -> TrainConfig:
+    return TrainConfig(
+        seed=seed,
+        sizes=(8, 12),
+        max_tasks=120,
+        min_tasks=60,
+        bc_episodes=4,
+        dagger_rounds=1,
+        dagger_episodes=2,
+        bc_epochs=2,
+        ppo_iterations=2,
+        ppo_episodes=2,
+        val_every=1,
+        val_seeds=(900_001,),
+        val_size=8,
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    cfg = quick_config(args.seed) if args.quick else TrainConfig(seed=args.seed)
+    updates: dict[str, object] = {"threads": args.threads}
+    if args.ppo_iterations is not None:
+        updates["ppo_iterations"] = args.ppo_iterations
+    if args.bc_episodes is not None:
+        updates["bc_episodes"] = args.bc_episodes
+    cfg = dataclasses.replace(cfg, **updates)  # type: ignore[arg-type]
+    trainer = Trainer(cfg, log=lambda m: print(m, flush=True))
+    stats = trainer.train()
+    out: Path = args.out
+    out.parent.mkdir(parents=True, exist_ok=True)
+    meta = save_model(
+        out,
+        trainer.model,
+        {
+            "name": "gnn",
+            "version": args.version,
+            "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            "git_revision": git_revision(),
+            "training_config": cfg.to_dict(),
+            "training_stats": stats,
+            "command": "edge-allocator train " + " ".join(sys.argv[2:]),
+        },
+    )
+    stem = out.with_suffix("")
+    trainer.write_curve(Path(f"{stem}.curve.csv"), Path(f"{stem}.curve.png"))
+    if args.ship:
+        (out.parent / SHIPPED_FILE).write_text(out.name + "\n")
+    print(
+        f"wrote {out} (weights sha256 {meta['weights_sha256'][:12]}), "
+        f"learning curve {stem}.curve.csv/.png",
+        flush=True,
+    )
+    return 0

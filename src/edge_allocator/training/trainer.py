@@ -1,0 +1,378 @@
+"""Training the placement GNN: imitation warm start, then PPO with a learned value baseline.
+
+1. Behaviour cloning on the teacher's choices (a strong deployable heuristic), plus DAgger
+   rounds where the student acts and the teacher labels, so the student learns to recover
+   from its own mistakes.
+2. PPO: actions sampled from the softmax over candidates; reward per decision is minus the
+   placed task's completion time (normalised by the teacher's mean on the same seed) minus a
+   penalty for an SLO violation; returns are discounted over the following decisions (tasks
+   share nodes, so a placement affects the next ones); the value head is the baseline.
+
+Model selection uses a validation set (training families, seeds disjoint from training) and
+never the held-out families. Everything is seeded; one thread count is fixed.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from edge_allocator.policy.gnn import GNNConfig, PlacementGNN
+from edge_allocator.policy.gnn_policy import GNNPolicy
+from edge_allocator.policy.registry import get_policy
+from edge_allocator.sim.engine import PolicyChooser, Simulator
+from edge_allocator.sim.scenario import Scenario, load_scenario
+from edge_allocator.training.batching import Decision, forward_batch
+from edge_allocator.training.rollout import RecordingChooser
+
+TRAIN_FAMILIES = ("factory-floor", "smart-city", "rural", "bursty-mixed")
+
+
+@dataclass
+class TrainConfig:
+    """Everything that determines the trained model (recorded in the model file)."""
+
+    seed: int = 0
+    families: tuple[str, ...] = TRAIN_FAMILIES
+    sizes: tuple[int, ...] = (10, 20, 40, 80)
+    tasks_per_node: int = 15
+    min_tasks: int = 200
+    max_tasks: int = 700
+    teacher: str = "est-completion"
+    bc_episodes: int = 16
+    dagger_rounds: int = 2
+    dagger_episodes: int = 8
+    bc_epochs: int = 3
+    bc_lr: float = 3e-3
+    ppo_iterations: int = 120
+    ppo_episodes: int = 4
+    ppo_epochs: int = 2
+    ppo_lr: float = 3e-4
+    gamma: float = 0.8
+    clip: float = 0.2
+    slo_penalty: float = 1.0
+    value_coef: float = 0.5
+    entropy_coef: float = 0.003
+    minibatch: int = 64
+    val_every: int = 10
+    val_seeds: tuple[int, ...] = (900_001, 900_002, 900_003)
+    val_size: int = 30
+    threads: int = 2
+    model: GNNConfig = field(default_factory=GNNConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["families"] = list(self.families)
+        d["sizes"] = list(self.sizes)
+        d["val_seeds"] = list(self.val_seeds)
+        return d
+
+
+def sized(scenario: Scenario, nodes: int, cfg: TrainConfig) -> Scenario:
+    tasks = min(max(cfg.tasks_per_node * nodes, cfg.min_tasks), cfg.max_tasks)
+    return scenario.resized(nodes, tasks)
+
+
+def git_revision() -> str:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            cwd=Path(__file__).parent,
+        )
+        return out.stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+@dataclass
+class CurvePoint:
+    phase: str
+    step: int
+    elapsed_s: float
+    loss: float
+    val_ratio: float  # validation mean completion / teacher's (lower is better), nan if none
+
+
+class Trainer:
+    def __init__(self, cfg: TrainConfig, log: Callable[[str], None] = print) -> None:
+        self.cfg = cfg
+        self.log = log
+        torch.manual_seed(cfg.seed)
+        torch.set_num_threads(cfg.threads)
+        self.rng = np.random.default_rng(cfg.seed)
+        self.model = PlacementGNN(cfg.model)
+        self.teacher = get_policy(cfg.teacher)
+        self.scenarios = [load_scenario(f) for f in cfg.families]
+        self.curve: list[CurvePoint] = []
+        self.t0 = time.perf_counter()
+        self.episode = 0
+        self._teacher_means: dict[tuple[str, int, int], float] = {}
+        self.best_ratio = math.inf
+        self.best_state: dict[str, torch.Tensor] | None = None
+        self.best_phase = ""
+
+    # -- helpers ---------------------------------------------------------------------------
+    def _next_case(self) -> tuple[Scenario, int]:
+        sc = self.scenarios[self.episode % len(self.scenarios)]
+        size = self.cfg.sizes[(self.episode // len(self.scenarios)) % len(self.cfg.sizes)]
+        seed = self.cfg.seed * 100_000 + self.episode
+        self.episode += 1
+        return sized(sc, size, self.cfg), seed
+
+    def _teacher_mean(self, sc: Scenario, seed: int) -> float:
+        key = (sc.name, sc.topology.nodes, seed)
+        if key not in self._teacher_means:
+            res = Simulator(sc, seed).run(PolicyChooser(self.teacher))
+            s = res.summary()
+            self._teacher_means[key] = max(float(s["mean_completion_s"]), 1e-3)
+        return self._teacher_means[key]
+
+    def _elapsed(self) -> float:
+        return time.perf_counter() - self.t0
+
+    def _record(self, phase: str, step: int, loss: float, val: float = math.nan) -> None:
+        self.curve.append(CurvePoint(phase, step, self._elapsed(), loss, val))
+
+    def validate(self, phase: str) -> float:
+        """Mean over validation runs of (GNN mean completion / teacher mean completion)."""
+        policy = GNNPolicy(self.model, {"name": "gnn", "version": "training"})
+        ratios = []
+        for sc0 in self.scenarios:
+            sc = sized(sc0, self.cfg.val_size, self.cfg)
+            for seed in self.cfg.val_seeds:
+                res = Simulator(sc, seed).run(PolicyChooser(policy))
+                ratios.append(res.summary()["mean_completion_s"] / self._teacher_mean(sc, seed))
+        ratio = float(np.mean(ratios))
+        if ratio < self.best_ratio:
+            self.best_ratio = ratio
+            self.best_state = {k: v.clone() for k, v in self.model.state_dict().items()}
+            self.best_phase = phase
+        return ratio
+
+    def _rollout(self, mode: str) -> tuple[list[Decision], Simulator, Any]:
+        sc, seed = self._next_case()
+        sim = Simulator(sc, seed)
+        chooser = RecordingChooser(
+            None if mode == "teacher" else self.model, self.teacher, mode, self.rng
+        )
+        self.model.eval()
+        result = sim.run(chooser)
+        return chooser.records, sim, result
+
+    # -- phases ----------------------------------------------------------------------------
+    def _fit_bc(self, data: list[Decision], epochs: int, opt: torch.optim.Optimizer) -> float:
+        self.model.train()
+        loss_sum, n = 0.0, 0
+        for _ in range(epochs):
+            order = self.rng.permutation(len(data))
+            for start in range(0, len(data), self.cfg.minibatch):
+                recs = [data[i] for i in order[start : start + self.cfg.minibatch]]
+                out = forward_batch(self.model, recs)
+                target = out.offsets + torch.tensor([r.teacher for r in recs])
+                loss = -out.logp_all[target].mean()
+                opt.zero_grad()
+                loss.backward()  # type: ignore[no-untyped-call]
+                torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
+                opt.step()
+                loss_sum += float(loss.detach()) * len(recs)
+                n += len(recs)
+        return loss_sum / max(n, 1)
+
+    def imitation(self) -> None:
+        cfg = self.cfg
+        opt = torch.optim.Adam(self.model.parameters(), lr=cfg.bc_lr)
+        data: list[Decision] = []
+        for _ in range(cfg.bc_episodes):
+            recs, _, _ = self._rollout("teacher")
+            data += recs
+        self.log(
+            f"[bc] {len(data)} teacher decisions from {cfg.bc_episodes} episodes "
+            f"({self._elapsed():.0f}s)"
+        )
+        loss = self._fit_bc(data, cfg.bc_epochs, opt)
+        val = self.validate("bc")
+        self._record("bc", 0, loss, val)
+        self.log(f"[bc] round 0 loss {loss:.4f} val ratio {val:.4f} ({self._elapsed():.0f}s)")
+        for rnd in range(1, cfg.dagger_rounds + 1):
+            agree, total = 0, 0
+            for _ in range(cfg.dagger_episodes):
+                recs, _, _ = self._rollout("greedy")
+                agree += sum(r.action == r.teacher for r in recs)
+                total += len(recs)
+                data += recs
+            loss = self._fit_bc(data, cfg.bc_epochs, opt)
+            val = self.validate(f"dagger-{rnd}")
+            self._record("dagger", rnd, loss, val)
+            self.log(
+                f"[dagger] round {rnd} agreement {agree / max(total, 1):.3f} loss {loss:.4f} "
+                f"val ratio {val:.4f} data {len(data)} ({self._elapsed():.0f}s)"
+            )
+
+    def _returns(self, recs: list[Decision], sim: Simulator, res: Any) -> np.ndarray:
+        """Discounted sum of the following decisions' rewards (normalised completion)."""
+        cfg = self.cfg
+        scale = self._teacher_mean(sim.scenario, sim.seed)
+        rewards = np.array(
+            [
+                -res.completion_s[r.task_id] / scale
+                - cfg.slo_penalty * float(res.violated[r.task_id])
+                for r in recs
+            ]
+        )
+        rewards = np.nan_to_num(rewards, nan=-10.0)
+        g = np.zeros_like(rewards)
+        acc = 0.0
+        for t in range(len(rewards) - 1, -1, -1):
+            acc = rewards[t] + cfg.gamma * acc
+            g[t] = acc
+        scaled: np.ndarray = g * (1.0 - cfg.gamma)  # on the scale of one reward
+        return scaled
+
+    def ppo(self) -> None:
+        """PPO; the advantage baseline is the mean return of the same task over the
+        iteration's rollouts (all on one arrival sequence, as in Decima), and the learned
+        value head where a task was decided in one rollout only."""
+        cfg = self.cfg
+        opt = torch.optim.Adam(self.model.parameters(), lr=cfg.ppo_lr)
+        for it in range(1, cfg.ppo_iterations + 1):
+            sc, seed = self._next_case()
+            batch: list[Decision] = []
+            returns: list[float] = []
+            per_task: dict[int, list[float]] = {}
+            for _ in range(cfg.ppo_episodes):
+                sim = Simulator(sc, seed)
+                chooser = RecordingChooser(self.model, self.teacher, "sample", self.rng)
+                self.model.eval()
+                res = sim.run(chooser)
+                g = self._returns(chooser.records, sim, res)
+                for r, gr in zip(chooser.records, g, strict=True):
+                    per_task.setdefault(r.task_id, []).append(float(gr))
+                batch += chooser.records
+                returns += g.tolist()
+            if len(batch) < 2:
+                continue
+            ret = torch.tensor(returns, dtype=torch.float32)
+            with torch.no_grad():
+                values = torch.cat(
+                    [
+                        forward_batch(self.model, batch[i : i + 256]).values
+                        for i in range(0, len(batch), 256)
+                    ]
+                )
+            base = torch.tensor(
+                [
+                    float(np.mean(per_task[r.task_id]))
+                    if len(per_task[r.task_id]) > 1
+                    else float(values[i])
+                    for i, r in enumerate(batch)
+                ]
+            )
+            adv_all = ret - base
+            adv_all = (adv_all - adv_all.mean()) / (adv_all.std() + 1e-6)
+            old_logp = torch.tensor([r.logp for r in batch])
+            self.model.train()
+            loss_sum, n = 0.0, 0
+            for _ in range(cfg.ppo_epochs):
+                order = self.rng.permutation(len(batch))
+                for start in range(0, len(batch), cfg.minibatch):
+                    idx = order[start : start + cfg.minibatch]
+                    recs = [batch[i] for i in idx]
+                    out = forward_batch(self.model, recs)
+                    act = out.offsets + torch.tensor([r.action for r in recs])
+                    logp = out.logp_all[act]
+                    tidx = torch.from_numpy(idx)
+                    adv = adv_all[tidx]
+                    ratio = torch.exp(logp - old_logp[tidx])
+                    pg = -torch.min(
+                        ratio * adv, torch.clamp(ratio, 1 - cfg.clip, 1 + cfg.clip) * adv
+                    ).mean()
+                    vloss = torch.nn.functional.mse_loss(out.values, ret[tidx])
+                    p = torch.exp(out.logp_all)
+                    ent = -(p * out.logp_all).sum() / len(recs)
+                    loss = pg + cfg.value_coef * vloss - cfg.entropy_coef * ent
+                    if not torch.isfinite(loss):
+                        continue
+                    opt.zero_grad()
+                    loss.backward()  # type: ignore[no-untyped-call]
+                    torch.nn.utils.clip_grad_norm_(self.model.parameters(), 0.5)
+                    opt.step()
+                    loss_sum += float(loss.detach()) * len(recs)
+                    n += len(recs)
+            mean_ret = float(ret.mean())
+            val = math.nan
+            if it % cfg.val_every == 0 or it == cfg.ppo_iterations:
+                val = self.validate(f"ppo-{it}")
+            self._record("ppo", it, loss_sum / max(n, 1), val)
+            self.log(
+                f"[ppo] iter {it}/{cfg.ppo_iterations} {sc.name} decisions {len(batch)} "
+                f"mean return {mean_ret:.3f} loss {loss_sum / max(n, 1):.4f}"
+                + ("" if math.isnan(val) else f" val ratio {val:.4f}")
+                + f" ({self._elapsed():.0f}s)"
+            )
+
+    def train(self) -> dict[str, Any]:
+        self.log(
+            f"training with seed {self.cfg.seed}, teacher {self.cfg.teacher}, "
+            f"{self.cfg.threads} threads"
+        )
+        self.imitation()
+        self.ppo()
+        if self.best_state is not None:
+            self.model.load_state_dict(self.best_state)
+        self.log(
+            f"best validation ratio {self.best_ratio:.4f} from {self.best_phase} "
+            f"({self._elapsed():.0f}s)"
+        )
+        return {
+            "best_validation_ratio": self.best_ratio,
+            "best_checkpoint": self.best_phase,
+            "train_seconds": round(self._elapsed(), 1),
+            "episodes": self.episode,
+        }
+
+    def write_curve(self, csv_path: Path, png_path: Path) -> None:
+        with csv_path.open("w", newline="") as fh:
+            w = csv.writer(fh)
+            w.writerow(["phase", "step", "elapsed_s", "loss", "val_ratio_vs_teacher"])
+            for p in self.curve:
+                w.writerow(
+                    [
+                        p.phase,
+                        p.step,
+                        f"{p.elapsed_s:.1f}",
+                        f"{p.loss:.5f}",
+                        "" if math.isnan(p.val_ratio) else f"{p.val_ratio:.5f}",
+                    ]
+                )
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 4))
+        xs = [p.elapsed_s / 60 for p in self.curve]
+        a1.plot(xs, [p.loss for p in self.curve], marker=".")
+        a1.set_xlabel("minutes")
+        a1.set_ylabel("training loss (BC: cross-entropy, PPO: clipped objective)")
+        vx = [p.elapsed_s / 60 for p in self.curve if not math.isnan(p.val_ratio)]
+        vy = [p.val_ratio for p in self.curve if not math.isnan(p.val_ratio)]
+        a2.plot(vx, vy, marker="o")
+        a2.axhline(1.0, color="grey", linestyle="--", label=f"teacher ({self.cfg.teacher})")
+        a2.set_xlabel("minutes")
+        a2.set_ylabel("validation mean completion / teacher")
+        a2.legend()
+        fig.tight_layout()
+        fig.savefig(png_path, dpi=100)
+        plt.close(fig)

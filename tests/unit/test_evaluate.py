@@ -1,0 +1,99 @@
+"""Evaluation: confidence intervals, paired comparisons, the harness and its outputs."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from edge_allocator.training import evaluate_cli
+from edge_allocator.training.evaluate import Case, Run, aggregate, run_matrix, split_summary
+from edge_allocator.training.report import table
+from edge_allocator.training.stats import mean_ci, paired_relative, t975
+
+
+def test_mean_ci_uses_the_t_distribution() -> None:
+    m, ci = mean_ci([1.0, 2.0, 3.0, 4.0, 5.0])
+    assert m == 3.0
+    assert ci == pytest.approx(2.776 * math.sqrt(2.5 / 5))
+    assert math.isnan(mean_ci([4.0])[1])
+    assert t975(4) == 2.776 and t975(11) == 2.228 and t975(500) == 1.96
+
+
+def test_paired_relative_difference() -> None:
+    m, ci = paired_relative([9.0, 18.0, 27.0], [10.0, 20.0, 30.0])
+    assert m == pytest.approx(-0.1)
+    assert ci == pytest.approx(0.0, abs=1e-12)
+
+
+def _runs() -> list[Run]:
+    out = []
+    for seed in (1, 2, 3):
+        for policy, ct, slo in (
+            ("gnn", 1.0, 0.1),
+            ("kube-default", 2.0, 0.2),
+            ("est-completion", 1.1 + 0.01 * seed, 0.05),
+            ("random", 3.0, 0.3),
+        ):
+            metrics = {
+                "mean_completion_s": ct * seed,
+                "p95_completion_s": 3 * ct * seed,
+                "slo_violation_rate": slo,
+                "mean_network_latency_ms": 1.0,
+                "cpu_imbalance": 0.2,
+            }
+            out.append(Run("c-10", "heldout", seed, policy, metrics, 0.1))
+    return out
+
+
+def test_aggregate_picks_the_best_heuristic_and_pairs_by_seed() -> None:
+    agg = aggregate(_runs())
+    assert len(agg["rows"]) == 4
+    best = [p for p in agg["paired"] if p["is_best_heuristic"]]
+    assert [p["versus"] for p in best] == ["est-completion"]
+    kube = next(p for p in agg["paired"] if p["versus"] == "kube-default")
+    assert kube["completion_rel"] == pytest.approx(-0.5)
+    summary = split_summary(agg)["heldout"]
+    assert summary["vs_kube_default_mean"] == pytest.approx(-0.5)
+    assert summary["vs_best_heuristic_worst"] < 0
+    assert summary["slo_higher_than"] == ["est-completion@c-10"]
+    text = table(agg)
+    assert "c-10 [heldout]" in text and "-50.0%" in text and "(best)" in text
+
+
+def test_harness_runs_policies_on_common_seeds() -> None:
+    cases = [Case("rural", 8, 60, "train")]
+    runs = run_matrix(["kube-default", "latency", "greedy-oracle"], cases, [1, 2])
+    assert {(r.policy, r.seed) for r in runs} == {
+        (p, s) for p in ("kube-default", "latency", "greedy-oracle") for s in (1, 2)
+    }
+    assert all(r.metrics["decisions"] >= 60 for r in runs)
+
+
+def test_evaluate_cli_writes_table_json_and_plots(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    parser = argparse.ArgumentParser()
+    evaluate_cli.configure(parser)
+    args = parser.parse_args(
+        [
+            "--case",
+            "factory-floor:8:60",
+            "--policies",
+            "kube-default,est-completion",
+            "--seeds",
+            "2",
+            "--out-dir",
+            str(tmp_path),
+        ]
+    )
+    assert evaluate_cli.run(args) == 0
+    out = capsys.readouterr().out
+    assert "== factory-floor-8 [custom] ==" in out
+    doc = json.loads((tmp_path / "evaluation.json").read_text())
+    assert {r["policy"] for r in doc["rows"]} == {"kube-default", "est-completion"}
+    assert len(doc["runs"]) == 4
+    assert (tmp_path / "eval-custom.png").stat().st_size > 1000
