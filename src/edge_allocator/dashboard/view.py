@@ -1,0 +1,136 @@
+"""The dashboard's JSON: one pure function from (snapshot, EdgeTasks, model) to what the page draws.
+
+Kept free of HTTP so a test can check the arithmetic (load fractions, placement rows) on a fixed
+snapshot and the page stays a thin renderer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from edge_allocator.cluster.snapshot import ClusterSnapshot, NodeState
+from edge_allocator.dashboard.model_card import ModelSummary
+
+EDGETASKS_PATH = "/apis/edge-allocator.io/v1alpha1/edgetasks"
+
+ApiGet = Callable[[str], Mapping[str, Any]]
+"""GET a Kubernetes API path and return the decoded JSON (raises on failure)."""
+
+
+@dataclass(frozen=True)
+class DashboardSource:
+    """What the dashboard reads; each callable is cheap or does one API call.
+
+    Attributes:
+        snapshot: the policy's current view of the cluster (the extender's watch cache).
+        api_get: GET on the Kubernetes API, used to list EdgeTasks (placements and why).
+        model: the active model and its model-card comparison, or None when unknown.
+        max_placements: how many of the most recent placements the page shows.
+    """
+
+    snapshot: Callable[[], ClusterSnapshot | None]
+    api_get: ApiGet
+    model: Callable[[], ModelSummary | None]
+    max_placements: int = 50
+
+
+def _fraction(used: int, allocatable: int) -> float:
+    return round(min(max(used / allocatable, 0.0), 1.0), 4) if allocatable > 0 else 0.0
+
+
+def node_view(node: NodeState) -> dict[str, Any]:
+    cpu = _fraction(node.cpu_used_m, node.cpu_allocatable_m)
+    mem = _fraction(node.mem_used_mib, node.mem_allocatable_mib)
+    return {
+        "name": node.name,
+        "site": node.site,
+        "nodeClass": node.node_class,
+        "ready": node.ready,
+        "cpuFraction": cpu,
+        "memFraction": mem,
+        "load": max(cpu, mem),
+        "measured": node.cpu_usage_m is not None,
+        "cpuAllocatableM": node.cpu_allocatable_m,
+        "memAllocatableMib": node.mem_allocatable_mib,
+        "runningTasks": node.running_tasks,
+    }
+
+
+def placement_view(task: Mapping[str, Any]) -> dict[str, Any]:
+    meta = task.get("metadata") or {}
+    spec = task.get("spec") or {}
+    status = task.get("status") or {}
+    decision = status.get("decision") or {}
+    source_site = status.get("dataSourceSite") or (spec.get("dataSource") or {}).get("site")
+    return {
+        "namespace": meta.get("namespace", ""),
+        "name": meta.get("name", ""),
+        "created": meta.get("creationTimestamp", ""),
+        "phase": status.get("phase", "Pending"),
+        "node": status.get("nodeName"),
+        "site": status.get("site"),
+        "dataSourceSite": source_site,
+        "latencyBudgetMs": spec.get("latencyBudgetMs"),
+        "networkLatencyMs": status.get("networkLatencyMs"),
+        "policy": decision.get("policy"),
+        "modelVersion": decision.get("modelVersion"),
+        "chosenNode": decision.get("chosenNode"),
+        "score": decision.get("score"),
+        "rank": decision.get("rank"),
+        "candidateCount": decision.get("candidateCount"),
+        "candidates": [
+            {"node": c.get("node"), "score": c.get("score"), "raw": c.get("raw")}
+            for c in decision.get("candidates") or []
+        ],
+        "reason": status.get("reason") or decision.get("message"),
+    }
+
+
+def build_state(
+    snapshot: ClusterSnapshot | None,
+    tasks: Sequence[Mapping[str, Any]],
+    model: ModelSummary | None,
+    *,
+    max_placements: int = 50,
+    errors: Sequence[str] = (),
+) -> dict[str, Any]:
+    """Everything the page draws, newest placements first."""
+    rows = sorted(
+        (placement_view(t) for t in tasks), key=lambda r: (r["created"], r["name"]), reverse=True
+    )
+    return {
+        "ready": snapshot is not None,
+        "sites": [
+            {"name": s.name, "intraLatencyMs": s.intra_latency_ms}
+            for s in (snapshot.sites if snapshot else ())
+        ],
+        "links": [
+            {"a": lk.a, "b": lk.b, "latencyMs": lk.latency_ms, "bandwidthMbps": lk.bandwidth_mbps}
+            for lk in (snapshot.links if snapshot else ())
+        ],
+        "nodes": [node_view(n) for n in (snapshot.nodes if snapshot else ())],
+        "placements": rows[:max_placements],
+        "placementCount": len(rows),
+        "model": model.to_dict() if model else None,
+        "errors": list(errors),
+    }
+
+
+def collect_state(source: DashboardSource) -> dict[str, Any]:
+    """Read the source (one API call for the EdgeTasks) and build the state; never raises."""
+    errors: list[str] = []
+    try:
+        tasks = list(source.api_get(EDGETASKS_PATH).get("items") or [])
+    except Exception as exc:  # the page still shows the graph and says why placements are missing
+        tasks = []
+        errors.append(f"listing EdgeTasks failed: {exc}")
+    try:
+        model = source.model()
+    except Exception as exc:
+        model = None
+        errors.append(f"reading the model card failed: {exc}")
+    return build_state(
+        source.snapshot(), tasks, model, max_placements=source.max_placements, errors=errors
+    )
