@@ -319,6 +319,7 @@ class DevCluster:
             # Notice a lost node in ~40 s rather than upstream's 40 s..5 min defaults.
             "kubeControllerManagerNodeMonitorGracePeriodMilliseconds": 40_000,
             "nodeLeaseDurationSeconds": 40,
+            "heartbeatFactor": 1.0,  # kwokctl's default multiplies the two above by 5
         }
         usage = {
             "apiVersion": "kwok.x-k8s.io/v1alpha1",
