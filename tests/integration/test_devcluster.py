@@ -193,3 +193,35 @@ def test_cluster_down_leaves_no_process_or_port(tmp_path: Path) -> None:
         s.bind(("127.0.0.1", port))  # raises if anything still listens there
         s.listen()
     assert not state.exists()
+
+
+def test_an_extra_scheduler_with_its_own_profile_binds_its_pods(
+    devcluster: DevCluster, namespace: str, tmp_path: Path
+) -> None:
+    """Extra scheduler configuration plugs in without touching the cluster code."""
+    config = tmp_path / "second.yaml"
+    config.write_text(
+        "apiVersion: kubescheduler.config.k8s.io/v1\n"
+        "kind: KubeSchedulerConfiguration\n"
+        "profiles:\n"
+        "- schedulerName: second-scheduler\n"
+    )
+    devcluster.start_scheduler("second-test", config)
+    try:
+        pod = _pod("via-second", "100m", "64Mi")
+        pod["spec"]["schedulerName"] = "second-scheduler"
+        devcluster.kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps(pod))
+
+        def scheduled_by_second() -> Any:
+            events = _json(devcluster, "get", "events", "-n", namespace)["items"]
+            return [
+                e
+                for e in events
+                if e["reason"] == "Scheduled" and e.get("reportingComponent") == "second-scheduler"
+            ]
+
+        _wait("a Scheduled event from second-scheduler", 60, scheduled_by_second)
+        assert "second-test" in devcluster.status()["schedulers"]
+    finally:
+        devcluster.stop_scheduler("second-test")
+    assert "second-test" not in devcluster.status()["schedulers"]

@@ -10,6 +10,7 @@ earlier run; the edge fleet; and extra kube-scheduler processes with configurati
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import shutil
@@ -21,7 +22,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -156,11 +157,27 @@ class DevCluster:
         return paths.bin_dir() / name
 
     # ---- public API --------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        """Serialise up/down across processes (tests, make, a second terminal)."""
+        lock_path = self.state_dir.with_name(self.state_dir.name + ".lock")
+        lock_path.parent.mkdir(parents=True, exist_ok=True)
+        with lock_path.open("w") as f:
+            fcntl.flock(f, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(f, fcntl.LOCK_UN)
+
     def up(self, scheduler_configs: Sequence[tuple[str, Path]] = ()) -> None:
         """Start the cluster (or reuse a healthy one), create the fleet, wait for Ready nodes."""
-        started = time.monotonic()
         ensure_binaries(self.log)
-        if self.is_healthy():
+        with self._locked():
+            self._up(scheduler_configs)
+
+    def _up(self, scheduler_configs: Sequence[tuple[str, Path]]) -> None:
+        started = time.monotonic()
+        if self._healthy_or_recovering():
             self.log(f"[dev] cluster already running at https://{HOST}:{self._running_port()}")
         else:
             self._cleanup_stale()
@@ -173,13 +190,18 @@ class DevCluster:
 
     def down(self) -> None:
         """Stop every process of the cluster and remove its state; safe to call repeatedly."""
+        with self._locked():
+            self._down()
+
+    def _down(self) -> None:
         self._stop_schedulers()
         pid_files = list((self.cluster_dir / "pids").glob("*.pid"))
         pids = [_read_pid(p) for p in pid_files]
         if self.cluster_dir.exists() and self.binary("kwokctl").exists():
             self._kwokctl("delete", "cluster", check=False)
-        # kwokctl signals and forgets; make sure each component is really gone (ports freed).
-        for pid in pids:
+        # kwokctl signals and forgets; make sure each component is really gone (ports freed),
+        # including processes whose pid files a crashed run lost.
+        for pid in {*pids, *self._component_pids()}:
             _terminate(pid)
         shutil.rmtree(self.state_dir, ignore_errors=True)
         self.log("[dev] cluster stopped")
@@ -214,7 +236,7 @@ class DevCluster:
         ctx = ssl.create_default_context(cafile=str(self.cluster_dir / "pki" / "ca.crt"))
         try:
             with urllib.request.urlopen(
-                f"https://{HOST}:{port}/readyz", context=ctx, timeout=3
+                f"https://{HOST}:{port}/readyz", context=ctx, timeout=5
             ) as r:
                 return bool(r.status == 200)
         except (OSError, urllib.error.URLError, ssl.SSLError):
@@ -369,10 +391,41 @@ class DevCluster:
 
     def _cleanup_stale(self) -> None:
         """Remove what a crashed or half-stopped earlier run left: processes, pid files, data."""
-        if not self.state_dir.exists():
+        if not self.state_dir.exists() and not self._component_pids():
             return
         self.log("[dev] cleaning up a stale earlier run")
-        self.down()
+        self._down()
+
+    def _component_pids(self) -> list[int]:
+        """Live processes started from this cluster's directory (found via /proc)."""
+        marker = (str(self.cluster_dir) + "/").encode()
+        found = []
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit() and int(entry.name) != os.getpid():
+                try:
+                    if marker in (entry / "cmdline").read_bytes():
+                        found.append(int(entry.name))
+                except OSError:
+                    continue
+        return found
+
+    def _healthy_or_recovering(self, patience: float = 60) -> bool:
+        """Healthy now, or its processes are alive and it answers within ``patience`` seconds.
+
+        A busy API server can miss one /readyz; tearing down a live cluster for that would
+        pull it from under every user, so only a cluster with no live process is stale.
+        """
+        if self.is_healthy():
+            return True
+        if not self.kubeconfig.exists() or not self._component_pids():
+            return False
+        self.log("[dev] cluster processes are alive but not ready; waiting for them")
+        deadline = time.monotonic() + patience
+        while time.monotonic() < deadline:
+            if self.is_healthy():
+                return True
+            time.sleep(2)
+        return False
 
     def _stop_schedulers(self) -> None:
         for pid_file in self.schedulers_dir.glob("*.pid"):
