@@ -7,7 +7,7 @@ import math
 import pytest
 from test_extender_helpers import fleet
 
-from edge_allocator.cluster.snapshot import TaskSpec
+from edge_allocator.cluster.snapshot import ClusterSnapshot, TaskSpec
 from edge_allocator.extender.scoring import filter_candidates, rank, to_extender_scores
 
 
@@ -85,3 +85,14 @@ def test_filter_without_task_only_checks_cache() -> None:
     out = filter_candidates(snap, None, ["node-0000", "node-0001", "gone"])
     assert out.passed == ["node-0000", "node-0001"]
     assert list(out.failed) == ["gone"]
+
+
+def test_filter_explains_unreachable_sites() -> None:
+    snap = fleet(nodes=2, sites=2)
+    lonely = ClusterSnapshot(snap.nodes, snap.sites, (), taken_at=1.0, revision=1)
+    task = TaskSpec(100, 64, data_source_site="site-0", latency_budget_ms=50.0)
+    out = filter_candidates(lonely, task, ["node-0000", "node-0001"])
+    assert out.passed == ["node-0000"]
+    assert out.unresolvable == {
+        "node-0001": "no network path from site-0 to site-1 (no EdgeNetwork link joins them)"
+    }

@@ -19,6 +19,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import ValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from edge_allocator.cluster.annotations import DecisionRecord
 from edge_allocator.extender.api_models import (
@@ -74,6 +75,9 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
         (503, "not ready"),
     )
 }
+
+
+_VERBS = ("filter", "prioritize")
 
 
 def _json(content: Any, status: int = 200) -> Response:
@@ -133,29 +137,33 @@ def create_app(
 
     # ----- errors -----------------------------------------------------------------------------
 
-    @app.exception_handler(HTTPException)
-    async def http_error(request: Request, exc: HTTPException) -> Response:
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
         return _error(request, exc.status_code, str(exc.detail), dict(exc.headers or {}))
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> Response:
         errors = list(exc.errors())
         status = 400 if any(e.get("type") == "json_invalid" for e in errors) else 422
-        verb = request.url.path.strip("/").split("/")[0] or "root"
-        if verb in ("filter", "prioritize"):
-            metrics.errors.labels(verb=verb, kind="invalid").inc()
+        count_error(request, "invalid")
         return _error(request, status, _explain(errors))
 
     @app.exception_handler(ValidationError)
     async def model_error(request: Request, exc: ValidationError) -> Response:
         return _error(request, 422, _explain(list(exc.errors())))
 
+    def count_error(request: Request, kind: str) -> None:
+        verb = request.url.path.strip("/").split("/")[0]
+        metrics.errors.labels(verb=verb if verb in _VERBS else "admin", kind=kind).inc()
+
     @app.exception_handler(NotReadyError)
     async def not_ready(request: Request, exc: NotReadyError) -> Response:
+        count_error(request, "not_ready")
         return _error(request, 503, str(exc), {"Retry-After": "1"})
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> Response:
+        count_error(request, "internal")
         log.error("request %s failed: %r", request_id_of(request.scope), exc, exc_info=exc)
         return _error(request, 500, "internal error; see the extender log for this request id")
 
@@ -189,7 +197,7 @@ def create_app(
         """Drop nodes that break the pod's latency budget or that the cache knows are gone."""
         t0 = time.perf_counter()
         result = service.filter(args)
-        if args.Nodes is not None:  # nodeCacheCapable: false - echo the Node objects kept
+        if args.NodeNames is None:  # nodeCacheCapable: false - echo the Node objects kept
             keep = set(result["Nodes"]["items"])
             raw = json.loads(await request.body())
             items = [n for n in raw["Nodes"].get("items") or [] if n["metadata"]["name"] in keep]

@@ -70,6 +70,7 @@ def _setup_logging(level: str, as_json: bool) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per API call is noise
 
 
 def _settings(args: argparse.Namespace) -> Settings:

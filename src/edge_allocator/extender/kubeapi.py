@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import ssl
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -57,6 +58,20 @@ def load_connection(kubeconfig: str | None = None) -> Connection:
     )
 
 
+def _ssl_context(conn: Connection) -> ssl.SSLContext | bool:
+    if conn.verify is False:
+        ctx = ssl.create_default_context()
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+    elif isinstance(conn.verify, str):
+        ctx = ssl.create_default_context(cafile=conn.verify)
+    else:
+        ctx = ssl.create_default_context()
+    if conn.cert is not None:
+        ctx.load_cert_chain(conn.cert[0], conn.cert[1])
+    return ctx
+
+
 class KubeApi:
     """list / watch / get / merge-patch on raw JSON; thread-safe (one pooled httpx client)."""
 
@@ -64,8 +79,7 @@ class KubeApi:
         self._conn = conn
         self._client = httpx.Client(
             base_url=conn.host,
-            verify=conn.verify,
-            cert=conn.cert,
+            verify=_ssl_context(conn),
             timeout=httpx.Timeout(timeout_s, read=timeout_s),
             limits=httpx.Limits(max_connections=16, max_keepalive_connections=8),
             headers={"Accept": "application/json", "User-Agent": "edge-allocator-extender"},

@@ -31,8 +31,6 @@ MAX_SCORE = 10
 
 
 def format_ms(value: float) -> str:
-    if math.isinf(value):
-        return "unreachable"
     return f"{value:.0f} ms" if value >= 10 or value == int(value) else f"{value:.1f} ms"
 
 
@@ -72,6 +70,9 @@ def filter_candidates(
                 unresolvable[name] = (
                     f"{format_ms(net)} from {task.data_source_site} exceeds budget "
                     f"{format_ms(budget)}"
+                    if math.isfinite(net)
+                    else f"no network path from {task.data_source_site} to {node.site} "
+                    "(no EdgeNetwork link joins them)"
                 )
                 continue
         passed.append(name)
