@@ -7,6 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 EA := $(BIN)/edge-allocator
 PYTEST_ARGS ?=
+DEMO_ARGS ?=
 
 .PHONY: help venv binaries cluster cluster-down lint test test-unit demo demo-down bench
 
@@ -41,7 +42,8 @@ test: lint binaries ## lint + unit, integration and e2e tests (starts and stops 
 test-unit: venv ## unit tests only (no cluster)
 	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
 
-demo: cluster ## the main job on the local dev cluster
-	.cache/bin/kubectl --kubeconfig .cache/devcluster/kubeconfig get nodes -o wide -L topology.kubernetes.io/zone,edge-allocator.io/node-class
+demo: binaries ## the main job: cluster, extender, scheduler, operator, examples, dashboard
+	$(BIN)/python -m edge_allocator.demo up $(DEMO_ARGS)
 
-demo-down: cluster-down ## stop everything the demo started
+demo-down: venv ## stop everything the demo started (its processes and the dev cluster)
+	$(BIN)/python -m edge_allocator.demo down $(DEMO_ARGS)

@@ -63,13 +63,15 @@ function drawGraph(state) {
   const pos = layout(state, 800, 560);
   const placement = state.placements.find(p => key(p) === selected);
   const candidates = new Set(placement ? placement.candidates.map(c => c.node) : []);
-  for (const link of state.links) {
+  state.links.forEach((link, i) => {
     const a = pos.get(link.a), b = pos.get(link.b);
-    if (!a || !b) continue;
+    if (!a || !b) return;
     svg.append(el("svg:line", { class: "link", x1: a.x, y1: a.y, x2: b.x, y2: b.y, "data-link": link.a + "-" + link.b }));
-    svg.append(el("svg:text", { class: "link-label", x: (a.x + b.x) / 2, y: (a.y + b.y) / 2, "text-anchor": "middle" },
+    // Labels sit off-centre, alternating, so links that cross in the middle stay readable.
+    const t = i % 2 ? 0.62 : 0.38;
+    svg.append(el("svg:text", { class: "link-label", x: a.x + t * (b.x - a.x), y: a.y + t * (b.y - a.y) + 4, "text-anchor": "middle" },
       `${link.latencyMs} ms · ${link.bandwidthMbps} Mb/s`));
-  }
+  });
   for (const site of pos.values()) {
     const g = el("svg:g", { "data-site": site.name });
     g.append(el("svg:circle", { class: "site-circle", cx: site.x, cy: site.y, r: site.r }));
