@@ -15,12 +15,16 @@ from pathlib import Path
 import pytest
 
 from edge_allocator.devcluster import DevCluster, FleetSpec
+from edge_allocator.devcluster.cluster import DEFAULT_API_PORT, port_is_free
 
 
 @pytest.fixture(scope="session")
 def devcluster() -> Iterator[DevCluster]:
     cluster = DevCluster(fleet=FleetSpec())
     reused = cluster.is_healthy()
+    if not reused and not port_is_free(DEFAULT_API_PORT):
+        cluster.api_port = 0  # another checkout's cluster holds the default port: use any
+
     cluster.up()  # idempotent: reuses a healthy cluster, otherwise starts one; raises with why
     yield cluster
     if not reused and os.environ.get("EDGE_ALLOCATOR_KEEP_CLUSTER") != "1":

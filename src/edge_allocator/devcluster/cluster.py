@@ -125,7 +125,7 @@ class DevCluster:
     """The local control plane plus a simulated edge fleet, all bound to 127.0.0.1."""
 
     fleet: FleetSpec = field(default_factory=FleetSpec)
-    api_port: int = DEFAULT_API_PORT
+    api_port: int = DEFAULT_API_PORT  # 0: any free port
     name: str = CLUSTER_NAME
     state_root: Path | None = None  # default: .cache/devcluster of the checkout
     log: Callable[[str], None] = field(
@@ -181,6 +181,8 @@ class DevCluster:
             self.log(f"[dev] cluster already running at https://{HOST}:{self._running_port()}")
         else:
             self._cleanup_stale()
+            if self.api_port == 0:
+                self.api_port = _free_port()
             self._check_port_free(self.api_port)
             self._create()
         self.apply_fleet(self.fleet)
@@ -432,16 +434,12 @@ class DevCluster:
             _kill_pid_file(pid_file)
 
     def _check_port_free(self, port: int) -> None:
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-            # As the API server binds: lingering TIME_WAIT connections do not count as in use.
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            try:
-                s.bind((HOST, port))
-            except OSError as e:
-                raise DevClusterError(
-                    f"port {port} on {HOST} is already in use ({e.strerror}); stop whatever "
-                    f"listens there or choose another with --port"
-                ) from None
+        # As the API server binds (SO_REUSEADDR): TIME_WAIT leftovers do not count as in use.
+        if not port_is_free(port):
+            raise DevClusterError(
+                f"port {port} on {HOST} is already in use; stop whatever listens there or "
+                f"choose another with --port"
+            )
 
     def _wait_https_ok(self, port: int, path: str, what: str, log: Path) -> None:
         ctx = ssl._create_unverified_context()  # the component's self-signed serving cert
@@ -464,6 +462,16 @@ def _is_ready(node: dict[str, Any]) -> bool:
         c.get("type") == "Ready" and c.get("status") == "True"
         for c in node.get("status", {}).get("conditions", [])
     )
+
+
+def port_is_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((HOST, port))
+        except OSError:
+            return False
+    return True
 
 
 def _free_port() -> int:
