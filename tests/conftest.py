@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 
 from edge_allocator.devcluster import DevCluster, FleetSpec
-from edge_allocator.devcluster.cluster import DEFAULT_API_PORT, port_is_free
+from edge_allocator.devcluster.cluster import DEFAULT_API_PORT
+from edge_allocator.devcluster.processes import port_is_free
 
 
 @pytest.fixture(scope="session")

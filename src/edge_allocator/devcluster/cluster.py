@@ -14,8 +14,6 @@ import fcntl
 import json
 import os
 import shutil
-import signal
-import socket
 import ssl
 import subprocess
 import sys
@@ -31,89 +29,19 @@ import yaml
 
 from edge_allocator.devcluster import paths
 from edge_allocator.devcluster.build import ensure_binaries
-from edge_allocator.devcluster.components import KUBERNETES_VERSION
 from edge_allocator.devcluster.fleet import FleetSpec, fleet_manifest
+from edge_allocator.devcluster.kwokconfig import kwokctl_documents
+from edge_allocator.devcluster.processes import (
+    HOST,
+    free_port,
+    kill_pid_file,
+    port_is_free,
+    read_pid,
+    terminate,
+)
 
 CLUSTER_NAME = "edge-allocator"
 DEFAULT_API_PORT = 36443
-HOST = "127.0.0.1"
-
-# Usage that follows the pods on a node: an explicit kwok annotation wins; otherwise a pod uses
-# 60% of its CPU request and 70% of its memory request (1m / 1Mi when it requests nothing).
-_USAGE = {
-    "cpu": (
-        '"kwok.x-k8s.io/usage-cpu" in pod.metadata.annotations'
-        ' ? Quantity(pod.metadata.annotations["kwok.x-k8s.io/usage-cpu"])'
-        ' : ("cpu" in container.resources.requests'
-        ' ? container.resources.requests["cpu"] * 0.6 : Quantity("1m"))'
-    ),
-    "memory": (
-        '"kwok.x-k8s.io/usage-memory" in pod.metadata.annotations'
-        ' ? Quantity(pod.metadata.annotations["kwok.x-k8s.io/usage-memory"])'
-        ' : ("memory" in container.resources.requests'
-        ' ? container.resources.requests["memory"] * 0.7 : Quantity("1Mi"))'
-    ),
-}
-
-
-# Node-level kubelet metrics: the pods' usage plus an idle baseline (100m CPU, 256 MiB), as a
-# real node's OS and kubelet use; metrics-server drops nodes that report zero usage.
-_IDLE_CPU_CORES = 0.1
-_IDLE_MEMORY_BYTES = 256 * 1024 * 1024
-
-
-def _resource_metrics() -> dict[str, Any]:
-    """kwok ``Metric`` serving kubelet-style ``/metrics/resource`` for every node."""
-
-    def m(name: str, dimension: str, kind: str, value: str) -> dict[str, Any]:
-        labels = {
-            "node": [],
-            "pod": [("namespace", "pod.metadata.namespace"), ("pod", "pod.metadata.name")],
-            "container": [
-                ("container", "container.name"),
-                ("namespace", "pod.metadata.namespace"),
-                ("pod", "pod.metadata.name"),
-            ],
-        }[dimension]
-        return {
-            "name": name,
-            "dimension": dimension,
-            "kind": kind,
-            "help": name,
-            "labels": [{"name": k, "value": v} for k, v in labels],
-            "value": value,
-        }
-
-    return {
-        "apiVersion": "kwok.x-k8s.io/v1alpha1",
-        "kind": "Metric",
-        "metadata": {"name": "metrics-resource"},
-        "spec": {
-            "path": "/metrics/nodes/{nodeName}/metrics/resource",
-            "metrics": [
-                m("scrape_error", "node", "gauge", "0"),
-                m("container_start_time_seconds", "container", "gauge", "pod.SinceSecond()"),
-                m(
-                    "container_cpu_usage_seconds_total", "container", "counter",
-                    'pod.CumulativeUsage("cpu", container.name)',
-                ),
-                m(
-                    "container_memory_working_set_bytes", "container", "gauge",
-                    'pod.Usage("memory", container.name)',
-                ),
-                m("pod_cpu_usage_seconds_total", "pod", "counter", 'pod.CumulativeUsage("cpu")'),
-                m("pod_memory_working_set_bytes", "pod", "gauge", 'pod.Usage("memory")'),
-                m(
-                    "node_cpu_usage_seconds_total", "node", "counter",
-                    f'node.CumulativeUsage("cpu") + {_IDLE_CPU_CORES} * node.SinceSecond()',
-                ),
-                m(
-                    "node_memory_working_set_bytes", "node", "gauge",
-                    f'node.Usage("memory") + {_IDLE_MEMORY_BYTES}.0',
-                ),
-            ],
-        },
-    }  # fmt: skip
 
 
 class DevClusterError(RuntimeError):
@@ -182,7 +110,7 @@ class DevCluster:
         else:
             self._cleanup_stale()
             if self.api_port == 0:
-                self.api_port = _free_port()
+                self.api_port = free_port()
             self._check_port_free(self.api_port)
             self._create()
         self.apply_fleet(self.fleet)
@@ -198,13 +126,13 @@ class DevCluster:
     def _down(self) -> None:
         self._stop_schedulers()
         pid_files = list((self.cluster_dir / "pids").glob("*.pid"))
-        pids = [_read_pid(p) for p in pid_files]
+        pids = [read_pid(p) for p in pid_files]
         if self.cluster_dir.exists() and self.binary("kwokctl").exists():
             self._kwokctl("delete", "cluster", check=False)
         # kwokctl signals and forgets; make sure each component is really gone (ports freed),
         # including processes whose pid files a crashed run lost.
         for pid in {*pids, *self._component_pids()}:
-            _terminate(pid)
+            terminate(pid)
         shutil.rmtree(self.state_dir, ignore_errors=True)
         self.log("[dev] cluster stopped")
 
@@ -291,7 +219,7 @@ class DevCluster:
         doc.setdefault("leaderElection", {"leaderElect": False})
         rendered = self.schedulers_dir / f"{name}.yaml"
         rendered.write_text(yaml.safe_dump(doc))
-        port = _free_port()
+        port = free_port()
         log_file = (self.schedulers_dir / f"{name}.log").open("ab")
         proc = subprocess.Popen(
             [
@@ -317,49 +245,13 @@ class DevCluster:
     def stop_scheduler(self, name: str) -> None:
         pid_file = self.schedulers_dir / f"{name}.pid"
         if pid_file.exists():
-            _kill_pid_file(pid_file)
+            kill_pid_file(pid_file)
 
     # ---- internals ---------------------------------------------------------------------
     def _running_port(self) -> int:
         cfg = yaml.safe_load(self.kubeconfig.read_text())
         server: str = cfg["clusters"][0]["cluster"]["server"]
         return int(server.rsplit(":", 1)[1])
-
-    def _config_documents(self) -> list[dict[str, Any]]:
-        b = self.binary
-        options: dict[str, Any] = {
-            "runtime": "binary",
-            "bindAddress": HOST,
-            "kubeApiserverPort": self.api_port,
-            "kubeVersion": KUBERNETES_VERSION,
-            "kubeApiserverBinary": str(b("kube-apiserver").resolve()),
-            "kubeControllerManagerBinary": str(b("kube-controller-manager").resolve()),
-            "kubeSchedulerBinary": str(b("kube-scheduler").resolve()),
-            "kubectlBinary": str(b("kubectl").resolve()),
-            "kwokControllerBinary": str(b("kwok").resolve()),
-            "etcdBinary": str(b("etcd").resolve()),
-            "metricsServerBinary": str(b("metrics-server").resolve()),
-            "enable": ["metrics-server"],
-            # Notice a lost node in ~40 s rather than upstream's 40 s..5 min defaults.
-            "kubeControllerManagerNodeMonitorGracePeriodMilliseconds": 40_000,
-            "nodeLeaseDurationSeconds": 40,
-            "heartbeatFactor": 1.0,  # kwokctl's default multiplies the two above by 5
-        }
-        usage = {
-            "apiVersion": "kwok.x-k8s.io/v1alpha1",
-            "kind": "ClusterResourceUsage",
-            "metadata": {"name": "usage-from-requests"},
-            "spec": {"usages": [{"usage": {r: {"expression": e} for r, e in _USAGE.items()}}]},
-        }
-        return [
-            {
-                "apiVersion": "config.kwok.x-k8s.io/v1alpha1",
-                "kind": "KwokctlConfiguration",
-                "options": options,
-            },
-            usage,
-            _resource_metrics(),
-        ]
 
     def _kwokctl(self, *args: str, check: bool = True, timeout: float = 300) -> None:
         env = {**os.environ, "KWOK_WORKDIR": str(self.kwok_workdir)}
@@ -382,7 +274,8 @@ class DevCluster:
     def _create(self) -> None:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         config = self.state_dir / "kwokctl.yaml"
-        config.write_text("\n---\n".join(yaml.safe_dump(d) for d in self._config_documents()))
+        docs = kwokctl_documents(self.api_port, paths.bin_dir())
+        config.write_text("\n---\n".join(yaml.safe_dump(d) for d in docs))
         self.log(f"[dev] starting control plane on {HOST}:{self.api_port} (kwokctl, binaries)")
         self._kwokctl("create", "cluster", "--config", str(config), "--wait", "3m", timeout=400)
         shutil.copyfile(self.cluster_dir / "kubeconfig.yaml", self.kubeconfig)
@@ -431,7 +324,7 @@ class DevCluster:
 
     def _stop_schedulers(self) -> None:
         for pid_file in self.schedulers_dir.glob("*.pid"):
-            _kill_pid_file(pid_file)
+            kill_pid_file(pid_file)
 
     def _check_port_free(self, port: int) -> None:
         # As the API server binds (SO_REUSEADDR): TIME_WAIT leftovers do not count as in use.
@@ -462,60 +355,3 @@ def _is_ready(node: dict[str, Any]) -> bool:
         c.get("type") == "Ready" and c.get("status") == "True"
         for c in node.get("status", {}).get("conditions", [])
     )
-
-
-def port_is_free(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind((HOST, port))
-        except OSError:
-            return False
-    return True
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((HOST, 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def _read_pid(pid_file: Path) -> int:
-    try:
-        return int(pid_file.read_text().strip())
-    except (OSError, ValueError):
-        return 0
-
-
-def _kill_pid_file(pid_file: Path) -> None:
-    _terminate(_read_pid(pid_file))
-    pid_file.unlink(missing_ok=True)
-
-
-def _terminate(pid: int) -> None:
-    """SIGTERM ``pid``, SIGKILL it if still alive after 10 s; returns once it is gone."""
-    if pid > 0:
-        for sig, grace in ((signal.SIGTERM, 10.0), (signal.SIGKILL, 5.0)):
-            if not _signal(pid, sig) or _exited_within(pid, grace):
-                break
-
-
-def _signal(pid: int, sig: int) -> bool:
-    """Send ``sig``; False when the process is already gone."""
-    try:
-        os.kill(pid, sig)
-    except ProcessLookupError:
-        return False
-    return True
-
-
-def _exited_within(pid: int, seconds: float) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        with contextlib.suppress(ChildProcessError):
-            os.waitpid(pid, os.WNOHANG)  # reap it if it is our child
-        if not _signal(pid, 0):
-            return True
-        time.sleep(0.1)
-    return False

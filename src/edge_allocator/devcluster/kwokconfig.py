@@ -1,0 +1,132 @@
+"""What kwokctl is told: binaries, 127.0.0.1 binding, heartbeats, and simulated node metrics.
+
+The metrics part is what makes ``kubectl top nodes`` (and the extender's load features) follow
+the pods placed on each kwok node, as metrics-server does on k3s.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from edge_allocator.devcluster.components import KUBERNETES_VERSION
+
+HOST = "127.0.0.1"
+
+# Usage that follows the pods on a node: an explicit kwok annotation wins; otherwise a pod uses
+# 60% of its CPU request and 70% of its memory request (1m / 1Mi when it requests nothing).
+_USAGE = {
+    "cpu": (
+        '"kwok.x-k8s.io/usage-cpu" in pod.metadata.annotations'
+        ' ? Quantity(pod.metadata.annotations["kwok.x-k8s.io/usage-cpu"])'
+        ' : ("cpu" in container.resources.requests'
+        ' ? container.resources.requests["cpu"] * 0.6 : Quantity("1m"))'
+    ),
+    "memory": (
+        '"kwok.x-k8s.io/usage-memory" in pod.metadata.annotations'
+        ' ? Quantity(pod.metadata.annotations["kwok.x-k8s.io/usage-memory"])'
+        ' : ("memory" in container.resources.requests'
+        ' ? container.resources.requests["memory"] * 0.7 : Quantity("1Mi"))'
+    ),
+}
+
+
+# Node-level kubelet metrics: the pods' usage plus an idle baseline (100m CPU, 256 MiB), as a
+# real node's OS and kubelet use; metrics-server drops nodes that report zero usage.
+_IDLE_CPU_CORES = 0.1
+_IDLE_MEMORY_BYTES = 256 * 1024 * 1024
+
+
+def _resource_metrics() -> dict[str, Any]:
+    """kwok ``Metric`` serving kubelet-style ``/metrics/resource`` for every node."""
+
+    def m(name: str, dimension: str, kind: str, value: str) -> dict[str, Any]:
+        labels = {
+            "node": [],
+            "pod": [("namespace", "pod.metadata.namespace"), ("pod", "pod.metadata.name")],
+            "container": [
+                ("container", "container.name"),
+                ("namespace", "pod.metadata.namespace"),
+                ("pod", "pod.metadata.name"),
+            ],
+        }[dimension]
+        return {
+            "name": name,
+            "dimension": dimension,
+            "kind": kind,
+            "help": name,
+            "labels": [{"name": k, "value": v} for k, v in labels],
+            "value": value,
+        }
+
+    return {
+        "apiVersion": "kwok.x-k8s.io/v1alpha1",
+        "kind": "Metric",
+        "metadata": {"name": "metrics-resource"},
+        "spec": {
+            "path": "/metrics/nodes/{nodeName}/metrics/resource",
+            "metrics": [
+                m("scrape_error", "node", "gauge", "0"),
+                m("container_start_time_seconds", "container", "gauge", "pod.SinceSecond()"),
+                m(
+                    "container_cpu_usage_seconds_total", "container", "counter",
+                    'pod.CumulativeUsage("cpu", container.name)',
+                ),
+                m(
+                    "container_memory_working_set_bytes", "container", "gauge",
+                    'pod.Usage("memory", container.name)',
+                ),
+                m("pod_cpu_usage_seconds_total", "pod", "counter", 'pod.CumulativeUsage("cpu")'),
+                m("pod_memory_working_set_bytes", "pod", "gauge", 'pod.Usage("memory")'),
+                m(
+                    "node_cpu_usage_seconds_total", "node", "counter",
+                    f'node.CumulativeUsage("cpu") + {_IDLE_CPU_CORES} * node.SinceSecond()',
+                ),
+                m(
+                    "node_memory_working_set_bytes", "node", "gauge",
+                    f'node.Usage("memory") + {_IDLE_MEMORY_BYTES}.0',
+                ),
+            ],
+        },
+    }  # fmt: skip
+
+
+def kwokctl_documents(api_port: int, bin_dir: Path) -> list[dict[str, Any]]:
+    """The KwokctlConfiguration plus the usage and metric resources, as YAML-ready dicts."""
+
+    def b(name: str) -> Path:
+        return bin_dir / name
+
+    options: dict[str, Any] = {
+        "runtime": "binary",
+        "bindAddress": HOST,
+        "kubeApiserverPort": api_port,
+        "kubeVersion": KUBERNETES_VERSION,
+        "kubeApiserverBinary": str(b("kube-apiserver").resolve()),
+        "kubeControllerManagerBinary": str(b("kube-controller-manager").resolve()),
+        "kubeSchedulerBinary": str(b("kube-scheduler").resolve()),
+        "kubectlBinary": str(b("kubectl").resolve()),
+        "kwokControllerBinary": str(b("kwok").resolve()),
+        "etcdBinary": str(b("etcd").resolve()),
+        "metricsServerBinary": str(b("metrics-server").resolve()),
+        "enable": ["metrics-server"],
+        # Notice a lost node in ~40 s rather than upstream's 40 s..5 min defaults.
+        "kubeControllerManagerNodeMonitorGracePeriodMilliseconds": 40_000,
+        "nodeLeaseDurationSeconds": 40,
+        "heartbeatFactor": 1.0,  # kwokctl's default multiplies the two above by 5
+    }
+    usage = {
+        "apiVersion": "kwok.x-k8s.io/v1alpha1",
+        "kind": "ClusterResourceUsage",
+        "metadata": {"name": "usage-from-requests"},
+        "spec": {"usages": [{"usage": {r: {"expression": e} for r, e in _USAGE.items()}}]},
+    }
+    return [
+        {
+            "apiVersion": "config.kwok.x-k8s.io/v1alpha1",
+            "kind": "KwokctlConfiguration",
+            "options": options,
+        },
+        usage,
+        _resource_metrics(),
+    ]
