@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import time
 from pathlib import Path
@@ -172,8 +173,9 @@ def _pids_mentioning(text: str) -> list[int]:
     return found
 
 
-def test_cluster_down_leaves_no_process_or_port(tmp_path: Path) -> None:
-    """A second, separate small cluster: started, stopped, and nothing of it remains."""
+def test_crashed_run_is_recovered_and_down_leaves_no_process_or_port(tmp_path: Path) -> None:
+    """A second, separate small cluster: crashed (SIGKILL, pid files and data left behind),
+    started again over the debris, stopped, and nothing of it remains."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -183,7 +185,16 @@ def test_cluster_down_leaves_no_process_or_port(tmp_path: Path) -> None:
     cluster.up()
     try:
         assert cluster.is_healthy()
-        assert _pids_mentioning(str(state)), "the second cluster's processes should be running"
+        crashed = _pids_mentioning(str(state))
+        assert crashed, "the second cluster's processes should be running"
+        for pid in crashed:
+            os.kill(pid, signal.SIGKILL)
+        _wait("the killed components to exit", 30, lambda: not _pids_mentioning(str(state)))
+        assert list((cluster.cluster_dir / "pids").glob("*.pid")), "stale pid files expected"
+        assert not cluster.is_healthy()
+        cluster.up()  # over the stale pid files, kubeconfig and etcd data
+        assert cluster.is_healthy()
+        assert cluster.status()["ready_nodes"] == 2
     finally:
         cluster.down()
     assert not _pids_mentioning(str(state))
