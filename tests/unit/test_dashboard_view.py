@@ -145,3 +145,22 @@ def test_a_failing_api_is_reported_and_the_graph_still_served() -> None:
     state = TestClient(app).get("/ui/api/state").json()
     assert state["placements"] == [] and len(state["nodes"]) == 2
     assert state["errors"] == ["listing EdgeTasks failed: connection refused"]
+
+
+def test_reads_a_card_shaped_as_the_evaluation_harness_writes_it(tmp_path: Path) -> None:
+    """``edge-allocator evaluate --card`` writes <stem>.card.json, rows under "evaluation",
+    NaN stored as null."""
+
+    def row(split: str, policy: str, mean: float | None) -> dict[str, Any]:
+        return {"split": split, "case": "burst:20", "policy": policy,
+                "mean_completion_s": {"mean": mean, "ci95": None}}  # fmt: skip
+
+    rows = [row("train", "kube-default", 9.0), row("train", "gnn", 3.0),
+            row("heldout", "kube-default", 10.0), row("heldout", "gnn", 6.0),
+            row("heldout", "random", None)]  # fmt: skip
+    card = {"name": "gnn", "version": "1.0.0", "evaluation": {"rows": rows, "paired": []}}
+    model = tmp_path / "gnn-1.0.0.pt"
+    (tmp_path / "gnn-1.0.0.card.json").write_text(json.dumps(card))
+    summary = summarize_model("gnn", "gnn", "1.0.0", model)
+    assert summary.card == "gnn-1.0.0.card.json" and summary.split == "heldout"
+    assert {c.policy: c.relative for c in summary.comparison} == {"gnn": 0.6, "kube-default": 1.0}
