@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -117,3 +118,17 @@ def test_features_are_finite_for_extreme_inputs() -> None:
     cand = candidate_arrays(snap, TaskSpec(10**5, 10**5, "a", input_mb=1e6), ["n1", "n2"])
     assert np.isfinite(cand.cand_x).all()
     assert np.isfinite(node_arrays(snap).node_x).all()
+
+
+def test_incremental_node_arrays_equal_a_full_rebuild() -> None:
+    snap = _snapshot()
+    node_arrays(snap)  # the parent's arrays exist, so the child updates rows
+    busier = (
+        snap.nodes[0],
+        dataclasses.replace(snap.nodes[1], cpu_requested_m=4000, running_tasks=3),
+        snap.nodes[2],
+    )
+    child = snap.with_nodes(busier, revision=8, taken_at=1.0, changed=[1])
+    fresh = ClusterSnapshot(busier, snap.sites, snap.links, revision=8)
+    np.testing.assert_array_equal(node_arrays(child).node_x, node_arrays(fresh).node_x)
+    assert node_arrays(child).node_x[1, 2] == pytest.approx(0.5)

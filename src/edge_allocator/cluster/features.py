@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from edge_allocator.cluster.snapshot import ClusterSnapshot, TaskSpec
+from edge_allocator.cluster.snapshot import INCREMENTAL_KEY, ClusterSnapshot, NodeState, TaskSpec
 
 FEATURE_SCHEMA_VERSION = 1
 
@@ -136,6 +136,7 @@ class NodeArrays:
     cpu_used_m: F32
     ready: F32
     node_x: F32  # (N, NODE_DIM)
+    raw: F32  # (N, 9) the raw columns node_x is computed from
 
 
 @dataclass(frozen=True)
@@ -214,14 +215,8 @@ def topology_arrays(snapshot: ClusterSnapshot) -> TopologyArrays:
     return topo
 
 
-def node_arrays(snapshot: ClusterSnapshot) -> NodeArrays:
-    """Node arrays for this snapshot (cached on the snapshot object)."""
-    cached: NodeArrays | None = snapshot.derived_cache.get("features.nodes")
-    if cached is not None:
-        return cached
-    nodes = snapshot.nodes
-    n = len(nodes)
-    raw = np.array(
+def _raw_rows(nodes: Sequence[NodeState]) -> F32:
+    return np.array(
         [
             (
                 nd.cpu_allocatable_m,
@@ -237,11 +232,14 @@ def node_arrays(snapshot: ClusterSnapshot) -> NodeArrays:
             for nd in nodes
         ],
         dtype=np.float32,
-    ).reshape(n, 9)
+    ).reshape(len(nodes), 9)
+
+
+def _node_x(raw: F32) -> tuple[F32, F32, F32]:
     cpu_alloc = np.maximum(raw[:, 0], 1.0)
     mem_alloc = np.maximum(raw[:, 1], 1.0)
     cores = cpu_alloc / 1000.0
-    node_x = np.empty((n, NODE_DIM), dtype=np.float32)
+    node_x = np.empty((raw.shape[0], NODE_DIM), dtype=np.float32)
     node_x[:, 0] = np.log1p(cores) / _L64
     node_x[:, 1] = np.log1p(mem_alloc / 1024.0) / _L256
     node_x[:, 2] = np.clip(raw[:, 2] / cpu_alloc, 0.0, 2.0)
@@ -253,8 +251,30 @@ def node_arrays(snapshot: ClusterSnapshot) -> NodeArrays:
     node_x[:, 8] = raw[:, 8]
     node_x[:, 9] = np.log1p(np.maximum(cpu_alloc - raw[:, 2], 0.0) / 1000.0) / _L64
     node_x[:, 10] = np.clip(np.maximum(raw[:, 4] - raw[:, 2], 0.0) / cpu_alloc, 0.0, 2.0)
-    arrays = NodeArrays(cpu_alloc, mem_alloc, raw[:, 2], raw[:, 3], raw[:, 4], raw[:, 8], node_x)
-    snapshot.derived_cache["features.nodes"] = arrays
+    return cpu_alloc, mem_alloc, node_x
+
+
+def node_arrays(snapshot: ClusterSnapshot) -> NodeArrays:
+    """Node arrays for this snapshot (cached on it; updated row-wise from the parent snapshot
+    when it was made with ``with_nodes(changed=...)`` and the parent's arrays exist)."""
+    cache = snapshot.derived_cache
+    cached: NodeArrays | None = cache.get("features.nodes")
+    if cached is not None:
+        return cached
+    inc = cache.pop(INCREMENTAL_KEY, None)
+    parent: NodeArrays | None = inc[0].get("features.nodes") if inc is not None else None
+    if inc is not None and parent is not None:
+        raw = parent.raw.copy()
+        idx = list(inc[1])
+        if idx:
+            raw[idx] = _raw_rows([snapshot.nodes[i] for i in idx])
+    else:
+        raw = _raw_rows(snapshot.nodes)
+    cpu_alloc, mem_alloc, node_x = _node_x(raw)
+    arrays = NodeArrays(
+        cpu_alloc, mem_alloc, raw[:, 2], raw[:, 3], raw[:, 4], raw[:, 8], node_x, raw
+    )
+    cache["features.nodes"] = arrays
     return arrays
 
 

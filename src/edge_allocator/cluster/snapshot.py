@@ -11,8 +11,12 @@ megabits per second (``_mbps``), megabytes (``_mb``).
 from __future__ import annotations
 
 import heapq
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
+
+INCREMENTAL_KEY = "_incremental"
+"""Derived-cache entry set by ``with_nodes(changed=...)``: (parent's derived data, changed)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,13 +123,19 @@ class ClusterSnapshot:
         object.__setattr__(self, "_derived_cache", {})
 
     def with_nodes(
-        self, nodes: tuple[NodeState, ...], *, revision: int, taken_at: float
+        self,
+        nodes: tuple[NodeState, ...],
+        *,
+        revision: int,
+        taken_at: float,
+        changed: Iterable[int] | None = None,
     ) -> ClusterSnapshot:
         """A snapshot of the same topology with new node states, built in O(1) extra work.
 
         ``nodes`` must name the same nodes, at the same sites, in the same order as ``self``
         (only their load, readiness and so on may differ); the node index and the topology
-        cache are shared rather than rebuilt.
+        cache are shared rather than rebuilt. ``changed`` (indices of the nodes that differ
+        from ``self``) lets per-node derived data be updated instead of rebuilt.
         """
         if len(nodes) != len(self.nodes):
             raise ValueError("with_nodes: the node list must keep the same nodes in order")
@@ -137,7 +147,11 @@ class ClusterSnapshot:
         object.__setattr__(new, "revision", revision)
         object.__setattr__(new, "_node_index", self._node_index)
         object.__setattr__(new, "_topology_cache", self._topology_cache)
-        object.__setattr__(new, "_derived_cache", {})
+        derived: dict[str, Any] = {}
+        if changed is not None:
+            parent = {k: v for k, v in self._derived_cache.items() if k != INCREMENTAL_KEY}
+            derived[INCREMENTAL_KEY] = (parent, tuple(changed))
+        object.__setattr__(new, "_derived_cache", derived)
         return new
 
     @property

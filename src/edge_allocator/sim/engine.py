@@ -140,6 +140,7 @@ class Simulator:
         self.dirty: set[int] = set(range(n))
         self.revision = 0
         self._snap: ClusterSnapshot | None = None
+        self._last_snap: ClusterSnapshot | None = None
         self.heap: list[tuple[float, int, int, int, float]] = []
         self.seq = 0
 
@@ -194,9 +195,16 @@ class Simulator:
                 len(self.running[i]),
                 self.ready[i],
             )
-        self.dirty.clear()
         self.revision += 1
-        self._snap = self.base.with_nodes(tuple(self.states), revision=self.revision, taken_at=t)
+        parent = self._last_snap or self.base
+        self._snap = parent.with_nodes(
+            tuple(self.states),
+            revision=self.revision,
+            taken_at=t,
+            changed=sorted(self.dirty) if self._last_snap is not None else None,
+        )
+        self.dirty.clear()
+        self._last_snap = self._snap
         return self._snap
 
     def task_spec(self, tid: int) -> TaskSpec:

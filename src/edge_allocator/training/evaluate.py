@@ -53,17 +53,21 @@ class Case:
 
 
 def tasks_for(nodes: int) -> int:
-    return min(max(15 * nodes, 300), 3000)
+    return min(max(15 * nodes, 300), 2000)
 
 
 def default_cases() -> list[Case]:
+    """Training families at a training-like and a larger size; held-out families at three
+    sizes, the largest 10x anything seen in training (80 nodes)."""
     cases = [
         Case(f, n, tasks_for(n), "train")
         for f in ("factory-floor", "smart-city", "rural", "bursty-mixed")
         for n in (20, 100)
     ]
     cases += [
-        Case(f, n, tasks_for(n), "heldout") for f in ("retail-chain", "campus") for n in (20, 100)
+        Case(f, n, tasks_for(n), "heldout")
+        for f in ("retail-chain", "campus")
+        for n in (10, 40, 100)
     ]
     cases += [
         Case(f, 1000, tasks_for(1000), "heldout-large")

@@ -51,6 +51,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out-dir", type=Path, default=Path("artifacts/eval"))
     parser.add_argument("--no-plots", action="store_true")
     parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch threads (1: serving-like, and no oversubscription)",
+    )
+    parser.add_argument(
         "--card",
         type=Path,
         default=None,

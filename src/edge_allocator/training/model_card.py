@@ -25,7 +25,8 @@ def quick_check(
     seeds: tuple[int, ...] = QUICK_SEEDS,
 ) -> dict[str, Any]:
     """Mean completion per policy over small cases and seeds, and the resulting ranking."""
-    runs = run_matrix(policies, cases or quick_cases(), seeds)
+    cases = cases or quick_cases()
+    runs = run_matrix(policies, cases, seeds)
     means: dict[str, float] = {}
     for p in policies:
         vals = [r.metrics["mean_completion_s"] for r in runs if r.policy == p]
@@ -33,7 +34,8 @@ def quick_check(
     ranking = sorted(policies, key=lambda p: means[p])
     return {
         "policies": list(policies),
-        "cases": [c.name for c in cases or quick_cases()],
+        "cases": [c.name for c in cases],
+        "tasks": [c.tasks for c in cases],
         "seeds": list(seeds),
         "mean_completion_s": means,
         "ranking": ranking,
