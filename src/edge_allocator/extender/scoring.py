@@ -21,8 +21,9 @@ policy score never gets a lower extender score. Non-finite policy scores count a
 
 from __future__ import annotations
 
+import heapq
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from edge_allocator.cluster.snapshot import ClusterSnapshot, TaskSpec
@@ -79,10 +80,21 @@ def filter_candidates(
     return FilterOutcome(passed, failed, unresolvable)
 
 
-def rank(candidates: Sequence[str], raw: Sequence[float]) -> list[int]:
-    """Indices of ``candidates`` best first, by (raw descending, name ascending)."""
-    clean = [r if math.isfinite(r) else -math.inf for r in raw]
-    return sorted(range(len(candidates)), key=lambda i: (-clean[i], candidates[i]))
+def _key(candidates: Sequence[str], clean: Sequence[float]) -> Callable[[int], tuple[float, str]]:
+    return lambda i: (-clean[i], candidates[i])
+
+
+def _clean(raw: Sequence[float]) -> list[float]:
+    return [r if math.isfinite(r) else -math.inf for r in raw]
+
+
+def rank(candidates: Sequence[str], raw: Sequence[float], k: int | None = None) -> list[int]:
+    """Indices of ``candidates`` best first, by (raw descending, name ascending); the first
+    ``k`` only when given (without sorting them all)."""
+    key = _key(candidates, _clean(raw))
+    if k is not None:
+        return heapq.nsmallest(k, range(len(candidates)), key=key)
+    return sorted(range(len(candidates)), key=key)
 
 
 def to_extender_scores(candidates: Sequence[str], raw: Sequence[float]) -> tuple[list[int], int]:
@@ -91,21 +103,19 @@ def to_extender_scores(candidates: Sequence[str], raw: Sequence[float]) -> tuple
         raise ValueError(f"policy returned {len(raw)} scores for {len(candidates)} candidates")
     if not candidates:
         return [], -1
-    order = rank(candidates, raw)
-    top = order[0]
-    finite = [r for r in raw if math.isfinite(r)]
-    hi = raw[top] if math.isfinite(raw[top]) else 0.0
+    clean = _clean(raw)
+    top = min(range(len(candidates)), key=_key(candidates, clean))
+    finite = [r for r in clean if r != -math.inf]
+    hi = clean[top] if finite else 0.0
     lo = min(finite) if finite else 0.0
     span = hi - lo
-    scores: list[int] = []
-    for i, r in enumerate(raw):
-        if i == top:
-            scores.append(MAX_SCORE)
-        elif not math.isfinite(r):
-            scores.append(0)
-        elif span <= 0:
-            scores.append(MAX_SCORE - 1)
-        else:
-            s = round((MAX_SCORE - 1) * (r - lo) / span)
-            scores.append(min(max(s, 0), MAX_SCORE - 1))
+    nine = MAX_SCORE - 1
+    if span <= 0:
+        scores = [nine if r != -math.inf else 0 for r in clean]
+    else:
+        scale = nine / span
+        scores = [
+            min(max(round((r - lo) * scale), 0), nine) if r != -math.inf else 0 for r in clean
+        ]
+    scores[top] = MAX_SCORE
     return scores, top

@@ -152,19 +152,24 @@ class ExtenderService:
             result["Nodes"] = {"items": passed}  # names; app swaps in the original objects
         return result
 
-    def prioritize(self, args: ExtenderArgs) -> list[dict[str, Any]]:
+    def prioritize(self, args: ExtenderArgs) -> list[tuple[str, int]]:
+        """(host, score) for every candidate, in the order given."""
         names = args.candidate_names()
         if not is_edge_task(args.Pod.metadata.annotations):
-            return [{"Host": n, "Score": 0} for n in names]
+            return [(n, 0) for n in names]
         snap = self.snapshot()
         try:
             task = self._task(args.Pod, snap)
         except TaskInputError:  # filter already explained it; score neutrally
-            return [{"Host": n, "Score": 0} for n in names]
+            return [(n, 0) for n in names]
         known = [n for n in names if snap.has_node(n)]
         scored = self._decide(args.Pod, snap, task, known)
-        by_name = dict(zip(scored.candidates, scored.scores, strict=True)) if scored else {}
-        return [{"Host": n, "Score": by_name.get(n, 0)} for n in names]
+        if scored is None:
+            return [(n, 0) for n in names]
+        if len(known) == len(names):
+            return list(zip(names, scored.scores, strict=True))
+        by_name = dict(zip(scored.candidates, scored.scores, strict=True))
+        return [(n, by_name.get(n, 0)) for n in names]
 
     def _decide(
         self, pod: Pod, snap: ClusterSnapshot, task: TaskSpec, candidates: list[str]
@@ -175,7 +180,7 @@ class ExtenderService:
         scored = self.score(snap, task, candidates, policy, latencies="top")
         best = scored.candidates[scored.top]
         self.source.assume(pod.metadata.uid, best, task.cpu_request_m, task.mem_request_mib)
-        order = rank(scored.candidates, scored.raw)[:TOP_CANDIDATES_KEPT]
+        order = rank(scored.candidates, scored.raw, TOP_CANDIDATES_KEPT)
         record = DecisionRecord(
             policy=policy.name,
             model_version=policy.version,
