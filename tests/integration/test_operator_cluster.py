@@ -381,16 +381,21 @@ def test_unknown_site_fails_the_task_and_the_operator_carries_on(
 def test_500_tasks_survive_two_operator_restarts(
     crds: DevCluster, namespace: str, network: dict[str, Any], operators: Callable[..., Operator]
 ) -> None:
-    total, batch = 500, 50
+    total, batch = 500, 25
     manifests = [
         task_manifest(f"bulk-{i:03d}", site=("site-a", "site-b", "site-c")[i % 3])
         for i in range(total)
     ]
+    # The creator pauses at these marks until the main thread has restarted the operator, so
+    # creation, the restarts and the operator's catching up really interleave.
+    marks = {200: threading.Event(), 350: threading.Event()}
     errors: list[str] = []
 
     def create_all() -> None:
         try:
             for i in range(0, total, batch):
+                if i in marks and not marks[i].wait(timeout=60):
+                    raise RuntimeError(f"not released at {i}")
                 create(crds, namespace, *manifests[i : i + batch])
         except Exception as err:  # reported by the assertion below
             errors.append(str(err))
@@ -398,13 +403,16 @@ def test_500_tasks_survive_two_operator_restarts(
     op = operators()
     creator = threading.Thread(target=create_all)
     creator.start()
-    # Restart 1: a clean stop (lease released) while tasks are still arriving.
-    wait_for("some tasks", 60, lambda: len(tasks_by_name(crds, namespace)) >= 100, every=0.2)
+    # Restart 1: a clean stop (the lease is released) while tasks keep arriving.
+    wait_for("100 tasks", 60, lambda: len(tasks_by_name(crds, namespace)) >= 100, every=0.2)
     assert op.stop(signal.SIGTERM) == 0
     op = operators()
-    # Restart 2: a crash (SIGKILL; the next one waits for the lease to expire).
-    wait_for("more tasks", 60, lambda: len(tasks_by_name(crds, namespace)) >= 300, every=0.2)
+    marks[200].set()
+    # Restart 2: a crash (SIGKILL); tasks arrive while no operator runs, and the next one
+    # waits for the dead one's lease to expire.
+    wait_for("250 tasks", 60, lambda: len(tasks_by_name(crds, namespace)) >= 250, every=0.2)
     op.stop(signal.SIGKILL)
+    marks[350].set()
     op = operators()
     creator.join(timeout=120)
     assert not errors, errors

@@ -43,18 +43,14 @@ class LeaseElector:
                     return True
             except (TimeoutError, ApiError, OSError) as err:
                 log.warning("leader election: %s", err)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=self.cfg.retry_period_s)
+            await _sleep_unless(stop, self.cfg.retry_period_s)
         return False
 
     async def hold(self, stop: asyncio.Event) -> None:
         """Renew until ``stop`` is set (returns) or renewal fails past the deadline (raises)."""
         while not stop.is_set():
-            try:
-                await asyncio.wait_for(stop.wait(), timeout=self.cfg.retry_period_s)
+            if await _sleep_unless(stop, self.cfg.retry_period_s):
                 return
-            except TimeoutError:
-                pass
             try:
                 if await self._try_acquire_or_renew():
                     continue
@@ -133,6 +129,15 @@ class LeaseElector:
             raise
         self._last_renew = now
         return True
+
+
+async def _sleep_unless(stop: asyncio.Event, seconds: float) -> bool:
+    """Sleep up to ``seconds``; True if ``stop`` was set. Spawns no task (kopf waits for every
+    task created after it started before it exits)."""
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(seconds):
+            await stop.wait()
+    return stop.is_set()
 
 
 class LeadershipLost(RuntimeError):

@@ -31,6 +31,7 @@ EXIT_LOST_LEASE = 3
 def kopf_settings() -> kopf.OperatorSettings:
     settings = kopf.OperatorSettings()
     settings.posting.level = logging.INFO
+    settings.batching.exit_timeout = 0.5  # on shutdown, do not wait long for idle workers
     settings.watching.server_timeout = 600
     settings.watching.client_timeout = 660
     settings.networking.connect_timeout = 10
@@ -74,6 +75,19 @@ async def run_operator(
         await http.cleanup()
 
 
+async def _take_back_signals(
+    ready: asyncio.Event, stop: asyncio.Event, operator: asyncio.Task[None]
+) -> None:
+    """kopf installs its own SIGINT/SIGTERM handlers; route them back to ``stop`` so that the
+    shutdown goes through our stop flag (kopf then exits at once instead of waiting 5 s)."""
+    waiter = asyncio.ensure_future(ready.wait())
+    await asyncio.wait({waiter, operator}, return_when=asyncio.FIRST_COMPLETED)
+    waiter.cancel()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+
+
 async def _lead(
     cfg: OperatorConfig,
     api: KubeApi,
@@ -84,6 +98,7 @@ async def _lead(
 ) -> int:
     ctl = Controller(api, cfg, metrics, extender)
     kopf_stop = asyncio.Event()
+    kopf_ready = asyncio.Event()
     operator = asyncio.create_task(
         kopf.operator(
             registry=build_registry(ctl),
@@ -92,9 +107,11 @@ async def _lead(
             clusterwide=not cfg.namespaces,
             namespaces=list(cfg.namespaces),
             stop_flag=kopf_stop,
+            ready_flag=kopf_ready,
         ),
         name="kopf",
     )
+    await _take_back_signals(kopf_ready, stop, operator)
     keeper = asyncio.create_task(
         elector.hold(stop) if elector is not None else stop.wait(), name="lease"
     )
