@@ -8,7 +8,10 @@ and pods from this process to time, per task (all on one monotonic clock):
   create -> Scheduled        until the task's status shows the node
   first create -> all Running
 
-and the operator's peak RSS (VmHWM from /proc). Usage::
+and the operator's peak RSS (VmHWM from /proc). Before the operator starts, the same number
+of bare pods (same requests, same nodes, default scheduler) is created the same way, so the
+pod's own create -> bound time on this machine is measured in the same run: the operator's
+cost is the difference. Usage::
 
     .venv/bin/python bench/operator_scale.py --tasks 5000 --nodes 200
     .venv/bin/python bench/operator_scale.py --tasks 1000 --nodes 50 --json out.json
@@ -46,6 +49,15 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
 
 
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
 def peak_rss_mib(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
@@ -62,6 +74,8 @@ class Recorder:
         self.pod_bound: dict[str, float] = {}
         self.scheduled: dict[str, float] = {}
         self.running: dict[str, float] = {}
+        self.bare_created: dict[str, float] = {}
+        self.bare_bound: dict[str, float] = {}
 
     def on_task(self, obj: dict[str, Any]) -> None:
         name = obj["metadata"]["name"]
@@ -73,10 +87,15 @@ class Recorder:
             self.running.setdefault(name, now)
 
     def on_pod(self, obj: dict[str, Any]) -> None:
-        task = (obj["metadata"].get("labels") or {}).get("edge-allocator.io/task")
+        labels = obj["metadata"].get("labels") or {}
+        now = time.monotonic()
+        if labels.get("bench-baseline"):
+            if (obj.get("spec") or {}).get("nodeName"):
+                self.bare_bound.setdefault(obj["metadata"]["name"], now)
+            return
+        task = labels.get("edge-allocator.io/task")
         if not task:
             return
-        now = time.monotonic()
         self.pod_created.setdefault(task, now)
         if (obj.get("spec") or {}).get("nodeName"):
             self.pod_bound.setdefault(task, now)
@@ -132,6 +151,76 @@ def task_body(name: str, i: int, pool: str) -> dict[str, Any]:
     }
 
 
+def bare_pod(name: str, pool: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "labels": {"bench-baseline": "1"}},
+        "spec": {
+            "schedulerName": "default-scheduler",
+            "restartPolicy": "Never",
+            "nodeSelector": {"edge-allocator.io/bench": pool},
+            "containers": [
+                {
+                    "name": "main",
+                    "image": "example/bench:1",
+                    "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}},
+                }
+            ],
+        },
+    }
+
+
+async def create_many(
+    api: KubeApi,
+    path: str,
+    bodies: list[tuple[str, dict[str, Any]]],
+    stamps: dict[str, float],
+    concurrency: int,
+) -> float:
+    """POST every body (``concurrency`` at a time), stamping each just before it is sent."""
+    sem = asyncio.Semaphore(concurrency)
+
+    async def one(name: str, body: dict[str, Any]) -> None:
+        async with sem:
+            stamps[name] = time.monotonic()
+            for _ in range(5):
+                try:
+                    await api.request("POST", path, body)
+                    return
+                except ApiError as err:
+                    if err.status == 409:
+                        return
+                    await asyncio.sleep(0.5)
+
+    t0 = time.monotonic()
+    await asyncio.gather(*(one(n, b) for n, b in bodies))
+    return time.monotonic() - t0
+
+
+def latency(start: dict[str, float], milestone: dict[str, float]) -> dict[str, float]:
+    vals = [milestone[k] - start[k] for k in milestone if k in start]
+    return {
+        "n": len(vals),
+        "p50_s": round(pct(vals, 50), 3),
+        "p99_s": round(pct(vals, 99), 3),
+        "max_s": round(max(vals), 3) if vals else float("nan"),
+    }
+
+
+def scrape(port: int) -> dict[str, float]:
+    import urllib.request
+
+    out: dict[str, float] = {}
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+        for line in r.read().decode().splitlines():
+            if line.startswith("edge_allocator_operator_") and not line.startswith("#"):
+                key, value = line.rsplit(" ", 1)
+                if "_bucket" not in key and "_created" not in key:
+                    out[key] = float(value)
+    return out
+
+
 async def create_nodes(api: KubeApi, count: int, pool: str) -> list[str]:
     names = []
     sem = asyncio.Semaphore(16)
@@ -181,6 +270,28 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
     nodes = await create_nodes(api, args.nodes, pool)
     await wait_nodes_ready(api, pool, args.nodes, 300)
 
+    rec = Recorder()
+    stop = asyncio.Event()
+    watchers = [
+        asyncio.create_task(
+            watch(api, f"{GROUP_PATH}/namespaces/{ns}/edgetasks", rec.on_task, stop)
+        ),
+        asyncio.create_task(watch(api, f"/api/v1/namespaces/{ns}/pods", rec.on_pod, stop)),
+    ]
+    result: dict[str, Any] = {"tasks": args.tasks, "nodes": args.nodes, "namespace": ns}
+    await asyncio.sleep(1)
+    if args.baseline:
+        print(f"[bench] baseline: {args.baseline} bare pods, no operator", flush=True)
+        bodies = [(f"bare-{i:05d}", bare_pod(f"bare-{i:05d}", pool)) for i in range(args.baseline)]
+        await create_many(
+            api, f"/api/v1/namespaces/{ns}/pods", bodies, rec.bare_created, args.concurrency
+        )
+        deadline = time.monotonic() + args.timeout
+        while len(rec.bare_bound) < args.baseline and time.monotonic() < deadline:
+            await asyncio.sleep(0.5)
+        result["baseline_pod_create_to_bound"] = latency(rec.bare_created, rec.bare_bound)
+
+    port = free_port()
     log = open(args.operator_log, "w")  # noqa: SIM115 - lives as long as the operator
     op = subprocess.Popen(
         [
@@ -197,41 +308,18 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
             "--metrics-bind",
             "127.0.0.1",
             "--metrics-port",
-            "0",
+            str(port),
         ],
         stdout=log,
         stderr=subprocess.STDOUT,
     )
-    rec = Recorder()
-    stop = asyncio.Event()
-    watchers = [
-        asyncio.create_task(
-            watch(api, f"{GROUP_PATH}/namespaces/{ns}/edgetasks", rec.on_task, stop)
-        ),
-        asyncio.create_task(watch(api, f"/api/v1/namespaces/{ns}/pods", rec.on_pod, stop)),
-    ]
-    result: dict[str, Any] = {"tasks": args.tasks, "nodes": args.nodes, "namespace": ns}
     try:
         await asyncio.sleep(3)  # operator up, watches established
         print(f"[bench] creating {args.tasks} EdgeTasks", flush=True)
-        sem = asyncio.Semaphore(args.concurrency)
         path = f"{GROUP_PATH}/namespaces/{ns}/edgetasks"
-
-        async def create(i: int) -> None:
-            name = f"task-{i:05d}"
-            async with sem:
-                rec.created[name] = time.monotonic()
-                for _ in range(5):
-                    try:
-                        await api.request("POST", path, task_body(name, i, pool))
-                        return
-                    except ApiError as err:
-                        if err.status == 409:
-                            return
-                        await asyncio.sleep(0.5)
-
+        bodies = [(f"task-{i:05d}", task_body(f"task-{i:05d}", i, pool)) for i in range(args.tasks)]
         t0 = time.monotonic()
-        await asyncio.gather(*(create(i) for i in range(args.tasks)))
+        await create_many(api, path, bodies, rec.created, args.concurrency)
         t_created = time.monotonic()
         deadline = t0 + args.timeout
         last_print = 0.0
@@ -249,15 +337,6 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
         done = time.monotonic()
         result["peak_rss_mib"] = round(peak_rss_mib(op.pid), 1)
 
-        def lat(milestone: dict[str, float]) -> dict[str, float]:
-            vals = [milestone[k] - rec.created[k] for k in milestone if k in rec.created]
-            return {
-                "n": len(vals),
-                "p50_s": round(pct(vals, 50), 3),
-                "p99_s": round(pct(vals, 99), 3),
-                "max_s": round(max(vals), 3) if vals else float("nan"),
-            }
-
         bound_after_pod = [
             rec.pod_bound[k] - rec.pod_created[k] for k in rec.pod_bound if k in rec.pod_created
         ]
@@ -266,15 +345,17 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
             running=len(rec.running),
             create_phase_s=round(t_created - t0, 2),
             time_to_all_running_s=round(done - t0, 2),
-            create_to_pod_created=lat(rec.pod_created),
-            create_to_pod_bound=lat(rec.pod_bound),
-            create_to_status_scheduled=lat(rec.scheduled),
+            create_to_pod_created=latency(rec.created, rec.pod_created),
+            create_to_pod_bound=latency(rec.created, rec.pod_bound),
+            create_to_status_scheduled=latency(rec.created, rec.scheduled),
             pod_created_to_bound={
                 "p50_s": round(pct(bound_after_pod, 50), 3),
                 "p99_s": round(pct(bound_after_pod, 99), 3),
             },
             throughput_tasks_per_s=round(len(rec.running) / max(done - t0, 1e-9), 1),
         )
+        with contextlib.suppress(OSError):
+            result["operator_metrics"] = scrape(port)
         cpu = Path(f"/proc/{op.pid}/stat").read_text().split()
         result["operator_cpu_s"] = round(
             (int(cpu[13]) + int(cpu[14])) / os.sysconf("SC_CLK_TCK"), 1
@@ -309,12 +390,20 @@ def main() -> int:
     p.add_argument("--nodes", type=int, default=200)
     p.add_argument("--kubeconfig", default=str(ROOT / ".cache/devcluster/kubeconfig"))
     p.add_argument("--scheduler-name", default="default-scheduler")
+    p.add_argument(
+        "--baseline",
+        type=int,
+        default=None,
+        help="bare pods to time first (default: as many as tasks; 0: skip)",
+    )
     p.add_argument("--concurrency", type=int, default=16, help="parallel create requests")
     p.add_argument("--timeout", type=float, default=900)
     p.add_argument("--operator-log", default="/tmp/edge-allocator-operator-bench.log")
     p.add_argument("--json", help="also write the result here")
     p.add_argument("--keep", action="store_true", help="leave the namespace and nodes behind")
     args = p.parse_args()
+    if args.baseline is None:
+        args.baseline = args.tasks
     result = asyncio.run(bench(args))
     text = json.dumps(result, indent=2)
     print(text)
@@ -322,10 +411,15 @@ def main() -> int:
         Path(args.json).write_text(text + "\n")
     ok = result.get("all_running", False)
     p99_added = result["create_to_pod_created"]["p99_s"]
-    print(
-        f"[bench] all Running: {ok}; operator adds p99 {p99_added:.3f}s before the scheduler "
-        f"(target < 1 s); peak RSS {result['peak_rss_mib']} MiB (target < 400 MiB)"
+    line = (
+        f"[bench] all Running: {ok}; create->pod created p99 {p99_added:.3f}s; "
+        f"create->bound p99 {result['create_to_pod_bound']['p99_s']:.3f}s"
     )
+    if "baseline_pod_create_to_bound" in result:
+        base = result["baseline_pod_create_to_bound"]["p99_s"]
+        added = result["create_to_pod_bound"]["p99_s"] - base
+        line += f" vs bare pods {base:.3f}s: the operator adds {added:.3f}s at p99 (target < 1 s)"
+    print(line + f"; peak RSS {result['peak_rss_mib']} MiB (target < 400 MiB)")
     return 0 if ok else 1
 
 

@@ -412,3 +412,11 @@ def test_condition_transition_time_moves_only_when_status_changes() -> None:
     later = NOW + dt.timedelta(minutes=5)
     p2 = plan(observe(task(p.status), [pod(1, "Running", "a1")], now=later), CFG)
     assert cond(p2.status, "Scheduled")["lastTransitionTime"] == t0
+
+
+def test_pod_waiting_for_the_scheduler_needs_no_status_write() -> None:
+    created = plan(observe(task()), CFG)
+    created.status["podUID"] = "pod-uid-1"
+    waiting = plan(observe(task(created.status), [pod(1, "Pending")]), CFG)
+    assert status_changes(created.status, waiting.status) == {}
+    assert waiting.events == [] and waiting.create_attempt is None

@@ -38,6 +38,10 @@ log = logging.getLogger(__name__)
 
 TaskKey = tuple[str, str]
 RETRY_AFTER_ERROR_S = 5.0
+STATUS_WRITERS = 8
+"""Status writes in flight at once. Pod creations and deletions are not limited: under load
+they go first, so the operator adds little before the scheduler can act, and a task's status
+catches up a moment later (a later write carries the newest state)."""
 
 
 def _first(store: Iterable[Any] | None) -> Any:
@@ -84,6 +88,7 @@ class Controller:
         self._topology_rev = 0
         self._topology_cache: tuple[int, dict[str, NodeView], Topology] | None = None
         self._background: set[asyncio.Task[None]] = set()
+        self._status_slots = asyncio.Semaphore(STATUS_WRITERS)
 
     # -- state -------------------------------------------------------------------------------
 
@@ -248,7 +253,8 @@ class Controller:
         key = task.key
         patch = status_changes(task.status, p.status)
         if patch:
-            resp = await self.api.patch_task_status(task.namespace, task.name, patch)
+            async with self._status_slots:
+                resp = await self.api.patch_task_status(task.namespace, task.name, patch)
             written = TaskView.from_body(resp)
             if _rv(written) > _rv(task):
                 self._written[key] = written

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import ssl
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -74,8 +74,15 @@ def load_credentials(kubeconfig: str | None) -> Credentials:
 class KubeApi:
     """The operator's write path; one pooled HTTP session per process."""
 
-    def __init__(self, creds: Credentials, *, max_connections: int = 64) -> None:
+    def __init__(
+        self,
+        creds: Credentials,
+        *,
+        max_connections: int = 64,
+        on_request: Callable[[str, int], None] | None = None,
+    ) -> None:
         self._creds = creds
+        self._on_request = on_request
         self.credentials = creds
         self._session: aiohttp.ClientSession | None = None
         self._max_connections = max_connections
@@ -118,6 +125,8 @@ class KubeApi:
         async with self._client().request(
             method, self._creds.server + path, data=data, headers=headers, params=params
         ) as resp:
+            if self._on_request is not None:
+                self._on_request(method, resp.status)
             text = await resp.text()
             payload: dict[str, Any] = json.loads(text) if text else {}
             if resp.status >= 300:

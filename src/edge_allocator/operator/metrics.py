@@ -77,6 +77,12 @@ class OperatorMetrics:
             ["kind"],
             registry=self.registry,
         )
+        self.api_requests = Counter(
+            "edge_allocator_operator_api_requests_total",
+            "Requests the operator made to the API server itself (kopf's watches excluded)",
+            ["method", "code"],
+            registry=self.registry,
+        )
         self.leader = Gauge(
             "edge_allocator_operator_leader",
             "1 while this replica holds the leader lease",
@@ -84,6 +90,9 @@ class OperatorMetrics:
         )
         self.started = time.time()
         self.is_leader = False
+
+    def count_request(self, method: str, status: int) -> None:
+        self.api_requests.labels(method, str(status)).inc()
 
     def set_leader(self, value: bool) -> None:
         self.is_leader = value

@@ -282,11 +282,11 @@ class _Planner:
         st = self.out.status
         old_phase = self.task.phase
         if not pod.node_name:
-            st["phase"], st["reason"] = (
-                "Pending",
-                "Unschedulable" if pod.unschedulable_message else "PodPending",
-            )
+            # Waiting for the scheduler: the status written at creation already says so; only
+            # an Unschedulable verdict is news (one write less per task on the busy path).
+            st["phase"] = "Pending"
             if pod.unschedulable_message:
+                st["reason"] = "Unschedulable"
                 st["message"] = f"pod {pod.name}: {pod.unschedulable_message}"
                 self._cond(COND_SCHEDULED, False, "Unschedulable", st["message"])
             return

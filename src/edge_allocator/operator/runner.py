@@ -32,6 +32,7 @@ def kopf_settings() -> kopf.OperatorSettings:
     settings = kopf.OperatorSettings()
     settings.posting.level = logging.INFO
     settings.batching.exit_timeout = 0.5  # on shutdown, do not wait long for idle workers
+    settings.posting.worker_limit = 4  # events are low priority: never crowd out pod creation
     settings.watching.server_timeout = 600
     settings.watching.client_timeout = 660
     settings.networking.connect_timeout = 10
@@ -53,7 +54,7 @@ async def run_operator(
         loop.add_signal_handler(sig, stop.set)
     metrics = OperatorMetrics()
     http = await serve(metrics, metrics_host, metrics_port)
-    api = KubeApi(load_credentials(kubeconfig))
+    api = KubeApi(load_credentials(kubeconfig), on_request=metrics.count_request)
     extender = (
         ExtenderDecisions(cfg.extender_url, cfg.extender_timeout_s) if cfg.extender_url else None
     )
