@@ -93,7 +93,13 @@ def _wait_available(cluster: DevCluster, namespace: str, release: str) -> dict[s
         }
         if items and len(ready) == len(items):
             return ready
-        assert time.monotonic() < deadline, f"deployments not available in 120 s: {items}"
+        if time.monotonic() > deadline:
+            pods = cluster.kubectl(
+                "get", "pods", "-n", namespace, "-o", "wide", "-l",
+                f"app.kubernetes.io/instance={release}", check=False,
+            )  # fmt: skip
+            status = {d["metadata"]["name"]: d["status"] for d in items}
+            raise AssertionError(f"deployments not available in 120 s: {status}\n{pods.stdout}")
         time.sleep(1)
 
 
@@ -101,7 +107,7 @@ def test_install_upgrade_uninstall_leave_no_orphans(
     devcluster: DevCluster, namespace: str, release: str
 ) -> None:
     installed = helm(
-        devcluster, "install", release, str(CHART), "-n", namespace, "--wait", "--timeout", "150s"
+        devcluster, "install", release, str(CHART), "-n", namespace, "--timeout", "150s"
     )
     assert installed.returncode == 0, installed.stderr
     assert "port-forward svc/" in installed.stdout  # NOTES tell the user what to do next
@@ -121,7 +127,7 @@ def test_install_upgrade_uninstall_leave_no_orphans(
 
     cert_before = cert()
     upgraded = helm(
-        devcluster, "upgrade", release, str(CHART), "-n", namespace, "--wait",
+        devcluster, "upgrade", release, str(CHART), "-n", namespace,
         "--set", "scheduler.enabled=false", "--set", "extender.replicas=3",
         "--set", "podDisruptionBudget.enabled=false", "--set", "networkPolicy.enabled=true",
     )  # fmt: skip
