@@ -107,8 +107,9 @@ def test_install_upgrade_uninstall_leave_no_orphans(
     devcluster: DevCluster, namespace: str, release: str
 ) -> None:
     installed = helm(
-        devcluster, "install", release, str(CHART), "-n", namespace, "--timeout", "150s"
-    )
+        devcluster, "install", release, str(CHART), "-n", namespace, "--timeout", "150s",
+        "--set", "extender.adminToken.enabled=true",
+    )  # fmt: skip
     assert installed.returncode == 0, installed.stderr
     assert "port-forward svc/" in installed.stdout  # NOTES tell the user what to do next
     available = _wait_available(devcluster, namespace, release)
@@ -118,18 +119,23 @@ def test_install_upgrade_uninstall_leave_no_orphans(
     for crd in ("edgetasks.edge-allocator.io", "edgenetworks.edge-allocator.io"):
         assert devcluster.kubectl("get", "crd", crd, check=False).returncode == 0, crd
 
-    def cert() -> str:
+    def secret(suffix: str, key: str) -> str:
         out = devcluster.kubectl(
-            "get", "secret", f"{release}-edge-allocator-extender-tls", "-n", namespace,
-            "-o", "jsonpath={.data.tls\\.crt}",
+            "get", "secret", f"{release}-edge-allocator-{suffix}", "-n", namespace,
+            "-o", f"jsonpath={{.data.{key}}}",
         )  # fmt: skip
+        assert out.stdout, f"secret {suffix} has no {key}"
         return out.stdout
+
+    def cert() -> str:
+        return secret("extender-tls", "tls\\.crt") + secret("extender-admin", "token")
 
     cert_before = cert()
     upgraded = helm(
         devcluster, "upgrade", release, str(CHART), "-n", namespace,
         "--set", "scheduler.enabled=false", "--set", "extender.replicas=3",
         "--set", "podDisruptionBudget.enabled=false", "--set", "networkPolicy.enabled=true",
+        "--set", "extender.adminToken.enabled=true",
     )  # fmt: skip
     assert upgraded.returncode == 0, upgraded.stderr
     second = manifest_objects(helm(devcluster, "get", "manifest", release, "-n", namespace).stdout)
@@ -140,7 +146,7 @@ def test_install_upgrade_uninstall_leave_no_orphans(
     )
     assert existing(devcluster, removed) == set(), "objects dropped by the upgrade remain"
     assert existing(devcluster, second) == second
-    assert cert() == cert_before, "the generated certificate changed on upgrade"
+    assert cert() == cert_before, "the generated certificate or token changed on upgrade"
     available = _wait_available(devcluster, namespace, release)
     assert available[f"{release}-edge-allocator-extender"] == 3
 

@@ -28,6 +28,7 @@ ALL_OPTIONS = [
     "networkPolicy.enabled=true",
     "grafanaDashboard.enabled=true",
     "metrics.serviceMonitor.enabled=true",
+    "extender.adminToken.enabled=true",
 ]
 
 
@@ -246,3 +247,17 @@ def test_network_policy_admits_the_scheduler_and_operator_pods() -> None:
         assert any(
             p["podSelector"]["matchLabels"].items() <= pod_labels["labels"].items() for p in peers
         ), component
+
+
+def test_admin_token_is_generated_and_given_to_the_extender_only() -> None:
+    assert not [o for o in render() if o["metadata"]["name"].endswith("-extender-admin")]
+    objs = render("extender.adminToken.enabled=true")
+    secret = find(objs, "Secret", "-extender-admin")
+    assert len(b64decode(secret["data"]["token"])) == 40
+    for d in (o for o in objs if o["kind"] == "Deployment"):
+        env = d["spec"]["template"]["spec"]["containers"][0].get("env", [])
+        refs = [e for e in env if e["name"] == "EDGE_ALLOCATOR_ADMIN_TOKEN"]
+        expected = 1 if d["metadata"]["name"].endswith("-extender") else 0
+        assert len(refs) == expected, d["metadata"]["name"]
+    named = render("extender.adminToken.enabled=true", "extender.adminToken.existingSecret=mine")
+    assert not [o for o in named if o["metadata"]["name"].endswith("-extender-admin")]

@@ -104,3 +104,8 @@ affinity:
 priorityClassName: {{ . }}
 {{- end }}
 {{- end -}}
+
+{{/* The Secret that holds the extender's admin-API bearer token (key "token"). */}}
+{{- define "edge-allocator.adminTokenSecretName" -}}
+{{- default (include "edge-allocator.componentName" (dict "root" . "component" "extender-admin")) .Values.extender.adminToken.existingSecret -}}
+{{- end -}}
