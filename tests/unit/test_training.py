@@ -34,6 +34,7 @@ def _tiny(seed: int = 0) -> TrainConfig:
         bc_epochs=1,
         ppo_iterations=1,
         ppo_episodes=2,
+        ppo_sizes=(6,),
         val_every=1,
         val_seeds=(900_001,),
         val_size=6,

@@ -53,6 +53,7 @@ def quick_config(seed: int) -> TrainConfig:
         bc_epochs=2,
         ppo_iterations=2,
         ppo_episodes=2,
+        ppo_sizes=(8,),
         val_every=1,
         val_seeds=(900_001,),
         val_size=8,

@@ -53,10 +53,11 @@ class TrainConfig:
     dagger_episodes: int = 8
     bc_epochs: int = 3
     bc_lr: float = 3e-3
-    ppo_iterations: int = 120
+    ppo_iterations: int = 40
     ppo_episodes: int = 4
     ppo_epochs: int = 2
-    ppo_lr: float = 3e-4
+    ppo_lr: float = 1e-4
+    ppo_sizes: tuple[int, ...] = (10, 20, 40)
     gamma: float = 0.8
     clip: float = 0.2
     slo_penalty: float = 1.0
@@ -73,6 +74,7 @@ class TrainConfig:
         d = asdict(self)
         d["families"] = list(self.families)
         d["sizes"] = list(self.sizes)
+        d["ppo_sizes"] = list(self.ppo_sizes)
         d["val_seeds"] = list(self.val_seeds)
         return d
 
@@ -124,9 +126,10 @@ class Trainer:
         self.best_phase = ""
 
     # -- helpers ---------------------------------------------------------------------------
-    def _next_case(self) -> tuple[Scenario, int]:
+    def _next_case(self, sizes: tuple[int, ...] | None = None) -> tuple[Scenario, int]:
+        sizes = sizes or self.cfg.sizes
         sc = self.scenarios[self.episode % len(self.scenarios)]
-        size = self.cfg.sizes[(self.episode // len(self.scenarios)) % len(self.cfg.sizes)]
+        size = sizes[(self.episode // len(self.scenarios)) % len(sizes)]
         seed = self.cfg.seed * 100_000 + self.episode
         self.episode += 1
         return sized(sc, size, self.cfg), seed
@@ -247,7 +250,7 @@ class Trainer:
         cfg = self.cfg
         opt = torch.optim.Adam(self.model.parameters(), lr=cfg.ppo_lr)
         for it in range(1, cfg.ppo_iterations + 1):
-            sc, seed = self._next_case()
+            sc, seed = self._next_case(cfg.ppo_sizes)
             batch: list[Decision] = []
             returns: list[float] = []
             per_task: dict[int, list[float]] = {}
