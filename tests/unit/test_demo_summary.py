@@ -62,7 +62,10 @@ def test_burst_cycles_sources_and_examples_skip_unknown_sites() -> None:
     tasks = burst(5, ("site-a", "site-b"))
     assert [t["spec"]["dataSource"]["site"] for t in tasks] == ["site-a", "site-b"] * 2 + ["site-a"]
     assert len({t["metadata"]["name"] for t in tasks}) == 5
-    examples = example_tasks(ROOT / "examples", ("site-a", "site-b", "site-c"))
+    sites = ("site-a", "site-b", "site-c")
+    examples = example_tasks(ROOT / "examples", sites, ["site-c-server-0"])
     names = {t["metadata"]["name"] for t in examples}
-    assert "camera-analytics" in names and "unknown-site" not in names
+    assert {"camera-analytics", "sensor-aggregation"} <= names and "unknown-site" not in names
     assert all(t["kind"] == "EdgeTask" for t in examples)
+    without_node = example_tasks(ROOT / "examples", sites, ["site-a-server-0"])
+    assert "sensor-aggregation" not in {t["metadata"]["name"] for t in without_node}

@@ -72,9 +72,15 @@ def burst(count: int, sites: Sequence[str]) -> list[dict[str, Any]]:
     ]
 
 
-def example_tasks(examples_dir: Path, sites: Iterable[str]) -> list[dict[str, Any]]:
-    """The EdgeTasks of ``examples/`` whose data source this fleet has (skips e.g. site-z)."""
+def example_tasks(
+    examples_dir: Path, sites: Iterable[str], nodes: Iterable[str] | None = None
+) -> list[dict[str, Any]]:
+    """The EdgeTasks of ``examples/`` whose data source this fleet has (skips e.g. site-z).
+
+    ``nodes``: the cluster's node names; a task fed from a node not among them is skipped.
+    """
     known = set(sites)
+    node_names = None if nodes is None else set(nodes)
     out: list[dict[str, Any]] = []
     for path in sorted(examples_dir.glob("*.yaml")):
         for doc in yaml.safe_load_all(path.read_text()):
@@ -85,7 +91,7 @@ def example_tasks(examples_dir: Path, sites: Iterable[str]) -> list[dict[str, An
             node = source.get("node")
             if site is not None and site not in known:
                 continue
-            if node is not None and not any(str(node).startswith(s + "-") for s in known):
+            if node is not None and node_names is not None and node not in node_names:
                 continue
             out.append(doc)
     return out

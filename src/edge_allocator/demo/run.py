@@ -112,7 +112,9 @@ class Demo:
         s.log(f"[demo] applying the examples and {s.burst} inference tasks in namespace "
               f"{s.namespace!r}")  # fmt: skip
         self.cluster.kubectl("create", "namespace", s.namespace, check=False)
-        tasks = manifests.example_tasks(paths.repo_root() / "examples", sites)
+        nodes = json.loads(self.cluster.kubectl("get", "nodes", "-o", "json").stdout)["items"]
+        node_names = [n["metadata"]["name"] for n in nodes]
+        tasks = manifests.example_tasks(paths.repo_root() / "examples", sites, node_names)
         tasks += manifests.burst(s.burst, sites)
         for t in tasks:
             t["metadata"]["namespace"] = s.namespace
@@ -121,9 +123,7 @@ class Demo:
         placed = self._wait_placed(len(tasks))
         seconds = time.monotonic() - started
         table = self.cluster.kubectl("get", "et", "-n", s.namespace, "-o", "wide").stdout
-        total_nodes = len(json.loads(self.cluster.kubectl("get", "nodes", "-o", "json").stdout)
-                          ["items"])  # fmt: skip
-        summary = summarize(placed, total_nodes, time.monotonic() - applied_at)
+        summary = summarize(placed, len(node_names), time.monotonic() - applied_at)
         s.log("")
         s.log(table.rstrip())
         s.log("")
