@@ -186,7 +186,10 @@ class DevCluster:
     def apply_fleet(self, fleet: FleetSpec, timeout: float = 300) -> None:
         """Create (or update) the fleet's nodes and wait until every one of them is Ready."""
         self.log(f"[dev] applying {fleet.nodes} edge nodes over {len(fleet.sites)} sites")
-        self.kubectl("apply", "--server-side", "-f", "-", input=fleet_manifest(fleet))
+        # force-conflicts: the TTL controller takes over the ttl annotation on big clusters.
+        self.kubectl(
+            "apply", "--server-side", "--force-conflicts", "-f", "-", input=fleet_manifest(fleet)
+        )
         names = [n for n, _, _ in fleet.layout()]
         deadline = time.monotonic() + timeout
         while True:
