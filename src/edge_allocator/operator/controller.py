@@ -1,8 +1,8 @@
 """Carry out the planner's decisions over the API: the only place where the operator writes.
 
 One reconcile per task at a time (a per-task lock), any number of tasks at once. Reads come
-from kopf's in-memory indices, which kopf fills completely before any handler runs, so a
-restarted operator sees every existing pod before it thinks of creating one.
+from the in-memory ``ClusterCache``, primed by LIST calls before kopf starts, so a restarted
+operator sees every existing pod before it thinks of creating one.
 """
 
 from __future__ import annotations
@@ -12,11 +12,12 @@ import dataclasses
 import datetime as dt
 import logging
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable
 from typing import Any
 
 import kopf
 
+from edge_allocator.operator.cache import ClusterCache, TaskKey
 from edge_allocator.operator.config import OperatorConfig
 from edge_allocator.operator.extender_client import ExtenderDecisions
 from edge_allocator.operator.kubeapi import ApiError, KubeApi
@@ -24,28 +25,20 @@ from edge_allocator.operator.metrics import OperatorMetrics, count_reschedule
 from edge_allocator.operator.network_status import network_status
 from edge_allocator.operator.planner import Observed, Plan, fail, plan, status_changes
 from edge_allocator.operator.podspec import build_pod
-from edge_allocator.operator.topology import Topology
 from edge_allocator.operator.views import (
     API_VERSION,
     TASK_KIND,
-    NetworkView,
-    NodeView,
     PodView,
     TaskView,
 )
 
 log = logging.getLogger(__name__)
 
-TaskKey = tuple[str, str]
 RETRY_AFTER_ERROR_S = 5.0
 STATUS_WRITERS = 8
 """Status writes in flight at once. Pod creations and deletions are not limited: under load
 they go first, so the operator adds little before the scheduler can act, and a task's status
 catches up a moment later (a later write carries the newest state)."""
-
-
-def _first(store: Iterable[Any] | None) -> Any:
-    return next(iter(store), None) if store is not None else None
 
 
 def _rv(view: TaskView) -> int:
@@ -55,64 +48,33 @@ def _rv(view: TaskView) -> int:
         return -1
 
 
-@dataclasses.dataclass
-class Indices:
-    """kopf's indices, as handed to every handler (live, read-only mappings)."""
-
-    tasks: Mapping[TaskKey, Iterable[TaskView]]
-    task_pods: Mapping[TaskKey, Iterable[PodView]]
-    pods_on_nodes: Mapping[str, Iterable[TaskKey]]
-    nodes: Mapping[str, Iterable[NodeView]]
-    networks: Mapping[None, Iterable[NetworkView]]
-
-
 class Controller:
     def __init__(
         self,
         api: KubeApi,
+        cache: ClusterCache,
         cfg: OperatorConfig,
         metrics: OperatorMetrics,
         extender: ExtenderDecisions | None = None,
         clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
     ) -> None:
         self.api = api
+        self.cache = cache
         self.cfg = cfg
         self.metrics = metrics
         self.extender = extender
         self.clock = clock
-        self.indices: Indices | None = None
         self._locks: dict[TaskKey, asyncio.Lock] = {}
         self._written: dict[TaskKey, TaskView] = {}
         self._timers: dict[TaskKey, tuple[float, asyncio.TimerHandle]] = {}
         self._asked_extender: dict[TaskKey, str] = {}
-        self._topology_rev = 0
-        self._topology_cache: tuple[int, dict[str, NodeView], Topology] | None = None
         self._background: set[asyncio.Task[None]] = set()
         self._status_slots = asyncio.Semaphore(STATUS_WRITERS)
 
     # -- state -------------------------------------------------------------------------------
 
-    def topology_changed(self) -> None:
-        self._topology_rev += 1
-
-    def nodes_and_topology(self) -> tuple[dict[str, NodeView], Topology]:
-        cached = self._topology_cache
-        if cached is not None and cached[0] == self._topology_rev:
-            return cached[1], cached[2]
-        assert self.indices is not None
-        nodes = {}
-        for store in self.indices.nodes.values():
-            view = _first(store)
-            if view is not None:
-                nodes[view.name] = view
-        networks = [v for store in self.indices.networks.values() for v in store]
-        topo = Topology(networks, nodes.values())
-        self._topology_cache = (self._topology_rev, nodes, topo)
-        return nodes, topo
-
     def task(self, key: TaskKey) -> TaskView | None:
-        assert self.indices is not None
-        seen: TaskView | None = _first(self.indices.tasks.get(key))
+        seen = self.cache.tasks.get(key)
         written = self._written.get(key)
         if seen is None:
             return None
@@ -177,15 +139,14 @@ class Controller:
                 self.metrics.reconcile_seconds.observe(time.perf_counter() - started)
 
     async def _reconcile(self, key: TaskKey) -> None:
-        assert self.indices is not None
         task = self.task(key)
         if task is None or task.deleting:
             return
         self.metrics.phases.set(key, task.phase)
-        nodes, topo = self.nodes_and_topology()
+        nodes, topo = self.cache.nodes, self.cache.topology()
         pods = {
             p.attempt: p
-            for p in self.indices.task_pods.get(key, ())
+            for p in self.cache.pods_of(key)
             if p.owner_uid in (None, task.uid) or p.attempt == task.attempts
         }
         record, note = await self._ask_extender(task, pods.get(task.attempts))
@@ -289,17 +250,15 @@ class Controller:
 
     async def update_networks(self) -> None:
         """Refresh every EdgeNetwork's counts and Ready condition (only when they change)."""
-        assert self.indices is not None
-        _, topo = self.nodes_and_topology()
+        topo = self.cache.topology()
         now = self.clock()
-        for store in list(self.indices.networks.values()):
-            for net in list(store):
-                status = network_status(net, topo, now)
-                patch = status_changes(net.status, status)
-                if patch:
-                    try:
-                        await self.api.patch_network_status(net.name, patch)
-                    except ApiError as err:
-                        if err.status != 404:
-                            self.metrics.errors.labels("api").inc()
-                            log.warning("edgenetwork %s: status update failed: %s", net.name, err)
+        for net in list(self.cache.networks.values()):
+            patch = status_changes(net.status, network_status(net, topo, now))
+            if not patch:
+                continue
+            try:
+                await self.api.patch_network_status(net.name, patch)
+            except ApiError as err:
+                if err.status != 404:
+                    self.metrics.errors.labels("api").inc()
+                    log.warning("edgenetwork %s: status update failed: %s", net.name, err)

@@ -1,8 +1,9 @@
-"""The kopf wiring: indices over tasks, pods, nodes and networks, and thin event handlers.
+"""The kopf wiring: thin raw-event handlers that keep the cache current and wake the controller.
 
-Only raw-event handlers (``@kopf.on.event``) and indices are used: they need no finalizers and
-write no handler-progress annotations, so the operator adds nothing to users' objects and an
-EdgeTask can always be deleted, even while the operator is down.
+Only raw-event handlers (``@kopf.on.event``) are used: they need no finalizers and write no
+handler-progress annotations, so the operator adds nothing to users' objects and an EdgeTask
+can always be deleted, even while the operator is down. (kopf's indices are not used: under a
+burst of new objects their readiness bookkeeping costs more CPU than the operator itself.)
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any
 import kopf
 
 from edge_allocator.cluster.annotations import LABEL_MANAGED
-from edge_allocator.operator.controller import Controller, Indices, TaskKey
+from edge_allocator.operator.controller import Controller
 from edge_allocator.operator.views import (
     GROUP,
     NETWORK_PLURAL,
@@ -29,21 +30,11 @@ NETWORK_REFRESH_DELAY_S = 2.0
 
 
 def build_registry(ctl: Controller) -> kopf.OperatorRegistry:
-    """A registry with the operator's indices and handlers bound to ``ctl``."""
+    """A registry with the operator's handlers bound to ``ctl`` (and its cache)."""
     registry = kopf.OperatorRegistry()
+    cache = ctl.cache
     managed = {LABEL_MANAGED: "true"}
-    node_state: dict[str, tuple[bool | None, str | None]] = {}
     refresh: dict[str, asyncio.TimerHandle | None] = {"handle": None}
-
-    def capture(kwargs: dict[str, Any]) -> None:
-        if ctl.indices is None:
-            ctl.indices = Indices(
-                tasks=kwargs["tasks"],
-                task_pods=kwargs["task_pods"],
-                pods_on_nodes=kwargs["pods_on_nodes"],
-                nodes=kwargs["nodes"],
-                networks=kwargs["networks"],
-            )
 
     def schedule_network_refresh() -> None:
         if refresh["handle"] is not None:
@@ -69,76 +60,46 @@ def build_registry(ctl: Controller) -> kopf.OperatorRegistry:
             token=creds.token(),
         )
 
-    # -- indices -----------------------------------------------------------------------------
-
-    @kopf.index(GROUP, VERSION, TASK_PLURAL, id="tasks", registry=registry)
-    def tasks(body: kopf.Body, **_: Any) -> dict[TaskKey, TaskView]:
-        view = TaskView.from_body(body)
-        return {view.key: view}
-
-    @kopf.index("", "v1", "pods", labels=managed, id="task_pods", registry=registry)
-    def task_pods(body: kopf.Body, **_: Any) -> dict[TaskKey, PodView] | None:
-        view = PodView.from_body(body)
-        return None if view is None else {(view.namespace, view.task): view}
-
-    @kopf.index("", "v1", "pods", labels=managed, id="pods_on_nodes", registry=registry)
-    def pods_on_nodes(body: kopf.Body, **_: Any) -> dict[str, TaskKey] | None:
-        view = PodView.from_body(body)
-        if view is None or not view.node_name or view.terminal:
-            return None
-        return {view.node_name: (view.namespace, view.task)}
-
-    @kopf.index("", "v1", "nodes", id="nodes", registry=registry)
-    def nodes(body: kopf.Body, **_: Any) -> dict[str, NodeView]:
-        view = NodeView.from_body(body)
-        return {view.name: view}
-
-    @kopf.index(GROUP, VERSION, NETWORK_PLURAL, id="networks", registry=registry)
-    def networks(body: kopf.Body, **_: Any) -> dict[None, NetworkView]:
-        return {None: NetworkView.from_body(body)}
-
-    # -- handlers ----------------------------------------------------------------------------
-
     @kopf.on.event(GROUP, VERSION, TASK_PLURAL, id="task_event", registry=registry)
-    async def task_event(event: kopf.RawEvent, body: kopf.Body, **kwargs: Any) -> None:
-        capture(kwargs)
-        key = (str(body.metadata.namespace), str(body.metadata.name))
+    async def task_event(event: kopf.RawEvent, body: kopf.Body, **_: Any) -> None:
+        view = TaskView.from_body(body)
         if event.get("type") == "DELETED":
-            ctl.forget(key)
+            cache.drop_task(view.key)
+            ctl.forget(view.key)
             return
-        await ctl.reconcile(key)
+        cache.put_task(view)
+        await ctl.reconcile(view.key)
 
     @kopf.on.event("", "v1", "pods", labels=managed, id="pod_event", registry=registry)
-    async def pod_event(body: kopf.Body, **kwargs: Any) -> None:
-        capture(kwargs)
+    async def pod_event(event: kopf.RawEvent, body: kopf.Body, **_: Any) -> None:
         view = PodView.from_body(body)
-        if view is not None:
-            await ctl.reconcile((view.namespace, view.task))
+        if view is None:
+            return
+        if event.get("type") == "DELETED":
+            cache.drop_pod(view)
+        else:
+            cache.put_pod(view)
+        await ctl.reconcile((view.namespace, view.task))
 
     @kopf.on.event("", "v1", "nodes", id="node_event", registry=registry)
-    async def node_event(event: kopf.RawEvent, body: kopf.Body, **kwargs: Any) -> None:
-        capture(kwargs)
+    async def node_event(event: kopf.RawEvent, body: kopf.Body, **_: Any) -> None:
         view = NodeView.from_body(body)
-        deleted = event.get("type") == "DELETED"
-        state = (view.ready, view.zone)
-        if deleted:
-            node_state.pop(view.name, None)
-        elif node_state.get(view.name) == state:
+        if event.get("type") == "DELETED":
+            cache.drop_node(view.name)
+        elif not cache.put_node(view):
             return  # a heartbeat or usage update: nothing the operator acts on
-        else:
-            node_state[view.name] = state
-        ready = None if deleted else view.ready
-        ctl.topology_changed()
         schedule_network_refresh()
-        if deleted or ready is False:
-            assert ctl.indices is not None
-            for key in set(ctl.indices.pods_on_nodes.get(view.name, ())):
+        if event.get("type") == "DELETED" or view.ready is False:
+            for key in cache.tasks_on(view.name):
                 ctl.spawn(key)
 
     @kopf.on.event(GROUP, VERSION, NETWORK_PLURAL, id="network_event", registry=registry)
-    async def network_event(**kwargs: Any) -> None:
-        capture(kwargs)
-        ctl.topology_changed()
+    async def network_event(event: kopf.RawEvent, body: kopf.Body, **_: Any) -> None:
+        view = NetworkView.from_body(body)
+        if event.get("type") == "DELETED":
+            cache.drop_network(view.name)
+        else:
+            cache.put_network(view)
         schedule_network_refresh()
 
     return registry
