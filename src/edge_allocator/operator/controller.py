@@ -228,6 +228,14 @@ class Controller:
                 task.phase or "-",
                 new_phase,
                 p.status.get("message", ""),
+                extra={
+                    "task": f"{task.namespace}/{task.name}",
+                    "phase": new_phase,
+                    "previous_phase": task.phase,
+                    "reason": p.status.get("reason"),
+                    "attempt": p.status.get("attempts"),
+                    "node": p.status.get("nodeName"),
+                },
             )
         self.metrics.phases.set(key, new_phase if isinstance(new_phase, str) else None)
         if p.placed:
