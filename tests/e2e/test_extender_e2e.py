@@ -140,6 +140,8 @@ def test_pods_land_on_the_policy_top_node(
         time.sleep(0.5)
     record = json.loads(current[names[0]]["metadata"]["annotations"][ann.ANN_DECISION])
     assert record["chosen"] == current[names[0]]["spec"]["nodeName"]
+    # recorded by the Binding the extender made (bindVerb), not by a separate PATCH
+    assert metric(extender, 'edge_allocator_decisions_total{outcome="with_binding"}') >= len(names)
 
 
 def test_unmeetable_budget_stays_pending_with_reason(
@@ -246,9 +248,13 @@ def test_model_activation_during_a_stream_loses_nothing(
     assert error_count(extender) == errors_before
 
 
-def error_count(ext: Extender) -> float:
+def metric(ext: Extender, prefix: str) -> float:
     total = 0.0
     for line in ext.http.get("/metrics").text.splitlines():
-        if line.startswith("edge_allocator_extender_errors_total{"):
+        if line.startswith(prefix):
             total += float(line.rsplit(" ", 1)[1])
     return total
+
+
+def error_count(ext: Extender) -> float:
+    return metric(ext, "edge_allocator_extender_errors_total{")

@@ -280,3 +280,48 @@ def test_metrics_and_probes() -> None:
     assert 'edge_allocator_extender_request_seconds_count{verb="prioritize"} 1.0' in text
     assert "edge_allocator_inference_seconds_count 1.0" in text
     assert c.get("/openapi.json").json()["paths"]["/filter"]["post"]
+
+
+def test_bind_carries_the_decision_and_cancels_the_patch() -> None:
+    from edge_allocator.extender.decisions import AnnotationWriter
+
+    patched: list[tuple[str, str]] = []
+    writer = AnnotationWriter(lambda ns, name, uid, text: patched.append((ns, name)))
+    service = ExtenderService(
+        StaticSource(fleet()), ModelManager("est-completion"), writer=writer, bind_grace_s=60
+    )
+    bound: list[tuple[str, str, str, str, dict[str, str]]] = []
+
+    def binder(ns: str, name: str, uid: str, node: str, annotations: dict[str, str]) -> None:
+        if name == "fails":
+            raise RuntimeError("conflict")
+        bound.append((ns, name, uid, node, annotations))
+
+    c = TestClient(create_app(service, Settings(), binder=binder))
+    c.post("/prioritize", json={"Pod": pod(), "NodeNames": NAMES})
+    assert writer.pending() == 1  # held back for the bind verb
+    args = {"PodName": "p", "PodNamespace": "ns", "PodUID": "uid-1", "Node": "node-0001"}
+    r = c.post("/bind", json=args)
+    assert r.status_code == 200 and r.json() == {"Error": ""}
+    (ns, name, uid, node, annotations) = bound[0]
+    assert (ns, name, uid, node) == ("ns", "p", "uid-1", "node-0001")
+    record = DecisionRecord.from_json(annotations[ann.ANN_DECISION])
+    assert record.chosen == service.log.get(("ns", "p"))[1].chosen  # type: ignore[index]
+    assert writer.pending() == 0 and patched == []  # no separate PATCH
+    # a pod never scored is bound without a decision
+    r = c.post("/bind", json=dict(args, PodName="other", PodUID="u9"))
+    assert r.json() == {"Error": ""} and bound[-1][4] == {}
+    # a failed binding is reported (kube-scheduler falls back) and the record goes to the writer
+    c.post("/prioritize", json={"Pod": pod("fails", uid="u2"), "NodeNames": NAMES})
+    assert writer.take(("ns", "fails"), "u2") is not None  # pending; put it back as bind would
+    service.writer.submit_text(("ns", "fails"), "u2", "{}", 60)  # type: ignore[union-attr]
+    r = c.post("/bind", json=dict(args, PodName="fails", PodUID="u2"))
+    assert "binding ns/fails to node-0001 failed: conflict" in r.json()["Error"]
+    assert writer.flush() and patched == [("ns", "fails")]
+
+
+def test_bind_without_binder_asks_the_scheduler_to_bind() -> None:
+    c, _, _ = client()
+    args = {"PodName": "p", "PodNamespace": "ns", "PodUID": "u", "Node": "n"}
+    assert "not configured to bind" in c.post("/bind", json=args).json()["Error"]
+    assert c.post("/bind", json={"PodName": "p"}).status_code == 422

@@ -47,7 +47,13 @@ from edge_allocator.extender.security import (
 from edge_allocator.extender.service import ExtenderService, NotReadyError
 from edge_allocator.extender.settings import Settings
 from edge_allocator.extender.tls import client_cert_subject
-from edge_allocator.extender.wire import ExtenderArgs, ExtenderFilterResult, HostPriority
+from edge_allocator.extender.wire import (
+    ExtenderArgs,
+    ExtenderBindingArgs,
+    ExtenderBindingResult,
+    ExtenderFilterResult,
+    HostPriority,
+)
 from edge_allocator.policy.model_file import ModelLoadError
 from edge_allocator.policy.registry import (
     BASELINES,
@@ -59,6 +65,9 @@ from edge_allocator.policy.registry import (
 )
 
 log = logging.getLogger(__name__)
+
+Binder = Callable[[str, str, str, str, dict[str, str]], None]
+"""bind(namespace, pod, uid, node, annotations): create the pod's Binding; raises on failure."""
 
 AnnotationReader = Callable[[str, str], tuple[str, str] | None]
 """(namespace, pod) -> (uid, decision annotation JSON) or None; may call the API server."""
@@ -78,7 +87,7 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-_VERBS = ("filter", "prioritize")
+_VERBS = ("filter", "prioritize", "bind")
 _JSON = "application/json"
 
 
@@ -129,6 +138,7 @@ def create_app(
     *,
     ready: Callable[[], dict[str, bool]] | None = None,
     read_annotation: AnnotationReader | None = None,
+    binder: Binder | None = None,
 ) -> FastAPI:
     """Build the app around ``service``; ``ready`` reports readiness checks by name."""
     app = FastAPI(
@@ -161,9 +171,11 @@ def create_app(
     async def model_error(request: Request, exc: ValidationError) -> Response:
         return _error(request, 422, _explain(list(exc.errors())))
 
-    def count_error(request: Request, kind: str) -> None:
-        verb = request.url.path.strip("/").split("/")[0]
+    def count(verb: str, kind: str) -> None:
         metrics.errors.labels(verb=verb if verb in _VERBS else "admin", kind=kind).inc()
+
+    def count_error(request: Request, kind: str) -> None:
+        count(request.url.path.strip("/").split("/")[0], kind)
 
     @app.exception_handler(NotReadyError)
     async def not_ready(request: Request, exc: NotReadyError) -> Response:
@@ -222,6 +234,29 @@ def create_app(
         response = Response(_host_priorities(service.prioritize(args)), media_type=_JSON)
         metrics.request_seconds.labels(verb="prioritize").observe(time.perf_counter() - t0)
         return response
+
+    @verbs.post("/bind", response_model=ExtenderBindingResult)
+    async def bind_verb(args: ExtenderBindingArgs) -> Response:
+        """Bind the pod, recording the policy decision on it in the same write.
+
+        An answer with ``Error`` set makes kube-scheduler (``ignorable: true``) fall back to its
+        own binder.
+        """
+        t0 = time.perf_counter()
+        ns, name, uid = args.PodNamespace, args.PodName, args.PodUID
+        if binder is None:
+            return _json({"Error": "this extender is not configured to bind"})
+        annotations = service.binding_annotations(ns, name, uid)
+        try:
+            await run_in_threadpool(binder, ns, name, uid, args.Node, annotations)
+        except Exception as exc:
+            service.binding_failed(ns, name, uid, annotations)
+            count("bind", "bind_failed")
+            return _json({"Error": f"binding {ns}/{name} to {args.Node} failed: {exc}"})
+        if annotations:
+            metrics.decisions.labels(outcome="with_binding").inc()
+        metrics.request_seconds.labels(verb="bind").observe(time.perf_counter() - t0)
+        return _json({"Error": ""})
 
     app.include_router(verbs)
 

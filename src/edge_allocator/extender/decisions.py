@@ -1,9 +1,12 @@
 """Where decisions live: a bounded in-memory LRU plus the pod annotation, written in batches.
 
-The request path only appends to a dict; a writer thread merges everything queued since its last
-round (one PATCH per pod, the latest decision wins) and patches pods in the background, with
-the pod's uid as a precondition so a recreated pod of the same name is never stamped with an
-old decision. Every replica and the operator read the annotation, so a decision survives a
+The request path only appends to a dict. When kube-scheduler lets the extender bind (``bindVerb``),
+the bind verb takes the pod's record and the Binding itself carries it as an annotation (the API
+server copies a Binding's annotations onto the pod): one write for both. Records not taken that
+way (another replica bound the pod, or binding is off) are PATCHed by a writer thread that
+merges everything queued since its last round (one PATCH per pod, the latest decision wins),
+with the pod's uid as a precondition so a recreated pod of the same name is never stamped with
+an old decision. Every replica and the operator read the annotation, so a decision survives a
 restart and does not depend on which replica scored the pod. Memory is bounded twice: the LRU
 holds ``capacity`` records and the write queue ``max_pending`` (oldest dropped, and counted).
 """
@@ -12,8 +15,10 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 
 from edge_allocator.cluster.annotations import ANN_DECISION, DecisionRecord
@@ -53,6 +58,7 @@ class DecisionLog:
 class _Pending:
     uid: str
     text: str
+    due: float
 
 
 PatchFn = Callable[[str, str, str, str], None]
@@ -60,7 +66,12 @@ PatchFn = Callable[[str, str, str, str], None]
 
 
 class AnnotationWriter:
-    """Batches decision annotations onto pods from a background thread."""
+    """Writes decision annotations onto pods from a background thread, in batches.
+
+    ``submit(..., delay_s)`` holds a record back so that the bind verb can ``take`` it and
+    record it with the binding itself (no extra write); whatever is not taken in time is
+    PATCHed, ``concurrency`` requests at a time.
+    """
 
     def __init__(
         self,
@@ -68,18 +79,20 @@ class AnnotationWriter:
         *,
         interval_s: float = 0.2,
         max_pending: int = 5_000,
+        concurrency: int = 4,
         on_result: Callable[[str], None] | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._patch = patch
         self.interval_s = interval_s
         self.max_pending = max_pending
+        self.clock = clock
         self._on_result = on_result or (lambda _outcome: None)
         self._pending: OrderedDict[Key, _Pending] = OrderedDict()
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._stop = threading.Event()
-        self._idle = threading.Event()
-        self._idle.set()
+        self._pool = ThreadPoolExecutor(concurrency, thread_name_prefix="decision-patch")
         self._thread = threading.Thread(target=self._run, name="decision-writer", daemon=True)
 
     def start(self) -> None:
@@ -91,37 +104,52 @@ class AnnotationWriter:
         self._stop.set()
         self._wake.set()
 
-    def submit(self, key: Key, uid: str, record: DecisionRecord) -> None:
+    def submit(self, key: Key, uid: str, record: DecisionRecord, delay_s: float = 0.0) -> None:
+        self.submit_text(key, uid, record.to_json(), delay_s)
+
+    def submit_text(self, key: Key, uid: str, text: str, delay_s: float = 0.0) -> None:
         with self._lock:
             self._pending.pop(key, None)
-            self._pending[key] = _Pending(uid, record.to_json())
-            self._idle.clear()
+            self._pending[key] = _Pending(uid, text, self.clock() + delay_s)
             while len(self._pending) > self.max_pending:
                 self._pending.popitem(last=False)
                 self._on_result("dropped")
-        self._wake.set()
+        if delay_s <= 0:
+            self._wake.set()
+
+    def take(self, key: Key, uid: str) -> str | None:
+        """Remove and return the pending record of this pod (None if none or another uid)."""
+        with self._lock:
+            item = self._pending.get(key)
+            if item is None or (uid and item.uid and item.uid != uid):
+                return None
+            del self._pending[key]
+            return item.text
+
+    def pending(self) -> int:
+        return len(self._pending)
 
     def flush(self, timeout_s: float = 10.0) -> bool:
-        """Wait until everything submitted so far has been written (or given up on)."""
-        self._wake.set()
-        return self._idle.wait(timeout_s)
+        """Write everything pending now (delays ignored); False if it did not finish in time."""
+        with self._lock:
+            batch = list(self._pending.items())
+            self._pending.clear()
+        futures = [self._pool.submit(self._write, ns, name, item) for (ns, name), item in batch]
+        _, not_done = wait(futures, timeout=timeout_s)
+        return not not_done
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            self._wake.wait(timeout=1.0)
+            self._wake.wait(timeout=self.interval_s)
             self._wake.clear()
             self._stop.wait(self.interval_s)  # let a batch gather
-            while True:
-                with self._lock:
-                    batch = list(self._pending.items())
-                    self._pending.clear()
-                if not batch:
-                    break
-                for (namespace, name), item in batch:
-                    self._write(namespace, name, item)
+            now = self.clock()
             with self._lock:
-                if not self._pending:
-                    self._idle.set()
+                due = [(k, v) for k, v in self._pending.items() if v.due <= now]
+                for k, _ in due:
+                    del self._pending[k]
+            futures = [self._pool.submit(self._write, ns, name, item) for (ns, name), item in due]
+            wait(futures)
 
     def _write(self, namespace: str, name: str, item: _Pending) -> None:
         try:

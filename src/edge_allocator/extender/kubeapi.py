@@ -150,6 +150,11 @@ class KubeApi:
                 if line:
                     yield json.loads(line)
 
+    def post(self, path: str, body: dict[str, Any]) -> None:
+        headers = dict(self._headers(), **{"Content-Type": "application/json"})
+        resp = self._client.post(path, content=json.dumps(body), headers=headers)
+        self._check(resp)
+
     def merge_patch(self, path: str, body: dict[str, Any]) -> None:
         headers = dict(self._headers(), **{"Content-Type": "application/merge-patch+json"})
         resp = self._client.patch(path, content=json.dumps(body), headers=headers)

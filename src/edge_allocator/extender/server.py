@@ -69,6 +69,18 @@ def serve(settings: Settings) -> int:
         text = (meta.get("annotations") or {}).get(ANN_DECISION)
         return None if text is None else (str(meta.get("uid", "")), str(text))
 
+    def bind(namespace: str, name: str, uid: str, node: str, annotations: dict[str, str]) -> None:
+        meta: dict[str, Any] = {"name": name, "namespace": namespace, "annotations": annotations}
+        if uid:
+            meta["uid"] = uid
+        body = {
+            "apiVersion": "v1",
+            "kind": "Binding",
+            "metadata": meta,
+            "target": {"apiVersion": "v1", "kind": "Node", "name": node},
+        }
+        api.post(f"/api/v1/namespaces/{namespace}/pods/{name}/binding", body)
+
     writer = AnnotationWriter(
         patch,
         interval_s=settings.decision_write_interval_s,
@@ -76,7 +88,12 @@ def serve(settings: Settings) -> int:
         on_result=lambda outcome: metrics.decisions.labels(outcome=outcome).inc(),
     )
     service = ExtenderService(
-        cache, models, log=DecisionLog(settings.decision_capacity), writer=writer, metrics=metrics
+        cache,
+        models,
+        log=DecisionLog(settings.decision_capacity),
+        writer=writer,
+        metrics=metrics,
+        bind_grace_s=settings.bind_grace_s,
     )
 
     def node_count() -> int:
@@ -90,6 +107,7 @@ def serve(settings: Settings) -> int:
         settings,
         ready=lambda: {"cache": cache.synced, "model": service.models.active is not None},
         read_annotation=read_annotation,
+        binder=bind,
     )
     if not settings.admin_token:
         log.warning("no admin token configured: the /v1 admin API is open to all who reach it")

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from edge_allocator.cluster.annotations import (
+    ANN_DECISION,
     ANN_POLICY,
     TOP_CANDIDATES_KEPT,
     CandidateScore,
@@ -98,7 +99,10 @@ class ExtenderService:
         log: DecisionLog | None = None,
         writer: AnnotationWriter | None = None,
         metrics: ExtenderMetrics | None = None,
+        bind_grace_s: float = 0.0,
     ) -> None:
+        self.bind_grace_s = bind_grace_s
+        """How long a decision waits for the bind verb to carry it before it is PATCHed."""
         self.source = source
         self.models = models
         self.log = log or DecisionLog()
@@ -198,8 +202,30 @@ class ExtenderService:
         key = (pod.metadata.namespace, pod.metadata.name)
         self.log.put(key, pod.metadata.uid, record)
         if self.writer is not None:
-            self.writer.submit(key, pod.metadata.uid, record)
+            self.writer.submit(key, pod.metadata.uid, record, self.bind_grace_s)
         return scored
+
+    def binding_annotations(self, namespace: str, name: str, uid: str) -> dict[str, str]:
+        """The annotations a Binding of this pod should carry: its decision, when there is one.
+
+        Takes the record out of the writer's queue (the Binding records it instead of a PATCH);
+        falls back to this replica's memory when it was already written.
+        """
+        key = (namespace, name)
+        text = self.writer.take(key, uid) if self.writer is not None else None
+        if text is None:
+            hit = self.log.get(key)
+            if hit is not None and (not uid or not hit[0] or hit[0] == uid):
+                text = hit[1].to_json()
+        return {ANN_DECISION: text} if text is not None else {}
+
+    def binding_failed(
+        self, namespace: str, name: str, uid: str, annotations: dict[str, str]
+    ) -> None:
+        """Put a record back for the writer when the Binding that was to carry it failed."""
+        text = annotations.get(ANN_DECISION)
+        if text is not None and self.writer is not None:
+            self.writer.submit_text((namespace, name), uid, text)
 
     # ----- scoring (verbs and what-if) --------------------------------------------------------
 

@@ -29,6 +29,8 @@ class Settings:
     metrics_interval_s: float = 15.0
     metrics_max_age_s: float = 180.0
     assume_ttl_s: float = 30.0
+    bind_grace_s: float = 5.0
+    """How long a decision waits for the bind verb to record it before it is PATCHed."""
     max_batch: int = 64
     log_json: bool = False
 

@@ -107,3 +107,18 @@ class HostPriority(BaseModel):
 
     Host: str
     Score: int = Field(ge=0, le=10)
+
+
+class ExtenderBindingArgs(_Lenient):
+    """What kube-scheduler POSTs to ``/bind`` (extender v1 ``ExtenderBindingArgs``)."""
+
+    PodName: str = Field(min_length=1, max_length=253)
+    PodNamespace: str = Field(min_length=1, max_length=63)
+    PodUID: str = Field(default="", max_length=128)
+    Node: str = Field(min_length=1, max_length=253)
+
+
+class ExtenderBindingResult(BaseModel):
+    """The ``/bind`` answer: an empty ``Error`` means bound."""
+
+    Error: str = ""

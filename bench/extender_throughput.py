@@ -1,0 +1,301 @@
+"""End-to-end scheduling throughput: default profile vs the edge-allocator profile, one run.
+
+Usage: python bench/extender_throughput.py [--nodes 1000] [--pods 2000] [--json out.json]
+
+On the dev cluster (started if needed, never stopped here) it adds ``--nodes`` kwok nodes over
+10 sites (tainted and labelled, so no other workload lands on them), then runs two fresh
+kube-scheduler processes one after the other, each on ``--pods`` pending pods created before it
+starts:
+
+* ``bench-default``: the default plugins only;
+* ``bench-edge``: the shipped ``deploy/scheduler`` profile with the extender (a real
+  ``edge-allocator extender`` process, nodeCacheCapable, decisions written to the pods).
+
+Both get the same client QPS/burst (1000) so the API client limit caps neither. Throughput is
+(pods - 1) / (time of the last binding - time of the first), timed by a watch on the pods.
+The bench nodes and namespaces are deleted at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "e2e"))
+
+from extender_harness import SCHEDULER_CONFIG, Extender, edge_pod
+
+from edge_allocator.devcluster import DevCluster
+from edge_allocator.devcluster.fleet import NODE_CLASSES, node_manifest
+from edge_allocator.extender.kubeapi import KubeApi, load_connection
+
+BENCH_LABEL = "edge-allocator.io/bench"
+SITES = [f"bench-site-{i}" for i in range(10)]
+QPS = 1000
+
+
+def bench_nodes(n: int) -> list[dict[str, Any]]:
+    classes = [NODE_CLASSES[c] for c in ("small", "mid", "small", "server", "mid")]
+    out = []
+    for i in range(n):
+        node = node_manifest(f"bench-{i:04d}", SITES[i % len(SITES)], classes[i % 5], {})
+        node["metadata"]["labels"][BENCH_LABEL] = "true"
+        node["spec"]["taints"] = [{"key": BENCH_LABEL, "value": "true", "effect": "NoSchedule"}]
+        out.append(node)
+    return out
+
+
+def network() -> dict[str, Any]:
+    links = [
+        {"a": SITES[i], "b": SITES[i + 1], "latencyMs": 3 + i, "bandwidthMbps": 100 * (i + 1)}
+        for i in range(len(SITES) - 1)
+    ]
+    return {
+        "apiVersion": "edge-allocator.io/v1alpha1",
+        "kind": "EdgeNetwork",
+        "metadata": {"name": "zz-bench"},
+        "spec": {"sites": [{"name": s} for s in SITES], "links": links},
+    }
+
+
+def bench_pod(i: int, scheduler: str) -> dict[str, Any]:
+    pod = edge_pod(f"p-{i:05d}", site=SITES[i % len(SITES)], budget_ms=200, scheduler=scheduler)
+    pod["spec"]["tolerations"] = [{"key": BENCH_LABEL, "operator": "Exists"}]
+    pod["spec"]["nodeSelector"] = {BENCH_LABEL: "true"}
+    return pod
+
+
+def config(profile: str, extender_url: str | None, out: Path) -> Path:
+    doc: dict[str, Any] = {
+        "apiVersion": "kubescheduler.config.k8s.io/v1",
+        "kind": "KubeSchedulerConfiguration",
+        "profiles": [{"schedulerName": profile}],
+    }
+    if extender_url is not None:
+        doc = yaml.safe_load(SCHEDULER_CONFIG.read_text())
+        doc["profiles"][0]["schedulerName"] = profile
+        doc["extenders"][0]["urlPrefix"] = extender_url
+    doc["leaderElection"] = {"leaderElect": False}
+    doc["clientConnection"] = {"qps": QPS, "burst": QPS}
+    path = out / f"{profile}.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    return path
+
+
+class BindWatch:
+    """Records when each pod of a namespace is first seen bound."""
+
+    def __init__(self, api: KubeApi, namespace: str) -> None:
+        self.api, self.namespace = api, namespace
+        self.bound: dict[str, float] = {}
+        self._stop = False
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        path = f"/api/v1/namespaces/{self.namespace}/pods"
+        while not self._stop:
+            try:
+                items, rv = self.api.list_all(path)
+                for p in items:
+                    self._see(p)
+                for ev in self.api.watch(path, rv, timeout_s=60):
+                    self._see(ev.get("object") or {})
+                    if self._stop:
+                        return
+            except Exception:
+                time.sleep(0.2)
+
+    def _see(self, pod: dict[str, Any]) -> None:
+        name = (pod.get("metadata") or {}).get("name")
+        if name and (pod.get("spec") or {}).get("nodeName") and name not in self.bound:
+            self.bound[name] = time.monotonic()
+
+    def stop(self) -> None:
+        self._stop = True
+
+
+namespaces: list[str] = []
+
+
+def run_profile(
+    dc: DevCluster,
+    api: KubeApi,
+    profile: str,
+    cfg: Path,
+    pods: int,
+    timeout_s: float,
+) -> dict[str, float]:
+    ns = f"{profile}-{uuid.uuid4().hex[:6]}"
+    namespaces.append(ns)
+    dc.kubectl("create", "namespace", ns)
+    items = [bench_pod(i, profile) for i in range(pods)]
+    for start in range(0, pods, 500):  # pending: no scheduler serves this profile yet
+        chunk = {"apiVersion": "v1", "kind": "List", "items": items[start : start + 500]}
+        dc.kubectl("create", "-n", ns, "-f", "-", input=json.dumps(chunk), timeout=600)
+    watch = BindWatch(api, ns)
+    t_start = time.monotonic()
+    dc.start_scheduler(profile, cfg)
+    deadline = time.monotonic() + timeout_s
+    while len(watch.bound) < pods:
+        if time.monotonic() > deadline:
+            raise SystemExit(f"{profile}: only {len(watch.bound)}/{pods} pods bound in time")
+        time.sleep(0.2)
+    watch.stop()
+    dc.stop_scheduler(profile)
+    times = sorted(watch.bound.values())
+    span = times[-1] - times[0]
+    return {
+        "pods": float(pods),
+        "pods_per_s": (pods - 1) / span if span > 0 else float("inf"),
+        "first_to_last_s": span,
+        "start_to_last_s": times[-1] - t_start,
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--nodes", type=int, default=1000)
+    ap.add_argument("--pods", type=int, default=2000)
+    ap.add_argument("--policy", default="auto")
+    ap.add_argument("--timeout", type=float, default=600)
+    ap.add_argument("--json", help="also write the results here")
+    args = ap.parse_args()
+
+    dc = DevCluster()
+    if not dc.is_healthy():
+        dc.up()
+    api = KubeApi(load_connection(str(dc.kubeconfig)))
+    work = Path(tempfile.mkdtemp(prefix="bench-sched-"))
+    repo = Path(__file__).resolve().parents[1]
+    dc.kubectl(
+        "apply", "--server-side", "-f", str(repo / "crds" / "edgenetworks.edge-allocator.io.yaml")
+    )
+    dc.kubectl("wait", "--for=condition=Established", "crd/edgenetworks.edge-allocator.io")
+    dc.kubectl("apply", "-f", "-", input=json.dumps(network()))
+    nodes = bench_nodes(args.nodes)
+    print(f"adding {args.nodes} kwok nodes ...", file=sys.stderr)
+    for start in range(0, len(nodes), 250):
+        chunk = {"apiVersion": "v1", "kind": "List", "items": nodes[start : start + 250]}
+        dc.kubectl(
+            "apply",
+            "--server-side",
+            "--force-conflicts",
+            "-f",
+            "-",
+            input=json.dumps(chunk),
+            timeout=600,
+        )
+    ext = Extender(str(dc.kubeconfig), None, "--policy", args.policy, "--log-level", "WARNING")
+    results: dict[str, Any] = {}
+    try:
+        wait_ready_nodes(dc, args.nodes, args.timeout)
+        results["default"] = run_profile(
+            dc, api, "bench-default", config("bench-default", None, work), args.pods, args.timeout
+        )
+        print(f"default: {results['default']}", file=sys.stderr)
+        ext.start()
+        results["edge-allocator"] = run_profile(
+            dc, api, "bench-edge", config("bench-edge", ext.url, work), args.pods, args.timeout
+        )
+        print(f"edge-allocator: {results['edge-allocator']}", file=sys.stderr)
+        metrics = ext.http.get("/metrics").text
+        policy = ext.http.get("/v1/models").json()["active"]
+    finally:
+        ext.stop()
+        for profile in ("bench-default", "bench-edge"):
+            dc.stop_scheduler(profile)
+        for ns in namespaces:  # pods first, while kwok still runs their nodes
+            dc.kubectl("delete", "namespace", ns, "--wait=false", check=False)
+        for ns in namespaces:
+            dc.kubectl(
+                "wait",
+                "--for=delete",
+                f"namespace/{ns}",
+                "--timeout=180s",
+                check=False,
+                timeout=200,
+            )
+        dc.kubectl("delete", "nodes", "-l", f"{BENCH_LABEL}=true", "--wait=false", check=False)
+        dc.kubectl("delete", "edgenetwork", "zz-bench", "--wait=false", check=False)
+    ratio = results["edge-allocator"]["pods_per_s"] / results["default"]["pods_per_s"]
+
+    def metric(prefix: str) -> float:
+        return sum(
+            float(line.rsplit(" ", 1)[1])
+            for line in metrics.splitlines()
+            if line.startswith(prefix)
+        )
+
+    decisions = metric('edge_allocator_decisions_total{outcome="written"}')
+    server_ms = {
+        verb: 1e3
+        * metric(f'edge_allocator_extender_request_seconds_sum{{verb="{verb}"}}')
+        / max(metric(f'edge_allocator_extender_request_seconds_count{{verb="{verb}"}}'), 1)
+        for verb in ("filter", "prioritize")
+    }
+    inference_ms = (
+        1e3
+        * metric("edge_allocator_inference_seconds_sum")
+        / max(metric("edge_allocator_inference_seconds_count"), 1)
+    )
+    candidates = metric("edge_allocator_extender_candidates_sum") / max(
+        metric("edge_allocator_extender_candidates_count"), 1
+    )
+    report = {
+        "benchmark": "extender_throughput",
+        "nodes": args.nodes,
+        "pods": args.pods,
+        "policy": f"{policy['policy']} {policy['version']}",
+        "results": results,
+        "ratio": ratio,
+        "decision_annotations_written": decisions,
+        "extender_server_mean_ms": server_ms,
+        "policy_mean_ms": inference_ms,
+        "mean_candidates": candidates,
+    }
+    print(f"scheduling throughput, {args.nodes} kwok nodes, {args.pods} pods per profile")
+    print(f"{'profile':<16}{'pods/s':>9}{'first->last s':>15}")
+    for name, r in results.items():
+        print(f"{name:<16}{r['pods_per_s']:>9.1f}{r['first_to_last_s']:>15.1f}")
+    print(f"ratio edge-allocator/default: {ratio:.2f} (policy {report['policy']})")
+    print(
+        f"extender time per call (server side, mean): filter {server_ms['filter']:.2f} ms, "
+        f"prioritize {server_ms['prioritize']:.2f} ms (policy {inference_ms:.2f} ms, "
+        f"{candidates:.0f} candidates); decision annotations written: {decisions:.0f}"
+    )
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=2))
+
+
+def wait_ready_nodes(dc: DevCluster, n: int, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        out = dc.kubectl("get", "nodes", "-l", f"{BENCH_LABEL}=true", "-o", "json", timeout=300)
+        items = json.loads(out.stdout)["items"]
+        ready = sum(
+            1
+            for node in items
+            if any(
+                c["type"] == "Ready" and c["status"] == "True"
+                for c in node.get("status", {}).get("conditions", [])
+            )
+        )
+        if ready >= n:
+            return
+        if time.monotonic() > deadline:
+            raise SystemExit(f"only {ready}/{n} bench nodes Ready")
+        time.sleep(2)
+
+
+if __name__ == "__main__":
+    main()
