@@ -47,3 +47,8 @@ demo: binaries ## the main job: cluster, extender, scheduler, operator, examples
 
 demo-down: venv ## stop everything the demo started (its processes and the dev cluster)
 	$(BIN)/python -m edge_allocator.demo down $(DEMO_ARGS)
+
+bench: binaries ## benchmarks (results as JSON under .cache/bench/): extender verb latency, scheduling throughput
+	@mkdir -p .cache/bench
+	$(BIN)/python bench/extender_latency.py --json .cache/bench/extender_latency.json
+	$(BIN)/python bench/extender_throughput.py --json .cache/bench/extender_throughput.json
