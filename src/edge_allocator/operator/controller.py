@@ -34,6 +34,11 @@ from edge_allocator.operator.views import (
 
 log = logging.getLogger(__name__)
 
+FLUSH_DELAY_S = 1.0
+"""How long the status written right after a pod is created may wait: usually the pod is bound
+(and running) within it, and one status write then carries Pending, Scheduled and Running at
+once. Safe across crashes: the pod's name is its attempt's, so a restarted operator adopts it."""
+
 RETRY_AFTER_ERROR_S = 5.0
 STATUS_WRITERS = 8
 """Status writes in flight at once. Pod creations and deletions are not limited: under load
@@ -66,6 +71,7 @@ class Controller:
         self.clock = clock
         self._locks: dict[TaskKey, asyncio.Lock] = {}
         self._written: dict[TaskKey, TaskView] = {}
+        self._pending: dict[TaskKey, tuple[dict[str, Any], float]] = {}  # status, due (loop time)
         self._timers: dict[TaskKey, tuple[float, asyncio.TimerHandle]] = {}
         self._asked_extender: dict[TaskKey, str] = {}
         self._background: set[asyncio.Task[None]] = set()
@@ -85,6 +91,7 @@ class Controller:
 
     def forget(self, key: TaskKey) -> None:
         self._written.pop(key, None)
+        self._pending.pop(key, None)
         self._asked_extender.pop(key, None)
         self._locks.pop(key, None)
         timer = self._timers.pop(key, None)
@@ -139,9 +146,11 @@ class Controller:
                 self.metrics.reconcile_seconds.observe(time.perf_counter() - started)
 
     async def _reconcile(self, key: TaskKey) -> None:
-        task = self.task(key)
-        if task is None or task.deleting:
+        server = self.task(key)
+        if server is None or server.deleting:
             return
+        pending = self._pending.get(key)
+        task = server if pending is None else dataclasses.replace(server, status=pending[0])
         self.metrics.phases.set(key, task.phase)
         nodes, topo = self.cache.nodes, self.cache.topology()
         pods = {
@@ -162,7 +171,7 @@ class Controller:
             await self.api.delete_pod(pod.namespace, pod.name, pod.uid)
         if p.create_attempt is not None:
             p = await self._create_pod(task, obs, p, p.create_attempt)
-        await self._apply(task, p)
+        await self._apply(server, task, p)
 
     async def _ask_extender(self, task: TaskView, pod: PodView | None) -> tuple[Any, str | None]:
         """Fetch the decision record once per pod when the pod does not carry it."""
@@ -210,15 +219,30 @@ class Controller:
             p.events.pop(0)
         return p
 
-    async def _apply(self, task: TaskView, p: Plan) -> None:
+    async def _apply(self, server: TaskView, task: TaskView, p: Plan) -> None:
+        """Write the planned status (``server`` is what the API holds, ``task`` what was planned
+        from), then log, count, post events and requeue."""
         key = task.key
-        patch = status_changes(task.status, p.status)
-        if patch:
+        now = asyncio.get_running_loop().time()
+        pending = self._pending.get(key)
+        patch = status_changes(server.status, p.status)
+        settled = p.status.get("phase") in ("Succeeded", "Failed")
+        hold = not settled and (
+            p.create_attempt is not None or (pending is not None and now < pending[1])
+        )
+        if patch and hold:
+            due = pending[1] if pending is not None else now + FLUSH_DELAY_S
+            self._pending[key] = (p.status, due)
+            self.requeue(key, max(0.0, due - now))
+        elif patch:
             async with self._status_slots:
                 resp = await self.api.patch_task_status(task.namespace, task.name, patch)
+            self._pending.pop(key, None)
             written = TaskView.from_body(resp)
-            if _rv(written) > _rv(task):
+            if _rv(written) > _rv(server):
                 self._written[key] = written
+        else:
+            self._pending.pop(key, None)
         new_phase = p.status.get("phase")
         if new_phase != task.phase:
             log.info(

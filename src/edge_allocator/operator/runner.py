@@ -15,6 +15,7 @@ from typing import Any
 
 import kopf
 
+from edge_allocator.cluster.annotations import LABEL_MANAGED
 from edge_allocator.operator.cache import ClusterCache
 from edge_allocator.operator.config import LeaderConfig, OperatorConfig
 from edge_allocator.operator.controller import Controller
@@ -47,6 +48,8 @@ class _NoDiffBase(kopf.DiffBaseStorage):
 def kopf_settings() -> kopf.OperatorSettings:
     settings = kopf.OperatorSettings()
     settings.persistence.diffbase_storage = _NoDiffBase()
+    # Watch only the operator's own pods (server-side): other pods cost memory and CPU for nothing.
+    settings.watching.label_selectors[("v1", "pods")] = f"{LABEL_MANAGED}=true"
     settings.posting.level = logging.INFO
     settings.batching.exit_timeout = 0.5  # on shutdown, do not wait long for idle workers
     settings.posting.worker_limit = 4  # events are low priority: never crowd out pod creation
