@@ -97,3 +97,29 @@ def test_evaluate_cli_writes_table_json_and_plots(
     assert {r["policy"] for r in doc["rows"]} == {"kube-default", "est-completion"}
     assert len(doc["runs"]) == 4
     assert (tmp_path / "eval-custom.png").stat().st_size > 1000
+
+
+def test_evaluate_cli_reuses_earlier_runs(tmp_path: Path) -> None:
+    parser = argparse.ArgumentParser()
+    evaluate_cli.configure(parser)
+    first = tmp_path / "first"
+    base = ["--case", "rural:8:50", "--seeds", "2", "--no-plots"]
+    evaluate_cli.run(parser.parse_args([*base, "--policies", "latency", "--out-dir", str(first)]))
+    second = tmp_path / "second"
+    evaluate_cli.run(
+        parser.parse_args(
+            [
+                *base,
+                "--policies",
+                "latency,kube-default",
+                "--out-dir",
+                str(second),
+                "--reuse",
+                str(first / "evaluation.json"),
+            ]
+        )
+    )
+    old = json.loads((first / "evaluation.json").read_text())["runs"]
+    new = json.loads((second / "evaluation.json").read_text())["runs"]
+    assert [r for r in new if r["policy"] == "latency"] == old
+    assert sorted(r["seed"] for r in new if r["policy"] == "kube-default") == [1, 2]

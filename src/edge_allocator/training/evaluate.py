@@ -100,7 +100,9 @@ def run_matrix(
     seeds: Sequence[int],
     log: Callable[[str], None] = lambda _: None,
     oracle_max_nodes: int = 200,
+    skip: set[tuple[str, str, int]] | None = None,
 ) -> list[Run]:
+    """Run every policy on every case and seed (``skip``: (case, policy, seed) to leave out)."""
     runs: list[Run] = []
     for case in cases:
         scenario = load_scenario(case.family).resized(case.nodes, case.tasks)
@@ -109,6 +111,8 @@ def run_matrix(
             if policy_name == ORACLE and case.nodes > oracle_max_nodes:
                 continue
             for seed in seeds:
+                if skip and (case.name, policy_name, seed) in skip:
+                    continue
                 res = run_policy(scenario, seed, make_policy(policy_name))
                 runs.append(
                     Run(case.name, case.split, seed, policy_name, res.summary(), res.wall_s)

@@ -19,6 +19,7 @@ from edge_allocator.training.evaluate import (
     DEPLOYABLE_BASELINES,
     ORACLE,
     Case,
+    Run,
     aggregate,
     default_cases,
     quick_cases,
@@ -50,6 +51,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quick", action="store_true", help="two small cases (a minute)")
     parser.add_argument("--out-dir", type=Path, default=Path("artifacts/eval"))
     parser.add_argument("--no-plots", action="store_true")
+    parser.add_argument(
+        "--reuse",
+        type=Path,
+        default=None,
+        help="an earlier evaluation.json whose runs (same case, policy, seed) are taken "
+        "instead of re-run, e.g. the baselines when only the model changed",
+    )
     parser.add_argument(
         "--threads",
         type=int,
@@ -102,7 +110,19 @@ def run(args: argparse.Namespace) -> int:
     print(
         f"evaluating {len(policies)} policies x {len(cases)} cases x {len(seeds)} seeds", flush=True
     )
-    runs = run_matrix(policies, cases, seeds, log=lambda m: print(m, flush=True))
+    reused: list[Run] = []
+    if args.reuse is not None:
+        old = json.loads(args.reuse.read_text())["runs"]
+        wanted = {(c.name, c.split) for c in cases}
+        reused = [
+            Run(**r)
+            for r in old
+            if (r["case"], r["split"]) in wanted and r["policy"] in policies and r["seed"] in seeds
+        ]
+    done = {(r.case, r.policy, r.seed) for r in reused}
+    runs = reused + run_matrix(
+        policies, cases, seeds, log=lambda m: print(m, flush=True), skip=done
+    )
     agg = aggregate(runs)
     summary = split_summary(agg)
     print()

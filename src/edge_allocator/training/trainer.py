@@ -53,7 +53,7 @@ class TrainConfig:
     dagger_episodes: int = 8
     bc_epochs: int = 3
     bc_lr: float = 3e-3
-    ppo_iterations: int = 40
+    ppo_iterations: int = 10
     ppo_episodes: int = 4
     ppo_epochs: int = 2
     ppo_lr: float = 1e-4
@@ -64,7 +64,7 @@ class TrainConfig:
     value_coef: float = 0.5
     entropy_coef: float = 0.003
     minibatch: int = 64
-    val_every: int = 10
+    val_every: int = 5
     val_seeds: tuple[int, ...] = (900_001, 900_002, 900_003)
     val_size: int = 30
     threads: int = 2
