@@ -10,6 +10,7 @@ from typing import Any
 import uvicorn
 
 from edge_allocator.cluster.annotations import ANN_DECISION
+from edge_allocator.dashboard import DashboardSource, active_model_summary, create_router
 from edge_allocator.extender.app import create_app
 from edge_allocator.extender.cache import WatchCache
 from edge_allocator.extender.decisions import AnnotationWriter, DecisionLog, annotation_patch
@@ -108,6 +109,17 @@ def serve(settings: Settings) -> int:
         ready=lambda: {"cache": cache.synced, "model": service.models.active is not None},
         read_annotation=read_annotation,
         binder=bind,
+    )
+    # The web view reads the same cache and active model; it is not on the scheduler's path.
+    app.include_router(
+        create_router(
+            DashboardSource(
+                snapshot=cache.current,
+                api_get=api.get,
+                model=lambda: active_model_summary(models.active.name, models.active.policy),
+            )
+        ),
+        prefix="/ui",
     )
     if not settings.admin_token:
         log.warning("no admin token configured: the /v1 admin API is open to all who reach it")
