@@ -633,3 +633,33 @@ def test_deleting_a_task_deletes_its_pod_even_with_the_operator_down(
     assert not task["metadata"].get("finalizers")
     crds.kubectl("delete", "edgetask", "-n", namespace, "gone", "--wait=true", "--timeout=30s")
     wait_for("pod garbage-collected", 60, lambda: not live_pods_per_task(crds, namespace))
+
+
+@pytest.mark.timeout(120)
+def test_deleted_pod_is_replaced_by_the_next_attempt(
+    crds: DevCluster, namespace: str, network: dict[str, Any], operators: Callable[..., Operator]
+) -> None:
+    op = operators("--backoff-base", "1")
+    create(crds, namespace, task_manifest("redo", maxAttempts=2))
+    wait_for("redo Running", 60, all_running(crds, namespace, 1))
+    crds.kubectl("delete", "pod", "-n", namespace, "redo-1", "--wait=false")
+
+    def second_attempt_running() -> bool:
+        st = tasks_by_name(crds, namespace)["redo"].get("status", {})
+        return st.get("attempts") == 2 and st.get("phase") == "Running"
+
+    wait_for("attempt 2 Running", 30, second_attempt_running)
+    st = tasks_by_name(crds, namespace)["redo"]["status"]
+    assert st["podName"] == "redo-2" and "PodDeleted" in st["lastFailure"]
+    assert live_pods_per_task(crds, namespace) == Counter({"redo": 1})
+    assert op.metric('edge_allocator_operator_reschedules_total{reason="PodDeleted"}') == 1
+
+    # With maxAttempts used up, losing the pod again fails the task for good.
+    crds.kubectl("delete", "pod", "-n", namespace, "redo-2", "--wait=false")
+    wait_for(
+        "redo Failed",
+        30,
+        lambda: tasks_by_name(crds, namespace)["redo"]["status"].get("phase") == "Failed",
+    )
+    failed = condition(tasks_by_name(crds, namespace)["redo"], "Failed")
+    assert failed["reason"] == "PodDeleted" and "gave up after 2 of 2 attempts" in failed["message"]

@@ -31,6 +31,7 @@ from edge_allocator.operator.views import (
     PodView,
     TaskView,
 )
+from edge_allocator.operator.workqueue import WorkQueue
 
 log = logging.getLogger(__name__)
 
@@ -40,10 +41,8 @@ FLUSH_DELAY_S = 1.0
 once. Safe across crashes: the pod's name is its attempt's, so a restarted operator adopts it."""
 
 RETRY_AFTER_ERROR_S = 5.0
-STATUS_WRITERS = 8
-"""Status writes in flight at once. Pod creations and deletions are not limited: under load
-they go first, so the operator adds little before the scheduler can act, and a task's status
-catches up a moment later (a later write carries the newest state)."""
+WORKERS = 32
+"""Reconciles in flight at once (each makes at most a few API calls)."""
 
 
 def _rv(view: TaskView) -> int:
@@ -69,13 +68,12 @@ class Controller:
         self.metrics = metrics
         self.extender = extender
         self.clock = clock
-        self._locks: dict[TaskKey, asyncio.Lock] = {}
+        self.queue: WorkQueue[TaskKey] = WorkQueue()
+        self._workers: list[asyncio.Task[None]] = []
         self._written: dict[TaskKey, TaskView] = {}
         self._pending: dict[TaskKey, tuple[dict[str, Any], float]] = {}  # status, due (loop time)
         self._timers: dict[TaskKey, tuple[float, asyncio.TimerHandle]] = {}
         self._asked_extender: dict[TaskKey, str] = {}
-        self._background: set[asyncio.Task[None]] = set()
-        self._status_slots = asyncio.Semaphore(STATUS_WRITERS)
 
     # -- state -------------------------------------------------------------------------------
 
@@ -93,7 +91,6 @@ class Controller:
         self._written.pop(key, None)
         self._pending.pop(key, None)
         self._asked_extender.pop(key, None)
-        self._locks.pop(key, None)
         timer = self._timers.pop(key, None)
         if timer is not None:
             timer[1].cancel()
@@ -102,10 +99,31 @@ class Controller:
     # -- scheduling of work ------------------------------------------------------------------
 
     def spawn(self, key: TaskKey) -> None:
-        """Reconcile ``key`` soon, without making the caller wait."""
-        job = asyncio.get_running_loop().create_task(self.reconcile(key))
-        self._background.add(job)
-        job.add_done_callback(self._background.discard)
+        """Reconcile ``key`` soon, without making the caller wait (workers start on first use,
+        inside kopf's context, so that they can post Kubernetes events through kopf)."""
+        if not self._workers:
+            self._workers = [
+                asyncio.get_running_loop().create_task(self._work(), name=f"reconciler-{i}")
+                for i in range(WORKERS)
+            ]
+        self.queue.add(key)
+
+    async def stop(self) -> None:
+        for job in self._workers:
+            job.cancel()
+        await asyncio.gather(*self._workers, return_exceptions=True)
+        self._workers = []
+        for _, handle in self._timers.values():
+            handle.cancel()
+        self._timers.clear()
+
+    async def _work(self) -> None:
+        while True:
+            key = await self.queue.get()
+            try:
+                await self.reconcile(key)
+            finally:
+                self.queue.done(key)
 
     def requeue(self, key: TaskKey, delay_s: float) -> None:
         loop = asyncio.get_running_loop()
@@ -125,25 +143,25 @@ class Controller:
     # -- reconcile ---------------------------------------------------------------------------
 
     async def reconcile(self, key: TaskKey) -> None:
-        lock = self._locks.setdefault(key, asyncio.Lock())
-        async with lock:
-            started = time.perf_counter()
-            try:
-                await self._reconcile(key)
-            except ApiError as err:
-                self.metrics.errors.labels("api").inc()
-                log.warning("task %s/%s: API error, retrying: %s", *key, err)
-                self.requeue(key, RETRY_AFTER_ERROR_S)
-            except (OSError, TimeoutError) as err:
-                self.metrics.errors.labels("network").inc()
-                log.warning("task %s/%s: network error, retrying: %s", *key, err)
-                self.requeue(key, RETRY_AFTER_ERROR_S)
-            except Exception:
-                self.metrics.errors.labels("internal").inc()
-                log.exception("task %s/%s: reconcile failed", *key)
-                self.requeue(key, RETRY_AFTER_ERROR_S * 2)
-            finally:
-                self.metrics.reconcile_seconds.observe(time.perf_counter() - started)
+        """One reconcile of ``key``; errors are logged, counted and retried later.
+        (Called by the workers, which never run two reconciles of one task at once.)"""
+        started = time.perf_counter()
+        try:
+            await self._reconcile(key)
+        except ApiError as err:
+            self.metrics.errors.labels("api").inc()
+            log.warning("task %s/%s: API error, retrying: %s", *key, err)
+            self.requeue(key, RETRY_AFTER_ERROR_S)
+        except (OSError, TimeoutError) as err:
+            self.metrics.errors.labels("network").inc()
+            log.warning("task %s/%s: network error, retrying: %s", *key, err)
+            self.requeue(key, RETRY_AFTER_ERROR_S)
+        except Exception:
+            self.metrics.errors.labels("internal").inc()
+            log.exception("task %s/%s: reconcile failed", *key)
+            self.requeue(key, RETRY_AFTER_ERROR_S * 2)
+        finally:
+            self.metrics.reconcile_seconds.observe(time.perf_counter() - started)
 
     async def _reconcile(self, key: TaskKey) -> None:
         server = self.task(key)
@@ -235,8 +253,7 @@ class Controller:
             self._pending[key] = (p.status, due)
             self.requeue(key, max(0.0, due - now))
         elif patch:
-            async with self._status_slots:
-                resp = await self.api.patch_task_status(task.namespace, task.name, patch)
+            resp = await self.api.patch_task_status(task.namespace, task.name, patch)
             self._pending.pop(key, None)
             written = TaskView.from_body(resp)
             if _rv(written) > _rv(server):

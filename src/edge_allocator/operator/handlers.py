@@ -68,7 +68,7 @@ def build_registry(ctl: Controller) -> kopf.OperatorRegistry:
             ctl.forget(view.key)
             return
         cache.put_task(view)
-        await ctl.reconcile(view.key)
+        ctl.spawn(view.key)
 
     @kopf.on.event("", "v1", "pods", labels=managed, id="pod_event", registry=registry)
     async def pod_event(event: kopf.RawEvent, body: kopf.Body, **_: Any) -> None:
@@ -79,7 +79,7 @@ def build_registry(ctl: Controller) -> kopf.OperatorRegistry:
             cache.drop_pod(view)
         else:
             cache.put_pod(view)
-        await ctl.reconcile((view.namespace, view.task))
+        ctl.spawn((view.namespace, view.task))
 
     @kopf.on.event("", "v1", "nodes", id="node_event", registry=registry)
     async def node_event(event: kopf.RawEvent, body: kopf.Body, **_: Any) -> None:

@@ -143,6 +143,7 @@ async def _lead(
     if keeper in done and isinstance(keeper.exception(), LeadershipLost):
         log.error("stepping down: %s", keeper.exception())
         rc = EXIT_LOST_LEASE
+    await ctl.stop()  # before kopf, which would otherwise wait 5 s for these tasks
     kopf_stop.set()
     keeper.cancel()
     with contextlib.suppress(asyncio.CancelledError, Exception):
