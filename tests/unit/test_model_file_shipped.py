@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -17,7 +18,7 @@ from edge_allocator.training.model_card import quick_check
 def card() -> dict[str, object]:
     path = registry.shipped_model_path()
     assert path is not None, f"no {registry.SHIPPED_FILE} in {registry.models_dir()}"
-    card_path = path.with_suffix("").with_suffix(".card.json")
+    card_path = Path(f"{path.with_suffix('')}.card.json")
     return dict(json.loads(card_path.read_text()))
 
 
