@@ -18,6 +18,8 @@ from edge_allocator.devcluster import DevCluster, FleetSpec
 from edge_allocator.devcluster.cluster import DEFAULT_API_PORT
 from edge_allocator.devcluster.processes import port_is_free
 
+ROOT = Path(__file__).resolve().parent.parent
+
 
 @pytest.fixture(scope="session")
 def devcluster() -> Iterator[DevCluster]:
@@ -47,4 +49,13 @@ def namespace(devcluster: DevCluster) -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def repo_root() -> Path:
-    return Path(__file__).resolve().parent.parent
+    return ROOT
+
+
+@pytest.fixture(scope="session")
+def crds(devcluster: DevCluster) -> DevCluster:
+    """The cluster with the product's CRDs applied (server-side) and Established."""
+    devcluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "crds"))
+    for name in ("edgetasks.edge-allocator.io", "edgenetworks.edge-allocator.io"):
+        devcluster.kubectl("wait", "--for=condition=Established", f"crd/{name}", "--timeout=60s")
+    return devcluster

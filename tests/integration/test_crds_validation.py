@@ -22,14 +22,6 @@ pytestmark = [pytest.mark.cluster, pytest.mark.timeout(120)]
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture(scope="module")
-def crds(devcluster: DevCluster) -> DevCluster:
-    devcluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "crds"))
-    for name in ("edgetasks.edge-allocator.io", "edgenetworks.edge-allocator.io"):
-        devcluster.kubectl("wait", "--for=condition=Established", f"crd/{name}", "--timeout=60s")
-    return devcluster
-
-
 def valid_task(name: str = "ok") -> dict[str, Any]:
     return {
         "apiVersion": "edge-allocator.io/v1alpha1",

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -34,6 +33,7 @@ from edge_allocator.cluster.annotations import (
 )
 from edge_allocator.devcluster import DevCluster
 from edge_allocator.devcluster.fleet import NODE_CLASSES, node_manifest
+from edge_allocator.devcluster.processes import free_port
 
 pytestmark = pytest.mark.cluster
 
@@ -43,13 +43,6 @@ SA = "system:serviceaccount:edge-allocator-system:edge-allocator-operator"
 
 
 # -- helpers ---------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 class Operator:
@@ -142,14 +135,6 @@ def operators(kubeconfig: str, namespace: str, tmp_path: Path) -> Iterator[Calla
         if op.proc is not None and op.proc.poll() is None:
             op.stop()
         print(f"--- {op.log_path.name}\n{op.log_tail()}")
-
-
-@pytest.fixture(scope="module")
-def crds(devcluster: DevCluster) -> DevCluster:
-    devcluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "crds"))
-    for name in ("edgetasks.edge-allocator.io", "edgenetworks.edge-allocator.io"):
-        devcluster.kubectl("wait", "--for=condition=Established", f"crd/{name}", "--timeout=60s")
-    return devcluster
 
 
 def wait_for(what: str, timeout: float, check: Callable[[], Any], every: float = 0.5) -> Any:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import time
 import urllib.error
@@ -18,13 +17,6 @@ from pathlib import Path
 
 class ProcessError(RuntimeError):
     """A demo process did not start or become healthy; the message names its log."""
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def start(name: str, cmd: Sequence[str], state_dir: Path, env: dict[str, str] | None = None) -> int:

@@ -23,6 +23,7 @@ from edge_allocator.demo import manifests, processes
 from edge_allocator.demo.summary import summarize
 from edge_allocator.devcluster import DevCluster, FleetSpec, paths
 from edge_allocator.devcluster.cluster import CLUSTER_NAME, DEFAULT_API_PORT
+from edge_allocator.devcluster.processes import free_port
 
 HOST = "127.0.0.1"
 CRDS = ("edgetasks.edge-allocator.io", "edgenetworks.edge-allocator.io")
@@ -100,7 +101,7 @@ class Demo:
         self._step("CRDs", self._apply_crds)
         network = manifests.edge_network(s.network_name, sites)
         self._apply([network])
-        extender_port = processes.free_port()
+        extender_port = free_port()
         extender_url = f"http://{HOST}:{extender_port}"
         self._step("extender", lambda: self._start_extender(extender_port))
         self._step("scheduler", lambda: self._start_scheduler(extender_url))
@@ -191,7 +192,7 @@ class Demo:
         self.cluster.start_scheduler(SCHEDULER_NAME, rendered)
 
     def _start_operator(self, extender_url: str) -> None:
-        port = processes.free_port()
+        port = free_port()
         cmd = self._python(
             "operator", "--kubeconfig", str(self.cluster.kubeconfig),
             "--extender-url", extender_url, "--no-leader-election",
@@ -203,21 +204,9 @@ class Demo:
         processes.wait_http(f"http://{HOST}:{port}/healthz", "operator", self.s.state_dir)
 
     def _dashboard(self, extender_url: str) -> str:
-        """The extender's /ui/ when it serves one, else a standalone dashboard process."""
-        try:
-            processes.wait_http(f"{extender_url}/ui/", "extender", self.s.state_dir, 3)
-            return f"{extender_url}/ui/"
-        except processes.ProcessError:
-            pass
-        port = processes.free_port()
-        cmd = [
-            sys.executable, "-m", "edge_allocator.dashboard.standalone",
-            "--kubeconfig", str(self.cluster.kubeconfig), "--extender", extender_url,
-            "--host", HOST, "--port", str(port),
-        ]  # fmt: skip
-        processes.start("dashboard", cmd, self.s.state_dir)
-        url = f"http://{HOST}:{port}/ui/"
-        processes.wait_http(url, "dashboard", self.s.state_dir)
+        """The dashboard the extender serves at /ui/."""
+        url = f"{extender_url}/ui/"
+        processes.wait_http(url, "extender", self.s.state_dir)
         return url
 
     def _wait_placed(self, expected: int) -> list[dict[str, Any]]:
