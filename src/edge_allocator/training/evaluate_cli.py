@@ -8,11 +8,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 from edge_allocator.policy.registry import policy_names
 from edge_allocator.training.evaluate import (
@@ -28,6 +26,7 @@ from edge_allocator.training.evaluate import (
     split_summary,
 )
 from edge_allocator.training.report import plots, summary_lines, table
+from edge_allocator.training.stats import nan_to_none
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -81,16 +80,6 @@ def _parse_case(text: str) -> Case:
     return Case(parts[0], nodes, tasks, "custom")
 
 
-def _clean(obj: Any) -> Any:
-    if isinstance(obj, float) and math.isnan(obj):
-        return None
-    if isinstance(obj, dict):
-        return {k: _clean(v) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [_clean(v) for v in obj]
-    return obj
-
-
 def run(args: argparse.Namespace) -> int:
     if args.policies:
         policies = [p.strip() for p in args.policies.split(",") if p.strip()]
@@ -140,7 +129,7 @@ def run(args: argparse.Namespace) -> int:
         "wall_s": round(time.perf_counter() - t0, 1),
     }
     out = args.out_dir / "evaluation.json"
-    out.write_text(json.dumps(_clean(doc), indent=1))
+    out.write_text(json.dumps(nan_to_none(doc), indent=1))
     written = [] if args.no_plots else plots(agg, args.out_dir)
     print(f"\nwrote {out}" + "".join(f", {p}" for p in written))
     if args.card is not None:
@@ -149,6 +138,8 @@ def run(args: argparse.Namespace) -> int:
 
         meta, _ = read_model_file(args.card)
         command = "edge-allocator evaluate " + " ".join(sys.argv[2:])
-        paths = write_card(args.card.with_suffix(""), meta, _clean(doc), quick_check(), command)
+        paths = write_card(
+            args.card.with_suffix(""), meta, nan_to_none(doc), quick_check(), command
+        )
         print("wrote " + ", ".join(str(p) for p in paths))
     return 0

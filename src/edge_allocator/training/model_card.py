@@ -8,12 +8,12 @@ recomputes, so a card that no longer matches its model fails ``make test``.
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 from typing import Any
 
 from edge_allocator.training.evaluate import Case, quick_cases, run_matrix
 from edge_allocator.training.report import summary_lines, table
+from edge_allocator.training.stats import nan_to_none
 
 QUICK_POLICIES = ("gnn", "kube-default", "est-completion", "latency", "random")
 QUICK_SEEDS = (1, 2, 3)
@@ -40,16 +40,6 @@ def quick_check(
         "mean_completion_s": means,
         "ranking": ranking,
     }
-
-
-def _clean(obj: Any) -> Any:
-    if isinstance(obj, float) and math.isnan(obj):
-        return None
-    if isinstance(obj, dict):
-        return {k: _clean(v) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [_clean(v) for v in obj]
-    return obj
 
 
 def write_card(
@@ -95,7 +85,7 @@ def write_card(
         "quick_check": quick,
     }
     json_path = Path(f"{stem}.card.json")
-    json_path.write_text(json.dumps(_clean(card), indent=1))
+    json_path.write_text(json.dumps(nan_to_none(card), indent=1))
     stats = model_meta.get("training_stats", {})
     md = [
         f"# Model card: {card['name']} {card['version']}",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 # two-sided 97.5% Student-t quantiles by degrees of freedom
 _T975 = {
@@ -50,3 +51,14 @@ def mean_ci(xs: Sequence[float]) -> tuple[float, float]:
 def paired_relative(a: Sequence[float], b: Sequence[float]) -> tuple[float, float]:
     """Mean and 95% CI half-width of ``(a_s - b_s) / b_s`` over paired seeds ``s``."""
     return mean_ci([(x - y) / y for x, y in zip(a, b, strict=True) if y])
+
+
+def nan_to_none(obj: Any) -> Any:
+    """A JSON-safe copy: NaN (a statistic with too few samples) becomes null."""
+    if isinstance(obj, float) and math.isnan(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: nan_to_none(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [nan_to_none(v) for v in obj]
+    return obj
