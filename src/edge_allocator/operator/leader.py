@@ -13,6 +13,7 @@ import contextlib
 import datetime as dt
 import logging
 import time
+from collections.abc import Awaitable
 from typing import Any
 
 from edge_allocator.operator.config import LeaderConfig
@@ -97,14 +98,7 @@ class LeaseElector:
                 "metadata": {"name": cfg.name, "namespace": cfg.namespace},
                 "spec": spec_new,
             }
-            try:
-                await self.api.create_lease(cfg.namespace, body)
-            except ApiError as err:
-                if err.status == 409:
-                    return False
-                raise
-            self._last_renew = now
-            return True
+            return await self._claimed(self.api.create_lease(cfg.namespace, body), now)
         spec = lease.get("spec") or {}
         holder = spec.get("holderIdentity") or ""
         record = (holder, spec.get("renewTime"), spec.get("leaseTransitions"))
@@ -121,8 +115,12 @@ class LeaseElector:
             spec_new["acquireTime"] = spec_new["renewTime"]
             spec_new["leaseTransitions"] = int(spec.get("leaseTransitions") or 0) + 1
         lease["spec"] = spec_new
+        return await self._claimed(self.api.replace_lease(cfg.namespace, cfg.name, lease), now)
+
+    async def _claimed(self, write: Awaitable[object], now: float) -> bool:
+        """Run a Lease write; a 409 means another replica got there first (we lost)."""
         try:
-            await self.api.replace_lease(cfg.namespace, cfg.name, lease)
+            await write
         except ApiError as err:
             if err.status == 409:
                 return False
