@@ -10,7 +10,14 @@ from pathlib import Path
 import pytest
 
 from edge_allocator.training import evaluate_cli
-from edge_allocator.training.evaluate import Case, Run, aggregate, run_matrix, split_summary
+from edge_allocator.training.evaluate import (
+    BOUND,
+    Case,
+    Run,
+    aggregate,
+    run_matrix,
+    split_summary,
+)
 from edge_allocator.training.report import table
 from edge_allocator.training.stats import mean_ci, paired_relative, t975
 
@@ -68,9 +75,13 @@ def test_harness_runs_policies_on_common_seeds() -> None:
     cases = [Case("rural", 8, 60, "train")]
     runs = run_matrix(["kube-default", "latency", "greedy-oracle"], cases, [1, 2])
     assert {(r.policy, r.seed) for r in runs} == {
-        (p, s) for p in ("kube-default", "latency", "greedy-oracle") for s in (1, 2)
+        (p, s) for p in ("kube-default", "latency", "greedy-oracle", BOUND) for s in (1, 2)
     }
-    assert all(r.metrics["decisions"] >= 60 for r in runs)
+    assert all(r.metrics["decisions"] >= 60 for r in runs if r.policy != BOUND)
+    # the contention-free bound is below what any policy achieves on the same seed
+    bound = {r.seed: r.metrics["mean_completion_s"] for r in runs if r.policy == BOUND}
+    for r in runs:
+        assert 0 < bound[r.seed] <= r.metrics["mean_completion_s"] + 1e-9
 
 
 def test_evaluate_cli_writes_table_json_and_plots(
@@ -94,8 +105,8 @@ def test_evaluate_cli_writes_table_json_and_plots(
     out = capsys.readouterr().out
     assert "== factory-floor-8 [custom] ==" in out
     doc = json.loads((tmp_path / "evaluation.json").read_text())
-    assert {r["policy"] for r in doc["rows"]} == {"kube-default", "est-completion"}
-    assert len(doc["runs"]) == 4
+    assert {r["policy"] for r in doc["rows"]} == {"kube-default", "est-completion", BOUND}
+    assert len(doc["runs"]) == 6
     assert (tmp_path / "eval-custom.png").stat().st_size > 1000
 
 
@@ -121,5 +132,7 @@ def test_evaluate_cli_reuses_earlier_runs(tmp_path: Path) -> None:
     )
     old = json.loads((first / "evaluation.json").read_text())["runs"]
     new = json.loads((second / "evaluation.json").read_text())["runs"]
-    assert [r for r in new if r["policy"] == "latency"] == old
+    assert [r for r in new if r["policy"] == "latency"] == [
+        r for r in old if r["policy"] == "latency"
+    ]
     assert sorted(r["seed"] for r in new if r["policy"] == "kube-default") == [1, 2]

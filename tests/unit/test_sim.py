@@ -174,3 +174,70 @@ def test_oracle_needs_the_simulator() -> None:
     with pytest.raises(RuntimeError, match="bind"):
         GreedyOraclePolicy().score(Simulator(sc, 1).base, Simulator(sc, 1).task_spec(0), ["x"])
     assert run_policy(sc, 1, GreedyOraclePolicy()).summary()["unfinished"] == 0
+
+
+def _long_tasks(interval_s: float) -> dict[str, Any]:
+    """Small tasks that never contend (big nodes), no background load."""
+    data = _with("workload.task_classes.0.work_cpu_s", 20.0)
+    data["topology"]["node_classes"][0]["cpu_m"] = 64000
+    data["workload"]["tasks"] = 60
+    data["workload"]["load"] = 0.05
+    data["workload"]["task_classes"][0]["cpu_request_m"] = [250, 250]
+    data["dynamics"] = {
+        "background": {"mean": 0.0, "heterogeneity": 0.0, "volatility": 0.0},
+        "metrics": {"interval_s": interval_s},
+    }
+    return data
+
+
+def test_measured_usage_is_the_last_interval_average_plus_recent_requests() -> None:
+    """What a policy sees is what the extender's cache serves: metrics.k8s.io's average over
+    the last interval, plus the requests of pods bound since that sample."""
+    sc = parse_scenario(_long_tasks(15.0))
+    sim = Simulator(sc, 3)
+    work = sim.tasks.work_cpu_s
+    placed: list[tuple[float, float, str]] = []  # (start, finish, node) of earlier placements
+    checked = 0
+
+    class FirstCandidate:
+        def choose(self, snapshot: Any, task: Any, candidates: Any, task_id: int) -> int:
+            nonlocal checked
+            t = snapshot.taken_at
+            if 15.0 < t < 30.0:
+                for node in snapshot.nodes:
+                    mine = [(s, f) for s, f, n in placed if n == node.name]
+                    # each task runs at its full 0.5-core limit (no contention, no background)
+                    avg = sum(0.5 * (min(f, 15.0) - s) / 15.0 for s, f in mine if s < 15.0)
+                    recent = 250 * sum(1 for s, f in mine if s > 15.0 and f > t)
+                    assert node.cpu_usage_m == pytest.approx(1000 * avg + recent, abs=2)
+                    checked += 1
+            placed.append((t, t + float(work[task_id]) / 0.5, candidates[0]))
+            return 0
+
+    sim.run(FirstCandidate())
+    assert checked > 0
+
+
+def test_zero_metrics_interval_shows_exact_usage() -> None:
+    sc = parse_scenario(_long_tasks(0.0))
+    sim = Simulator(sc, 3)
+    seen: list[bool] = []
+
+    class Check:
+        def choose(self, snapshot: Any, task: Any, candidates: Any, task_id: int) -> int:
+            for i, node in enumerate(snapshot.nodes):
+                seen.append(node.cpu_usage_m == int(sim.usage_cores(i) * 1000))
+            return 0
+
+    sim.run(Check())
+    assert seen and all(seen)
+
+
+def test_load_scale_resizes_offered_load_and_names_it() -> None:
+    base = load_scenario("rural")
+    heavy = base.resized(20, 100, load_scale=1.5)
+    assert heavy.name == "rural-20@1.5"
+    assert heavy.workload.load == pytest.approx(base.workload.load * 1.5)
+    assert base.resized(20, 100).name == "rural-20"
+    with pytest.raises(ValueError, match=r"workload\.load"):
+        base.resized(20, 100, load_scale=100.0)

@@ -14,6 +14,11 @@ Model (all times in seconds):
   exceeds its latency budget.
 * Background load drifts per node (Ornstein-Uhlenbeck, sampled every tick) and shows in
   measured usage but not in requests; failed nodes lose their tasks, which restart elsewhere.
+* Measured usage reaches the policy as the live scheduler sees it: each node's average over
+  the last metrics interval, refreshed once per interval (metrics.k8s.io), while requests and
+  running-task counts are exact (the scheduler's cache). As in the extender's watch cache,
+  the requests of tasks placed since the sample are added to it (what Trimaran does too);
+  the rest of the gap between sample and truth is for a policy to learn.
 
 Every random stream comes from :mod:`edge_allocator.sim.generate`, so two policies run on the
 same seed see the same tasks, background load and failures. Each decision gets a fresh
@@ -39,7 +44,7 @@ from edge_allocator.policy.base import PlacementPolicy
 from edge_allocator.sim.generate import Tasks, build_cluster, build_failures, build_tasks, rng_for
 from edge_allocator.sim.scenario import Scenario
 
-_ARRIVAL, _COMPLETE, _TICK, _FAIL, _RECOVER = range(5)
+_ARRIVAL, _COMPLETE, _TICK, _FAIL, _RECOVER, _METRICS = range(6)
 _EPS = 1e-7
 
 
@@ -143,6 +148,15 @@ class Simulator:
         self._last_snap: ClusterSnapshot | None = None
         self.heap: list[tuple[float, int, int, int, float]] = []
         self.seq = 0
+        # measured usage: integral of usage cores over time, and what metrics last published
+        self.metrics_interval = self.scenario.dynamics.metrics.interval_s
+        self.u_rate = list(self.bg)
+        self.u_int = [0.0] * n
+        self.u_t = [0.0] * n
+        self.u_published_int = [0.0] * n
+        self.measured = list(self.bg)
+        self.published_at = 0.0
+        self.placed_at: dict[int, float] = {}
 
     def _push(self, t: float, kind: int, a: int, b: float = 0.0) -> None:
         self.seq += 1
@@ -156,6 +170,32 @@ class Simulator:
                 v[0] -= v[1] * f
         self.last_t[i] = t
 
+    def _usage_changed(self, i: int, t: float) -> None:
+        """Close the usage integral at ``t`` at the old rate and start the new one."""
+        self.u_int[i] += self.u_rate[i] * (t - self.u_t[i])
+        self.u_t[i] = t
+        self.u_rate[i] = self.usage_cores(i)
+
+    def _publish_metrics(self, t: float) -> None:
+        """What metrics.k8s.io would serve from now on: usage averaged over the interval."""
+        for i in range(len(self.cores)):
+            self._usage_changed(i, t)
+            self.measured[i] = (self.u_int[i] - self.u_published_int[i]) / self.metrics_interval
+            self.u_published_int[i] = self.u_int[i]
+            self.dirty.add(i)
+        self.published_at = t
+        self._snap = None
+
+    def measured_cpu_m(self, i: int) -> int:
+        """Usage as the policy sees it: the last sample plus the requests of the tasks placed
+        since it was taken (exact usage when the metrics interval is 0)."""
+        if self.metrics_interval <= 0:
+            return int(self.usage_cores(i) * 1000)
+        since = self.published_at
+        placed, req = self.placed_at, self.tasks.cpu_request_m
+        extra = sum(int(req[tid]) for tid in self.running[i] if placed[tid] > since)
+        return int(self.measured[i] * 1000) + extra
+
     def _reschedule(self, i: int, t: float) -> None:
         run = self.running[i]
         self.version[i] += 1
@@ -163,11 +203,13 @@ class Simulator:
         self._snap = None
         if not run:
             self.factor[i] = 1.0
+            self._usage_changed(i, t)
             return
         demand = sum(v[1] for v in run.values())
         avail = max(self.cores[i] - self.bg[i], 0.05 * self.cores[i])
         f = 1.0 if demand <= avail else avail / demand
         self.factor[i] = f
+        self._usage_changed(i, t)
         dt = min(max(v[0], 0.0) / v[1] for v in run.values()) / f
         self._push(t + dt, _COMPLETE, i, float(self.version[i]))
 
@@ -190,7 +232,7 @@ class Simulator:
                 nd.mem_allocatable_mib,
                 self.cpu_req[i],
                 self.mem_req[i],
-                int(self.usage_cores(i) * 1000),
+                self.measured_cpu_m(i),
                 self.mem_req[i],
                 len(self.running[i]),
                 self.ready[i],
@@ -232,6 +274,31 @@ class Simulator:
         transfer = 0.0 if math.isinf(bw) else float(self.tasks.input_mb[tid]) * 8000.0 / bw
         return lat, lat + transfer
 
+    def contention_free_bound_s(self) -> float:
+        """A lower bound on any policy's mean completion time: each task alone on the
+        cluster, on the node that would finish it first (no queueing, no sharing, no
+        background load). The gap between a policy and this bound is all that placement
+        could still win."""
+        tk = self.tasks
+        site = np.array(self.node_site)
+        lat = np.array(self.site_lat)
+        with np.errstate(divide="ignore"):
+            per_mb = np.where(np.isinf(self.site_bw), 0.0, 8000.0 / np.array(self.site_bw))
+        cpu_alloc = np.array([nd.cpu_allocatable_m for nd in self.cluster.nodes])
+        mem_alloc = np.array([nd.mem_allocatable_mib for nd in self.cluster.nodes])
+        cores = cpu_alloc / 1000.0
+        best = np.empty(len(tk))
+        for tid in range(len(tk)):
+            src = int(tk.source_node[tid])
+            ss = site[src]
+            net_ms = lat[ss, site] + float(tk.input_mb[tid]) * per_mb[ss, site]
+            net_ms[src] = 0.0
+            rate = np.minimum(float(tk.cpu_request_m[tid]) / 1000.0 * BURST_FACTOR, cores)
+            total = net_ms / 1000.0 + float(tk.work_cpu_s[tid]) / rate
+            fits = (cpu_alloc >= tk.cpu_request_m[tid]) & (mem_alloc >= tk.mem_request_mib[tid])
+            best[tid] = total[fits].min() if fits.any() else math.nan
+        return float(np.nanmean(best))
+
     def candidates(self, tid: int) -> list[int]:
         cpu = int(self.tasks.cpu_request_m[tid])
         mem = int(self.tasks.mem_request_mib[tid])
@@ -267,6 +334,8 @@ class Simulator:
         imbalance: list[float] = []
         n_done = 0
         self._push(bg_spec.tick_s, _TICK, 0)
+        if self.metrics_interval > 0:
+            self._push(self.metrics_interval, _METRICS, 0)
         for ft, node, down in self.failures:
             self._push(ft, _FAIL, node, down)
         next_arrival = 0
@@ -284,6 +353,7 @@ class Simulator:
             req = int(tk.cpu_request_m[tid])
             demand = min(req / 1000.0 * BURST_FACTOR, self.cores[i])
             self.running[i][tid] = [float(tk.work_cpu_s[tid]), demand]
+            self.placed_at[tid] = t
             self.cpu_req[i] += req
             self.mem_req[i] += int(tk.mem_request_mib[tid])
             placed_node[tid] = i
@@ -350,6 +420,7 @@ class Simulator:
                         self._reschedule(i, t)
                     else:
                         self.bg[i] = frac * c
+                        self._usage_changed(i, t)
                         self.dirty.add(i)
                         self._snap = None
                     if self.ready[i]:
@@ -360,6 +431,10 @@ class Simulator:
                     self._push(t + bg_spec.tick_s, _TICK, 0)
                 if pending:
                     drain_pending(t)
+            elif kind == _METRICS:
+                self._publish_metrics(t)
+                if n_done < n_tasks:
+                    self._push(t + self.metrics_interval, _METRICS, 0)
             elif kind == _FAIL:
                 if not self.ready[a]:
                     continue

@@ -164,9 +164,19 @@ class Failures(_Strict):
     mttr_s: float = Field(gt=0, description="mean time to repair")
 
 
+class Metrics(_Strict):
+    """How the scheduler sees measured usage: as metrics.k8s.io serves it, an average over
+    the last ``interval_s`` seconds refreshed every ``interval_s`` (metrics-server's default
+    ``--metric-resolution`` is 15 s). Requests and pod counts stay exact, as in the
+    scheduler's own cache. ``interval_s: 0`` shows exact instantaneous usage instead."""
+
+    interval_s: float = Field(default=15.0, ge=0, le=600)
+
+
 class Dynamics(_Strict):
     background: BackgroundLoad = Field(default_factory=BackgroundLoad)
     failures: Failures | None = None
+    metrics: Metrics = Field(default_factory=Metrics)
 
 
 class Scenario(_Strict):
@@ -178,17 +188,23 @@ class Scenario(_Strict):
     workload: Workload
     dynamics: Dynamics = Field(default_factory=Dynamics)
 
-    def resized(self, nodes: int, tasks: int | None = None) -> Scenario:
-        """The same family at ``nodes`` nodes (hub size kept below the total)."""
+    def resized(self, nodes: int, tasks: int | None = None, load_scale: float = 1.0) -> Scenario:
+        """The same family at ``nodes`` nodes (hub size kept below the total), optionally
+        with the offered load multiplied by ``load_scale`` (named ``<family>-<nodes>@<x>``)."""
         topo = self.topology.model_copy(
             update={"nodes": nodes, "hub_nodes": min(self.topology.hub_nodes, max(nodes // 5, 0))}
         )
         work = self.workload
         if tasks is not None:
             work = work.model_copy(update={"tasks": tasks})
-        return self.model_copy(
-            update={"topology": topo, "workload": work, "name": f"{self.family}-{nodes}"}
-        )
+        name = f"{self.family}-{nodes}"
+        if load_scale != 1.0:
+            load = work.load * load_scale
+            if not 0 < load <= 2.0:
+                raise ValueError(f"workload.load: {work.load} x {load_scale} is outside (0, 2]")
+            work = work.model_copy(update={"load": load})
+            name += f"@{load_scale:g}"
+        return self.model_copy(update={"topology": topo, "workload": work, "name": name})
 
 
 class ScenarioError(ValueError):

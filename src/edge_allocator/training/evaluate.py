@@ -16,7 +16,7 @@ from typing import Any
 
 from edge_allocator.policy.base import PlacementPolicy
 from edge_allocator.policy.registry import get_policy
-from edge_allocator.sim.engine import run_policy
+from edge_allocator.sim.engine import Simulator, run_policy
 from edge_allocator.sim.oracle import GreedyOraclePolicy
 from edge_allocator.sim.scenario import load_scenario
 from edge_allocator.training.stats import mean_ci, paired_relative
@@ -38,6 +38,8 @@ DEPLOYABLE_BASELINES = (
     "round-robin",
 )
 ORACLE = "greedy-oracle"
+BOUND = "no-contention-bound"
+"""Not a policy: each task alone on its best node (Simulator.contention_free_bound_s)."""
 
 
 @dataclass(frozen=True)
@@ -107,6 +109,13 @@ def run_matrix(
     for case in cases:
         scenario = load_scenario(case.family).resized(case.nodes, case.tasks)
         t0 = time.perf_counter()
+        for seed in seeds:
+            if skip and (case.name, BOUND, seed) in skip:
+                continue
+            bound = Simulator(scenario, seed).contention_free_bound_s()
+            metrics: dict[str, Any] = {m: math.nan for m in METRICS}
+            metrics["mean_completion_s"] = bound
+            runs.append(Run(case.name, case.split, seed, BOUND, metrics, 0.0))
         for policy_name in policies:
             if policy_name == ORACLE and case.nodes > oracle_max_nodes:
                 continue

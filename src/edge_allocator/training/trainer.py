@@ -1,8 +1,11 @@
 """Training the placement GNN: imitation warm start, then PPO with a learned value baseline.
 
-1. Behaviour cloning on the teacher's choices (a strong deployable heuristic), plus DAgger
-   rounds where the student acts and the teacher labels, so the student learns to recover
-   from its own mistakes.
+1. Behaviour cloning on the teacher's choices, plus DAgger rounds where the student acts and
+   the teacher labels, so the student learns to recover from its own mistakes. The default
+   teacher is the greedy oracle: it reads the simulator's exact state (remaining work,
+   background load), which no deployable scheduler has, so the student has to learn to infer
+   that state from what a live snapshot shows (exact requests and task counts, metrics that
+   are up to one interval old). A deployable heuristic can be the teacher instead.
 2. PPO: actions sampled from the softmax over candidates; reward per decision is minus the
    placed task's completion time (normalised by the teacher's mean on the same seed) minus a
    penalty for an SLO violation; returns are discounted over the following decisions (tasks
@@ -26,12 +29,13 @@ from typing import Any
 import numpy as np
 import torch
 
+from edge_allocator.policy.base import PlacementPolicy
 from edge_allocator.policy.gnn import GNNConfig, PlacementGNN
 from edge_allocator.policy.gnn_policy import GNNPolicy
-from edge_allocator.policy.registry import get_policy
 from edge_allocator.sim.engine import PolicyChooser, Simulator
 from edge_allocator.sim.scenario import Scenario, load_scenario
 from edge_allocator.training.batching import Decision, forward_batch
+from edge_allocator.training.evaluate import make_policy
 from edge_allocator.training.rollout import RecordingChooser
 
 TRAIN_FAMILIES = ("factory-floor", "smart-city", "rural", "bursty-mixed")
@@ -44,16 +48,17 @@ class TrainConfig:
     seed: int = 0
     families: tuple[str, ...] = TRAIN_FAMILIES
     sizes: tuple[int, ...] = (10, 20, 40, 80)
+    load_scales: tuple[float, ...] = (1.0, 1.3, 0.8)
     tasks_per_node: int = 15
     min_tasks: int = 200
     max_tasks: int = 700
-    teacher: str = "est-completion"
-    bc_episodes: int = 16
-    dagger_rounds: int = 2
+    teacher: str = "greedy-oracle"
+    bc_episodes: int = 24
+    dagger_rounds: int = 3
     dagger_episodes: int = 8
     bc_epochs: int = 3
     bc_lr: float = 3e-3
-    ppo_iterations: int = 10
+    ppo_iterations: int = 200
     ppo_episodes: int = 4
     ppo_epochs: int = 2
     ppo_lr: float = 1e-4
@@ -64,24 +69,35 @@ class TrainConfig:
     value_coef: float = 0.5
     entropy_coef: float = 0.003
     minibatch: int = 64
-    val_every: int = 5
+    val_every: int = 10
     val_seeds: tuple[int, ...] = (900_001, 900_002, 900_003)
     val_size: int = 30
-    threads: int = 2
+    threads: int = 1
     model: GNNConfig = field(default_factory=GNNConfig)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["families"] = list(self.families)
         d["sizes"] = list(self.sizes)
+        d["load_scales"] = list(self.load_scales)
         d["ppo_sizes"] = list(self.ppo_sizes)
         d["val_seeds"] = list(self.val_seeds)
         return d
 
 
-def sized(scenario: Scenario, nodes: int, cfg: TrainConfig) -> Scenario:
+def sized(scenario: Scenario, nodes: int, cfg: TrainConfig, load_scale: float = 1.0) -> Scenario:
     tasks = min(max(cfg.tasks_per_node * nodes, cfg.min_tasks), cfg.max_tasks)
-    return scenario.resized(nodes, tasks)
+    return scenario.resized(nodes, tasks, load_scale)
+
+
+def bound_simulator(policy: PlacementPolicy, scenario: Scenario, seed: int) -> Simulator:
+    """A simulator for ``scenario``/``seed`` with ``policy`` attached when it reads
+    simulator state (the greedy oracle)."""
+    sim = Simulator(scenario, seed)
+    bind = getattr(policy, "bind", None)
+    if callable(bind):
+        bind(sim)
+    return sim
 
 
 def git_revision() -> str:
@@ -115,7 +131,7 @@ class Trainer:
         torch.set_num_threads(cfg.threads)
         self.rng = np.random.default_rng(cfg.seed)
         self.model = PlacementGNN(cfg.model)
-        self.teacher = get_policy(cfg.teacher)
+        self.teacher = make_policy(cfg.teacher)
         self.scenarios = [load_scenario(f) for f in cfg.families]
         self.curve: list[CurvePoint] = []
         self.t0 = time.perf_counter()
@@ -128,16 +144,18 @@ class Trainer:
     # -- helpers ---------------------------------------------------------------------------
     def _next_case(self, sizes: tuple[int, ...] | None = None) -> tuple[Scenario, int]:
         sizes = sizes or self.cfg.sizes
-        sc = self.scenarios[self.episode % len(self.scenarios)]
-        size = sizes[(self.episode // len(self.scenarios)) % len(sizes)]
-        seed = self.cfg.seed * 100_000 + self.episode
+        ep, n_sc = self.episode, len(self.scenarios)
+        sc = self.scenarios[ep % n_sc]
+        size = sizes[(ep // n_sc) % len(sizes)]
+        scale = self.cfg.load_scales[(ep // (n_sc * len(sizes))) % len(self.cfg.load_scales)]
+        seed = self.cfg.seed * 100_000 + ep
         self.episode += 1
-        return sized(sc, size, self.cfg), seed
+        return sized(sc, size, self.cfg, scale), seed
 
     def _teacher_mean(self, sc: Scenario, seed: int) -> float:
         key = (sc.name, sc.topology.nodes, seed)
         if key not in self._teacher_means:
-            res = Simulator(sc, seed).run(PolicyChooser(self.teacher))
+            res = bound_simulator(self.teacher, sc, seed).run(PolicyChooser(self.teacher))
             s = res.summary()
             self._teacher_means[key] = max(float(s["mean_completion_s"]), 1e-3)
         return self._teacher_means[key]
@@ -166,7 +184,7 @@ class Trainer:
 
     def _rollout(self, mode: str) -> tuple[list[Decision], Simulator, Any]:
         sc, seed = self._next_case()
-        sim = Simulator(sc, seed)
+        sim = bound_simulator(self.teacher, sc, seed)
         chooser = RecordingChooser(
             None if mode == "teacher" else self.model, self.teacher, mode, self.rng
         )
@@ -255,8 +273,8 @@ class Trainer:
             returns: list[float] = []
             per_task: dict[int, list[float]] = {}
             for _ in range(cfg.ppo_episodes):
-                sim = Simulator(sc, seed)
-                chooser = RecordingChooser(self.model, self.teacher, "sample", self.rng)
+                sim = bound_simulator(self.teacher, sc, seed)
+                chooser = RecordingChooser(self.model, None, "sample", self.rng)
                 self.model.eval()
                 res = sim.run(chooser)
                 g = self._returns(chooser.records, sim, res)
