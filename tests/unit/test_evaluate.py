@@ -19,7 +19,7 @@ from edge_allocator.training.evaluate import (
     split_summary,
 )
 from edge_allocator.training.report import table
-from edge_allocator.training.stats import mean_ci, paired_relative, t975
+from edge_allocator.training.stats import mean_ci, nan_to_none, paired_relative, t975
 
 
 def test_mean_ci_uses_the_t_distribution() -> None:
@@ -136,3 +136,13 @@ def test_evaluate_cli_reuses_earlier_runs(tmp_path: Path) -> None:
         r for r in old if r["policy"] == "latency"
     ]
     assert sorted(r["seed"] for r in new if r["policy"] == "kube-default") == [1, 2]
+
+
+def test_table_prints_missing_values_as_dashes_from_json_too() -> None:
+    """The bound row has only a mean; after a JSON round trip its NaNs are nulls."""
+    runs = [*_runs(), Run("c-10", "heldout", 1, BOUND, {"mean_completion_s": 0.5}, 0.0)]
+    runs[-1].metrics.update({m: math.nan for m in ("p95_completion_s", "slo_violation_rate")})
+    runs[-1].metrics.update({"mean_network_latency_ms": math.nan, "cpu_imbalance": math.nan})
+    agg = json.loads(json.dumps(nan_to_none(aggregate(runs))))
+    line = next(x for x in table(agg).splitlines() if x.startswith(BOUND))
+    assert line.split()[1:] == ["0.50", "-", "-", "-", "-"]

@@ -30,7 +30,7 @@ def test_shipped_model_loads_with_its_metadata(card: dict[str, object]) -> None:
     assert info.metadata["feature_schema_version"] == FEATURE_SCHEMA_VERSION
     assert info.metadata["weights_sha256"] == card["weights_sha256"]
     assert info.metadata["git_revision"]
-    assert info.metadata["training_config"]["teacher"] == "est-completion"
+    assert info.metadata["training_config"]["teacher"] == "greedy-oracle"
 
 
 @pytest.mark.timeout(300)

@@ -17,6 +17,7 @@ from edge_allocator.sim.engine import Simulator
 from edge_allocator.sim.scenario import load_scenario
 from edge_allocator.training import train_cli
 from edge_allocator.training.batching import forward_batch
+from edge_allocator.training.evaluate import HELDOUT_FAMILIES
 from edge_allocator.training.rollout import RecordingChooser
 from edge_allocator.training.trainer import TrainConfig, Trainer
 
@@ -98,3 +99,18 @@ def test_train_cli_writes_a_loadable_shipped_model(
     assert policy.metadata["training_config"]["seed"] == 0
     assert (tmp_path / "gnn-9.9.9.curve.csv").exists()
     assert (tmp_path / "gnn-9.9.9.curve.png").exists()
+
+
+def test_training_never_sees_a_held_out_family_and_randomises_background() -> None:
+    cfg = TrainConfig()
+    assert not set(cfg.families) & set(HELDOUT_FAMILIES)
+    assert all(load_scenario(f).split == "heldout" for f in HELDOUT_FAMILIES)
+    assert all(load_scenario(f).split == "train" for f in cfg.families)
+    a, b = Trainer(_tiny(), log=lambda _: None), Trainer(_tiny(), log=lambda _: None)
+    drawn = [a._next_case()[0].dynamics.background for _ in range(6)]
+    assert drawn == [b._next_case()[0].dynamics.background for _ in range(6)]
+    assert len({bg.mean for bg in drawn}) == 6
+    for bg in drawn:
+        assert cfg.bg_mean[0] <= bg.mean <= cfg.bg_mean[1]
+        assert cfg.bg_heterogeneity[0] <= bg.heterogeneity <= cfg.bg_heterogeneity[1]
+        assert cfg.bg_volatility[0] <= bg.volatility <= cfg.bg_volatility[1]

@@ -96,7 +96,7 @@ def write_card(
         "## Training",
         "",
         f"- Families: {', '.join(tc.get('families', []))}; sizes {tc.get('sizes')} nodes; "
-        f"seed {tc.get('seed')}.",
+        f"offered load x{tc.get('load_scales', [1.0])}; seed {tc.get('seed')}.",
         f"- Imitation of `{tc.get('teacher')}` ({tc.get('bc_episodes')} episodes, "
         f"{tc.get('dagger_rounds')} DAgger rounds), then PPO ({tc.get('ppo_iterations')} "
         f"iterations x {tc.get('ppo_episodes')} rollouts on one arrival sequence each).",
@@ -121,7 +121,8 @@ def write_card(
         "",
         "Relative changes are paired per seed (common random numbers), mean over cases; "
         'negative is better for the GNN. "best heuristic" is the best deployable baseline '
-        "on each case, chosen after the fact.",
+        "on each case, chosen after the fact. `no-contention-bound` is not a policy: each "
+        "task alone on the node that would finish it first, a floor no placement can beat.",
         "",
         f"## Held-out scenarios ({len(evaluation['seeds'])} seeds, 95% CI)",
         "",

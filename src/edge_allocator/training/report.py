@@ -7,11 +7,13 @@ from pathlib import Path
 from typing import Any
 
 
-def _fmt(v: dict[str, float], scale: float = 1.0, digits: int = 2) -> str:
-    m, ci = v["mean"] * scale, v["ci95"] * scale
-    if math.isnan(m):
+def _fmt(v: dict[str, float | None], scale: float = 1.0, digits: int = 2) -> str:
+    """``mean ±ci``; a missing value (NaN, or null once written to JSON) prints as ``-``."""
+    mean, ci = v["mean"], v["ci95"]
+    if mean is None or math.isnan(mean):
         return "-"
-    return f"{m:.{digits}f}" + ("" if math.isnan(ci) else f" ±{ci:.{digits}f}")
+    out = f"{mean * scale:.{digits}f}"
+    return out if ci is None or math.isnan(ci) else out + f" ±{ci * scale:.{digits}f}"
 
 
 def table(agg: dict[str, Any], focus: str = "gnn") -> str:

@@ -49,6 +49,11 @@ class TrainConfig:
     families: tuple[str, ...] = TRAIN_FAMILIES
     sizes: tuple[int, ...] = (10, 20, 40, 80)
     load_scales: tuple[float, ...] = (1.0, 1.3, 0.8)
+    # domain randomisation of the background load each training episode sees (uniform ranges;
+    # validation keeps the families as written)
+    bg_mean: tuple[float, float] = (0.05, 0.4)
+    bg_heterogeneity: tuple[float, float] = (0.2, 1.0)
+    bg_volatility: tuple[float, float] = (0.02, 0.12)
     tasks_per_node: int = 15
     min_tasks: int = 200
     max_tasks: int = 700
@@ -80,6 +85,8 @@ class TrainConfig:
         d["families"] = list(self.families)
         d["sizes"] = list(self.sizes)
         d["load_scales"] = list(self.load_scales)
+        for k in ("bg_mean", "bg_heterogeneity", "bg_volatility"):
+            d[k] = list(getattr(self, k))
         d["ppo_sizes"] = list(self.ppo_sizes)
         d["val_seeds"] = list(self.val_seeds)
         return d
@@ -150,7 +157,21 @@ class Trainer:
         scale = self.cfg.load_scales[(ep // (n_sc * len(sizes))) % len(self.cfg.load_scales)]
         seed = self.cfg.seed * 100_000 + ep
         self.episode += 1
-        return sized(sc, size, self.cfg, scale), seed
+        return self._randomised(sized(sc, size, self.cfg, scale), ep), seed
+
+    def _randomised(self, sc: Scenario, episode: int) -> Scenario:
+        """The scenario with its background load drawn from the configured ranges (its own
+        generator per episode, so the other random streams do not shift)."""
+        rng = np.random.default_rng([self.cfg.seed, episode, 0xB6])
+        bg = sc.dynamics.background.model_copy(
+            update={
+                "mean": float(rng.uniform(*self.cfg.bg_mean)),
+                "heterogeneity": float(rng.uniform(*self.cfg.bg_heterogeneity)),
+                "volatility": float(rng.uniform(*self.cfg.bg_volatility)),
+            }
+        )
+        dyn = sc.dynamics.model_copy(update={"background": bg})
+        return sc.model_copy(update={"dynamics": dyn})
 
     def _teacher_mean(self, sc: Scenario, seed: int) -> float:
         key = (sc.name, sc.topology.nodes, seed)
