@@ -70,14 +70,9 @@ def default_cases() -> list[Case]:
         for f in ("factory-floor", "smart-city", "rural", "bursty-mixed")
         for n in (20, 100)
     ]
+    cases += [Case(f, n, tasks_for(n), "heldout") for f in HELDOUT_FAMILIES for n in (10, 40, 100)]
     cases += [
-        Case(f, n, tasks_for(n), "heldout")
-        for f in HELDOUT_FAMILIES
-        for n in (10, 40, 100)
-    ]
-    cases += [
-        Case(f, 1000, tasks_for(1000), "heldout-large")
-        for f in (*HELDOUT_FAMILIES, "smart-city")
+        Case(f, 1000, tasks_for(1000), "heldout-large") for f in (*HELDOUT_FAMILIES, "smart-city")
     ]
     return cases
 
