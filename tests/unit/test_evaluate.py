@@ -18,6 +18,7 @@ from edge_allocator.training.evaluate import (
     run_matrix,
     split_summary,
 )
+from edge_allocator.training.model_card import without_reuse
 from edge_allocator.training.report import table
 from edge_allocator.training.stats import mean_ci, nan_to_none, paired_relative, t975
 
@@ -146,3 +147,16 @@ def test_table_prints_missing_values_as_dashes_from_json_too() -> None:
     agg = json.loads(json.dumps(nan_to_none(aggregate(runs))))
     line = next(x for x in table(agg).splitlines() if x.startswith(BOUND))
     assert line.split()[1:] == ["0.50", "-", "-", "-", "-"]
+
+
+def test_card_command_drops_the_local_reuse_file() -> None:
+    cmd = "edge-allocator evaluate --seeds 5 --reuse /tmp/x.json --card m.pt"
+    assert without_reuse(cmd) == ("edge-allocator evaluate --seeds 5 --card m.pt", True)
+    assert without_reuse("edge-allocator evaluate --reuse=/tmp/x.json") == (
+        "edge-allocator evaluate",
+        True,
+    )
+    assert without_reuse("edge-allocator evaluate --quick") == (
+        "edge-allocator evaluate --quick",
+        False,
+    )

@@ -42,6 +42,25 @@ def quick_check(
     }
 
 
+def without_reuse(command: str) -> tuple[str, bool]:
+    """The evaluate command without ``--reuse FILE`` (a local shortcut a reader cannot
+    repeat), and whether it had one."""
+    words = command.split()
+    out: list[str] = []
+    skip = False
+    reused = False
+    for w in words:
+        if skip:
+            skip = False
+        elif w == "--reuse":
+            skip = reused = True
+        elif w.startswith("--reuse="):
+            reused = True
+        else:
+            out.append(w)
+    return " ".join(out), reused
+
+
 def write_card(
     stem: Path,
     model_meta: dict[str, Any],
@@ -50,6 +69,7 @@ def write_card(
     eval_command: str,
 ) -> tuple[Path, Path]:
     """Write ``<stem>.card.json`` and ``<stem>.card.md``."""
+    eval_command, reused = without_reuse(eval_command)
     agg = {"rows": evaluation["rows"], "paired": evaluation["paired"]}
     heldout = {
         "rows": [r for r in agg["rows"] if r["split"].startswith("heldout")],
@@ -113,6 +133,16 @@ def write_card(
         eval_command,
         "```",
         "",
+        *(
+            [
+                "(This card's evaluation took some runs from an earlier evaluation with "
+                "`--reuse`: identical policy, case and seed, so identical results; the "
+                "command above recomputes everything.)",
+                "",
+            ]
+            if reused
+            else []
+        ),
         "## Summary",
         "",
         "```",

@@ -21,10 +21,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--out",
         type=Path,
-        default=Path("models/gnn-2.0.0.pt"),
+        default=Path("models/gnn-2.1.0.pt"),
         help="model file to write (default: %(default)s)",
     )
-    parser.add_argument("--version", default="2.0.0", help="model version recorded in the file")
+    parser.add_argument("--version", default="2.1.0", help="model version recorded in the file")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
         "--threads", type=int, default=1, help="torch intra-op threads (1 is bit-exact)"
