@@ -270,3 +270,25 @@ def test_admin_token_is_generated_and_given_to_the_extender_only() -> None:
         assert len(refs) == expected, d["metadata"]["name"]
     named = render("extender.adminToken.enabled=true", "extender.adminToken.existingSecret=mine")
     assert not [o for o in named if o["metadata"]["name"].endswith("-extender-admin")]
+
+
+def test_operator_gets_the_extender_admin_token_when_the_admin_api_needs_one() -> None:
+    def operator(objs: list[dict[str, Any]]) -> tuple[list[str], dict[str, Any]]:
+        spec = find(objs, "Deployment", "-operator")["spec"]["template"]["spec"]
+        return spec["containers"][0]["args"], spec
+
+    args, _ = operator(render())
+    assert not [a for a in args if a.startswith("--extender-token-file")]
+    objs = render("extender.adminToken.enabled=true")
+    args, spec = operator(objs)
+    (flag,) = [a for a in args if a.startswith("--extender-token-file=")]
+    path = Path(flag.split("=", 1)[1])
+    mounts = {m["name"]: m["mountPath"] for m in spec["containers"][0]["volumeMounts"]}
+    assert mounts["extender-token"] == str(path.parent)
+    (vol,) = [v for v in spec["volumes"] if v["name"] == "extender-token"]
+    secret = find(objs, "Secret", "-extender-admin")
+    assert vol["secret"]["secretName"] == secret["metadata"]["name"]
+    assert vol["secret"]["items"] == [{"key": "token", "path": path.name}]
+    extender = find(objs, "Deployment", "-extender")["spec"]["template"]["spec"]["containers"][0]
+    ref = extender["env"][0]["valueFrom"]["secretKeyRef"]
+    assert ref == {"name": secret["metadata"]["name"], "key": "token"}

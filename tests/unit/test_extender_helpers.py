@@ -1,11 +1,19 @@
-"""Shared builders for the extender tests (a small edge fleet, pods, ExtenderArgs bodies)."""
+"""Shared builders for the extender tests (a small edge fleet, pods, ExtenderArgs bodies, a
+real server on localhost)."""
 
 from __future__ import annotations
 
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
+
+import uvicorn
 
 from edge_allocator.cluster import annotations as ann
 from edge_allocator.cluster.snapshot import ClusterSnapshot, Link, NodeState, Site
+from edge_allocator.devcluster.processes import free_port
 from edge_allocator.extender.app import create_app
 from edge_allocator.extender.models import ModelManager
 from edge_allocator.extender.service import ExtenderService, StaticSource
@@ -79,3 +87,23 @@ def make_app(
     source = StaticSource(snapshot if snapshot is not None else fleet())
     service = ExtenderService(source, ModelManager(policy))
     return create_app(service, Settings(**settings)), service, source
+
+
+@contextmanager
+def serving(app: Any, scheme: str = "http", **config: Any) -> Iterator[str]:
+    """``app`` served by uvicorn in a thread on a free localhost port; yields its base URL."""
+    port = free_port()
+    srv = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", **config)
+    )
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not srv.started:
+        assert time.monotonic() < deadline, "server did not start"
+        time.sleep(0.05)
+    try:
+        yield f"{scheme}://127.0.0.1:{port}"
+    finally:
+        srv.should_exit = True
+        thread.join(timeout=10)

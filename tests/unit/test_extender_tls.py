@@ -2,26 +2,16 @@
 
 from __future__ import annotations
 
-import socket
 import ssl
 import subprocess
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
-from test_extender_helpers import make_app, pod
+from test_extender_helpers import make_app, pod, serving
 
 from edge_allocator.extender.tls import TlsInfoProtocol, uvicorn_tls_options
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def openssl(*args: str) -> None:
@@ -89,24 +79,12 @@ def certs(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def server(certs: Path) -> Iterator[str]:
-    port = free_port()
     opts = uvicorn_tls_options(f"{certs}/server.crt", f"{certs}/server.key", f"{certs}/ca.crt")
     app, _, _ = make_app(
         tls_cert=f"{certs}/server.crt", tls_key=f"{certs}/server.key", client_ca=f"{certs}/ca.crt"
     )
-    config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, http=TlsInfoProtocol, log_level="warning", **opts
-    )
-    srv = uvicorn.Server(config)
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not srv.started:
-        assert time.monotonic() < deadline, "TLS server did not start"
-        time.sleep(0.05)
-    yield f"https://127.0.0.1:{port}"
-    srv.should_exit = True
-    thread.join(timeout=10)
+    with serving(app, "https", http=TlsInfoProtocol, **opts) as url:
+        yield url
 
 
 def client(certs: Path, who: str | None) -> httpx.Client:

@@ -67,6 +67,10 @@ class DecisionRecord:
 
     @classmethod
     def from_json(cls, text: str) -> DecisionRecord:
-        d = json.loads(text)
+        return cls.from_dict(json.loads(text))
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> DecisionRecord:
+        d = dict(d)
         d["candidates"] = tuple(CandidateScore(**c) for c in d.get("candidates", ()))
         return cls(**d)

@@ -48,6 +48,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     add("--extender-timeout", type=float, default=1.0, metavar="SECONDS")
     add(
+        "--extender-token-file",
+        default=None,
+        metavar="PATH",
+        help="file with the extender's admin bearer token (a mounted Secret; read per request)",
+    )
+    add(
         "--node-lost-grace",
         type=float,
         default=40.0,
@@ -107,6 +113,7 @@ def run(args: argparse.Namespace) -> int:
             scheduler_name=args.scheduler_name,
             extender_url=args.extender_url,
             extender_timeout_s=args.extender_timeout,
+            extender_token_file=args.extender_token_file,
             node_lost_grace_s=args.node_lost_grace,
             backoff_base_s=args.backoff_base,
             backoff_max_s=args.backoff_max,

@@ -17,6 +17,8 @@ class OperatorConfig:
         extender_url: base URL of the extender; when set, decisions missing from the pod
             annotation are fetched from ``GET {extender_url}/v1/decisions/{ns}/{pod}``.
         extender_timeout_s: timeout of that request; the operator never waits longer.
+        extender_token_file: file holding the extender's admin bearer token (read per
+            request), for an extender whose admin API requires one.
         node_lost_grace_s: how long a node may be NotReady before its tasks are moved.
         backoff_base_s, backoff_max_s: delay before attempt ``n+1`` is
             ``min(backoff_base_s * 2**(n-1), backoff_max_s)``.
@@ -26,6 +28,7 @@ class OperatorConfig:
     scheduler_name: str = SCHEDULER_NAME
     extender_url: str | None = None
     extender_timeout_s: float = 1.0
+    extender_token_file: str | None = None
     node_lost_grace_s: float = 40.0
     backoff_base_s: float = 1.0
     backoff_max_s: float = 60.0

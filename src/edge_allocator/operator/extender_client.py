@@ -2,10 +2,14 @@
 
 Used only when the decision annotation is not on the pod yet: the extender writes that
 annotation off its request path, so a freshly bound pod may not carry it. A slow or absent
-extender never blocks the operator for longer than the configured timeout.
+extender never blocks the operator for longer than the configured timeout. When the
+extender's admin API wants a bearer token, the operator reads it from a file (a mounted
+Secret) on every request, so a rotated token is picked up without a restart.
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import httpx
 
@@ -13,25 +17,41 @@ from edge_allocator.cluster.annotations import DecisionRecord
 
 
 class ExtenderDecisions:
-    def __init__(self, base_url: str, timeout_s: float) -> None:
+    def __init__(self, base_url: str, timeout_s: float, token_file: str | None = None) -> None:
         self._base = base_url.rstrip("/")
         self._client = httpx.AsyncClient(timeout=timeout_s)
+        self._token_file = Path(token_file) if token_file else None
 
     async def close(self) -> None:
         await self._client.aclose()
+
+    def _headers(self) -> dict[str, str]:
+        if self._token_file is None:
+            return {}
+        token = self._token_file.read_text().strip()
+        return {"Authorization": f"Bearer {token}"} if token else {}
 
     async def fetch(self, namespace: str, pod: str) -> tuple[DecisionRecord | None, str | None]:
         """The record, or ``None`` and a short note saying why there is none."""
         url = f"{self._base}/v1/decisions/{namespace}/{pod}"
         try:
-            resp = await self._client.get(url)
+            headers = self._headers()
+        except OSError as err:
+            return None, f"cannot read the extender token file: {err.strerror or err}"
+        try:
+            resp = await self._client.get(url, headers=headers)
         except httpx.HTTPError as err:
             return None, f"extender unreachable: {type(err).__name__}"
         if resp.status_code == 404:
             return None, "the extender holds no record for this pod"
+        if resp.status_code in (401, 403):
+            return None, (
+                f"extender refused the request (HTTP {resp.status_code}): give the operator "
+                "the extender's admin token with --extender-token-file"
+            )
         if resp.status_code != 200:
             return None, f"extender answered HTTP {resp.status_code}"
         try:
-            return DecisionRecord.from_json(resp.text), None
+            return DecisionRecord.from_dict(resp.json()["decision"]), None
         except (ValueError, TypeError, KeyError):
             return None, "the extender's record could not be parsed"

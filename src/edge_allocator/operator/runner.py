@@ -76,7 +76,9 @@ async def run_operator(
     http = await serve(metrics, metrics_host, metrics_port)
     api = KubeApi(load_credentials(kubeconfig), on_request=metrics.count_request)
     extender = (
-        ExtenderDecisions(cfg.extender_url, cfg.extender_timeout_s) if cfg.extender_url else None
+        ExtenderDecisions(cfg.extender_url, cfg.extender_timeout_s, cfg.extender_token_file)
+        if cfg.extender_url
+        else None
     )
     elector = LeaseElector(api, leader) if leader.enabled else None
     try:
