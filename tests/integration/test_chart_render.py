@@ -239,12 +239,18 @@ def test_disabling_the_scheduler_removes_all_of_its_objects() -> None:
 def test_service_monitor_only_where_its_crd_exists_and_it_selects_the_service() -> None:
     assert not [o for o in render(*ALL_OPTIONS) if o["kind"] == "ServiceMonitor"]
     objs = render(*ALL_OPTIONS, api_versions=("monitoring.coreos.com/v1/ServiceMonitor",))
-    monitor = find(objs, "ServiceMonitor", "-extender")
-    service = find(objs, "Service", "-extender")
-    selector = monitor["spec"]["selector"]["matchLabels"]
-    assert selector.items() <= service["metadata"]["labels"].items()
-    port_names = {p["name"] for p in service["spec"]["ports"]}
-    assert {e["port"] for e in monitor["spec"]["endpoints"]} <= port_names
+    services = [o for o in objs if o["kind"] == "Service"]
+    for component, service_suffix in (("extender", "-extender"), ("operator", "-operator-metrics")):
+        monitor = find(objs, "ServiceMonitor", f"-{component}")
+        selector = monitor["spec"]["selector"]["matchLabels"]
+        selected = [o for o in services if selector.items() <= o["metadata"]["labels"].items()]
+        assert [o["metadata"]["name"] for o in selected] == [
+            find(objs, "Service", service_suffix)["metadata"]["name"]
+        ], component
+        port_names = {p["name"] for p in selected[0]["spec"]["ports"]}
+        assert {e["port"] for e in monitor["spec"]["endpoints"]} <= port_names
+        pods = find(objs, "Deployment", f"-{component}")["spec"]["template"]["metadata"]
+        assert selected[0]["spec"]["selector"].items() <= pods["labels"].items(), component
 
 
 def test_network_policy_admits_the_scheduler_and_operator_pods() -> None:
