@@ -124,51 +124,107 @@ def test_a_string_where_a_number_belongs_is_rejected() -> None:
     assert "at '/extender/replicas': got string, want integer" in out.stderr
 
 
-def _serve_once(cert: Path, key: Path, ready: threading.Event, port: list[int]) -> None:
+def _serve_once(
+    d: Path, ready: threading.Event, port: list[int], outcome: list[str], mutual: bool
+) -> None:
+    """Accept one TLS connection with the chart's serving certificate; ``mutual``: require a
+    client certificate signed by the chart's CA, as the extender does with --client-ca."""
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    ctx.load_cert_chain(cert, key)
+    ctx.load_cert_chain(d / "tls.crt", d / "tls.key")
+    if mutual:
+        ctx.verify_mode = ssl.CERT_REQUIRED
+        ctx.load_verify_locations(d / "ca.crt")
     with socket.create_server(("127.0.0.1", 0)) as srv:
         port.append(srv.getsockname()[1])
         ready.set()
         srv.settimeout(10)
         conn, _ = srv.accept()
-        with contextlib.suppress(ssl.SSLError, OSError), ctx.wrap_socket(conn, server_side=True):
-            pass
+        try:
+            with ctx.wrap_socket(conn, server_side=True) as tls:
+                peer = tls.getpeercert()
+                outcome.append(dict(x[0] for x in peer["subject"])["commonName"] if peer else "-")
+        except (ssl.SSLError, OSError) as err:
+            outcome.append(f"refused: {err}")
 
 
-def test_generated_certificate_is_trusted_by_its_ca_for_the_service_name() -> None:
+def _handshake(d: Path, host: str, mutual: bool, client_cert: bool) -> str:
+    ready, port, outcome = threading.Event(), list[int](), list[str]()
+    server = threading.Thread(
+        target=_serve_once, args=(d, ready, port, outcome, mutual), daemon=True
+    )
+    server.start()
+    assert ready.wait(10)
+    client = ssl.create_default_context(cafile=str(d / "ca.crt"))
+    if client_cert:
+        client.load_cert_chain(d / "client.crt", d / "client.key")
+    with (
+        contextlib.suppress(ssl.SSLError, OSError),
+        socket.create_connection(("127.0.0.1", port[0]), timeout=10) as raw,
+        client.wrap_socket(raw, server_hostname=host) as tls,
+    ):
+        assert tls.version() is not None  # the client verified chain and name
+        tls.recv(1)  # lets a TLS 1.3 server's refusal of the client certificate arrive
+    server.join(10)
+    return outcome[0]
+
+
+def test_generated_certificates_give_mutual_tls_for_the_service_name() -> None:
     objs = render()
     secret = find(objs, "Secret", "-extender-tls")
     assert secret["type"] == "kubernetes.io/tls"
     data = {k: b64decode(v) for k, v in secret["data"].items()}
-    service = find(objs, "Service", "-extender")["metadata"]["name"]
+    assert set(data) == {"tls.crt", "tls.key", "ca.crt", "client.crt", "client.key"}
+    host = f"{find(objs, 'Service', '-extender')['metadata']['name']}.edge.svc"
     with tempfile.TemporaryDirectory() as tmp:
+        d = Path(tmp)
         for name, blob in data.items():
-            (Path(tmp) / name).write_bytes(blob)
-        ready, port = threading.Event(), list[int]()
-        server = threading.Thread(
-            target=_serve_once,
-            args=(Path(tmp) / "tls.crt", Path(tmp) / "tls.key", ready, port),
-            daemon=True,
-        )
-        server.start()
-        assert ready.wait(10)
-        client = ssl.create_default_context(cafile=str(Path(tmp) / "ca.crt"))
-        with (
-            socket.create_connection(("127.0.0.1", port[0]), timeout=10) as raw,
-            client.wrap_socket(raw, server_hostname=f"{service}.edge.svc") as tls,
-        ):
-            assert tls.version() is not None  # the handshake verified chain and name
-        server.join(10)
+            (d / name).write_bytes(blob)
+        assert _handshake(d, host, mutual=False, client_cert=False) == "-"
+        assert _handshake(d, host, mutual=True, client_cert=True) == "kube-scheduler"
+        assert _handshake(d, host, mutual=True, client_cert=False).startswith("refused")
+
+
+def test_scheduler_presents_the_client_certificate_the_extender_requires() -> None:
+    def wiring(objs: list[dict[str, Any]]) -> tuple[list[str], dict[str, Any], dict[str, Any]]:
+        ext = find(objs, "Deployment", "-extender")["spec"]["template"]["spec"]
+        sched = find(objs, "Deployment", "-scheduler")["spec"]["template"]["spec"]
+        config = yaml.safe_load(find(objs, "ConfigMap", "-scheduler")["data"]["config.yaml"])
+        return ext["containers"][0]["args"], sched, config["extenders"][0]["tlsConfig"]
+
+    objs = render()
+    args, sched, tls = wiring(objs)
+    assert "--client-ca=/etc/edge-allocator/tls/ca.crt" in args
+    mounts = {m["name"]: m["mountPath"] for m in sched["containers"][0]["volumeMounts"]}
+    assert Path(tls["certFile"]).parent == Path(tls["keyFile"]).parent
+    assert mounts["client-tls"] == str(Path(tls["certFile"]).parent)
+    (vol,) = [v for v in sched["volumes"] if v["name"] == "client-tls"]
+    assert vol["secret"]["secretName"] == find(objs, "Secret", "-extender-tls")["metadata"]["name"]
+    assert {i["path"] for i in vol["secret"]["items"]} == {"tls.crt", "tls.key"}
+    ext_vol = next(
+        v
+        for v in find(objs, "Deployment", "-extender")["spec"]["template"]["spec"]["volumes"]
+        if v["name"] == "tls"
+    )
+    assert "client.key" not in {i["key"] for i in ext_vol["secret"]["items"]}
+
+    args, sched, tls = wiring(render("extender.tls.clientAuth=false"))
+    assert not [a for a in args if a.startswith("--client-ca")]
+    assert "certFile" not in tls and "client-tls" not in {v["name"] for v in sched["volumes"]}
 
 
 def test_an_existing_secret_replaces_the_generated_one_everywhere() -> None:
-    objs = render("extender.tls.existingSecret=my-certs")
+    objs = render("extender.tls.existingSecret=my-certs", "extender.tls.clientSecret=my-client")
     assert not [o for o in objs if o["kind"] == "Secret"]
     for d in (o for o in objs if o["kind"] == "Deployment"):
         secrets = [v["secret"]["secretName"] for v in d["spec"]["template"]["spec"]["volumes"]
                    if "secret" in v]  # fmt: skip
-        assert secrets == ["my-certs"], d["metadata"]["name"]
+        want = ["my-certs", "my-client"] if d["metadata"]["name"].endswith("-scheduler") else []
+        assert secrets == (want or ["my-certs"]), d["metadata"]["name"]
+    out = helm("template", "rel", str(CHART), "--set", "extender.tls.existingSecret=my-certs")
+    assert out.returncode != 0 and "extender.tls.clientSecret: name a Secret" in out.stderr
+    ok = helm("template", "rel", str(CHART), "--set", "extender.tls.existingSecret=my-certs",
+              "--set", "extender.tls.clientAuth=false")  # fmt: skip
+    assert ok.returncode == 0, ok.stderr
 
 
 def test_scheduler_profile_calls_the_extender_service_over_https() -> None:

@@ -77,6 +77,22 @@ app.kubernetes.io/part-of: edge-allocator
 {{- default (include "edge-allocator.componentName" (dict "root" . "component" "extender-tls")) .Values.extender.tls.existingSecret -}}
 {{- end -}}
 
+{{- /* The Secret with the scheduler's client certificate (mutual TLS to the extender), and the
+keys of its certificate and key in it: the generated Secret holds it as client.crt/client.key. */ -}}
+{{- define "edge-allocator.clientTlsVolume" -}}
+{{- if .Values.extender.tls.existingSecret -}}
+secretName: {{ required "extender.tls.clientSecret: name a Secret with the scheduler's client certificate (tls.crt, tls.key) when extender.tls.existingSecret is set and extender.tls.clientAuth is true" .Values.extender.tls.clientSecret }}
+items:
+  - {key: tls.crt, path: tls.crt}
+  - {key: tls.key, path: tls.key}
+{{- else -}}
+secretName: {{ include "edge-allocator.tlsSecretName" . }}
+items:
+  - {key: client.crt, path: tls.crt}
+  - {key: client.key, path: tls.key}
+{{- end -}}
+{{- end -}}
+
 {{/* In-cluster DNS name of the extender Service. */}}
 {{- define "edge-allocator.extenderHost" -}}
 {{- printf "%s.%s.svc" (include "edge-allocator.componentName" (dict "root" . "component" "extender")) .Release.Namespace -}}
