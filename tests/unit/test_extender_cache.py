@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from edge_allocator.cluster import annotations as ann
+from edge_allocator.cluster.features import node_arrays
+from edge_allocator.cluster.snapshot import INCREMENTAL_KEY, ClusterSnapshot
 from edge_allocator.extender.cache import (
     NETWORKS,
     NODES,
@@ -110,10 +114,16 @@ def test_updates_and_deletes_are_incremental() -> None:
     cache = synced_cache(clock)
     first = cache.rebuild()
     assert first is not None
+    node_arrays(first)  # what a policy computed on the previous revision
     cache.delete(PODS, {"metadata": {"uid": "p1"}})
     cache.upsert(PODS, bound_pod("p3", "n2", "250m", "256Mi", managed=False))
     second = cache.rebuild()
     assert second is not None and second.revision == first.revision + 1
+    # only n1 and n2 changed: the feature rows are patched, and equal a rebuild from scratch
+    assert second.derived_cache[INCREMENTAL_KEY][1] == (0, 1)
+    patched = node_arrays(second)
+    rebuilt = node_arrays(ClusterSnapshot(second.nodes, second.sites, second.links))
+    np.testing.assert_array_equal(patched.node_x, rebuilt.node_x)
     assert second.node("n1").cpu_requested_m == 2000
     assert second.node("n2").cpu_requested_m == 2000 and second.node("n2").running_tasks == 0
     assert second.node("n3") is first.node("n3")  # untouched nodes are reused

@@ -330,8 +330,11 @@ class WatchCache:
         full, self._full = self._full, False
         self._revision += 1
         nodes = tuple(self._states[n] for n in sorted(self._states))
-        if not full and self._snapshot is not None:  # same nodes and topology: share caches
-            return self._snapshot.with_nodes(nodes, revision=self._revision, taken_at=now)
+        prev = self._snapshot
+        if not full and prev is not None:  # same nodes and topology: share caches
+            # the rebuilt nodes' indices let feature arrays be patched row-wise, not rebuilt
+            changed = sorted(prev.index_of(n) for n in names)
+            return prev.with_nodes(nodes, revision=self._revision, taken_at=now, changed=changed)
         sites = dict(topo.sites)
         for st in nodes:
             if st.site not in sites:
