@@ -221,7 +221,7 @@ def test_an_existing_secret_replaces_the_generated_one_everywhere() -> None:
         want = ["my-certs", "my-client"] if d["metadata"]["name"].endswith("-scheduler") else []
         assert secrets == (want or ["my-certs"]), d["metadata"]["name"]
     out = helm("template", "rel", str(CHART), "--set", "extender.tls.existingSecret=my-certs")
-    assert out.returncode != 0 and "extender.tls.clientSecret: name a Secret" in out.stderr
+    assert out.returncode != 0 and "extender.tls.clientSecret: required when" in out.stderr
     ok = helm("template", "rel", str(CHART), "--set", "extender.tls.existingSecret=my-certs",
               "--set", "extender.tls.clientAuth=false")  # fmt: skip
     assert ok.returncode == 0, ok.stderr
@@ -354,3 +354,13 @@ def test_operator_gets_the_extender_admin_token_when_the_admin_api_needs_one() -
     extender = find(objs, "Deployment", "-extender")["spec"]["template"]["spec"]["containers"][0]
     ref = extender["env"][0]["valueFrom"]["secretKeyRef"]
     assert ref == {"name": secret["metadata"]["name"], "key": "token"}
+
+
+def test_object_names_fit_kubernetes_limits_with_the_longest_release_name() -> None:
+    """Service names are DNS-1035 labels (at most 63 characters); other names are DNS-1123
+    subdomains (at most 253)."""
+    objs = render(*ALL_OPTIONS, f"fullnameOverride={'a' * 63}")
+    services = [o["metadata"]["name"] for o in objs if o["kind"] == "Service"]
+    assert len(services) == len(set(services)) == 2  # the extender's and the operator's metrics
+    assert [n for n in services if len(n) > 63] == []
+    assert [o["metadata"]["name"] for o in objs if len(o["metadata"]["name"]) > 253] == []

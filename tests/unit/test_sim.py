@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import heapq
+import math
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +13,7 @@ import pytest
 
 from edge_allocator.cluster.features import BURST_FACTOR
 from edge_allocator.policy.registry import get_policy
+from edge_allocator.sim import engine
 from edge_allocator.sim.engine import PolicyChooser, Simulator, run_policy
 from edge_allocator.sim.oracle import GreedyOraclePolicy, finish_time_s, marginal_cost_s
 from edge_allocator.sim.scenario import (
@@ -203,19 +206,61 @@ def test_measured_usage_is_the_last_interval_average_plus_recent_requests() -> N
         def choose(self, snapshot: Any, task: Any, candidates: Any, task_id: int) -> int:
             nonlocal checked
             t = snapshot.taken_at
-            if 15.0 < t < 30.0:
+            end = 15.0 * math.floor(t / 15.0)  # the last publish; the sample covers 15 s before
+            if end >= 15.0 and t > end:
                 for node in snapshot.nodes:
                     mine = [(s, f) for s, f, n in placed if n == node.name]
                     # each task runs at its full 0.5-core limit (no contention, no background)
-                    avg = sum(0.5 * (min(f, 15.0) - s) / 15.0 for s, f in mine if s < 15.0)
-                    recent = 250 * sum(1 for s, f in mine if s > 15.0 and f > t)
+                    busy = [min(f, end) - max(s, end - 15.0) for s, f in mine]
+                    avg = sum(0.5 * b / 15.0 for b in busy if b > 0)
+                    recent = 250 * sum(1 for s, f in mine if s >= end and f > t)
                     assert node.cpu_usage_m == pytest.approx(1000 * avg + recent, abs=2)
                     checked += 1
             placed.append((t, t + float(work[task_id]) / 0.5, candidates[0]))
             return 0
 
     sim.run(FirstCandidate())
-    assert checked > 0
+    assert checked > 8 * 20  # every node at 20+ decisions, over several intervals
+
+
+def test_usage_integral_follows_every_change_of_true_usage(monkeypatch: Any) -> None:
+    """Between events a node's usage is constant, so before each event is handled the rate
+    being integrated must be the node's true usage (background drift, sharing, completions,
+    failures and idle nodes included)."""
+    data = copy.deepcopy(SMALL)
+    data["workload"]["load"] = 0.9
+    data["dynamics"] = {
+        "background": {"mean": 0.3, "heterogeneity": 0.8, "volatility": 0.1, "tick_s": 2},
+        "failures": {"mtbf_s": 80, "mttr_s": 5},
+        "metrics": {"interval_s": 3},
+    }
+    sim = Simulator(parse_scenario(data), 2)
+    checked = 0
+    real_pop = heapq.heappop
+
+    def checked_pop(heap: list[Any]) -> Any:
+        nonlocal checked
+        if heap is sim.heap:
+            for i in range(len(sim.cores)):
+                assert sim.u_rate[i] == pytest.approx(sim.usage_cores(i), abs=1e-12), i
+            checked += 1
+        return real_pop(heap)
+
+    monkeypatch.setattr(engine.heapq, "heappop", checked_pop)
+    res = sim.run(PolicyChooser(get_policy("kube-default")))
+    assert res.restarts > 0 and checked > 300
+
+
+def test_no_task_finishes_faster_than_its_contention_free_bound() -> None:
+    data = copy.deepcopy(SMALL)
+    data["dynamics"] = {"failures": {"mtbf_s": 100, "mttr_s": 5}}
+    sc = parse_scenario(data)
+    bound = Simulator(sc, 3).contention_free_bounds_s()
+    for name in ("kube-default", "latency", "est-completion"):
+        res = run_policy(sc, 3, get_policy(name))
+        assert np.all(res.completion_s >= bound - 1e-9), name
+    oracle = GreedyOraclePolicy()
+    assert np.all(run_policy(sc, 3, oracle).completion_s >= bound - 1e-9)
 
 
 def test_zero_metrics_interval_shows_exact_usage() -> None:

@@ -81,7 +81,7 @@ app.kubernetes.io/part-of: edge-allocator
 keys of its certificate and key in it: the generated Secret holds it as client.crt/client.key. */ -}}
 {{- define "edge-allocator.clientTlsVolume" -}}
 {{- if .Values.extender.tls.existingSecret -}}
-secretName: {{ required "extender.tls.clientSecret: name a Secret with the scheduler's client certificate (tls.crt, tls.key) when extender.tls.existingSecret is set and extender.tls.clientAuth is true" .Values.extender.tls.clientSecret }}
+secretName: {{ required "extender.tls.clientSecret: required when extender.tls.existingSecret is set and extender.tls.clientAuth is true (the default): name a Secret with kube-scheduler's client certificate (tls.crt, tls.key) signed by the CA in existingSecret, or set extender.tls.clientAuth=false" .Values.extender.tls.clientSecret }}
 items:
   - {key: tls.crt, path: tls.crt}
   - {key: tls.key, path: tls.key}

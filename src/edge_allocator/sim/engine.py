@@ -193,6 +193,7 @@ class Simulator:
             return int(self.usage_cores(i) * 1000)
         since = self.published_at
         placed, req = self.placed_at, self.tasks.cpu_request_m
+        # strictly after the sample, as the extender's cache compares bind time and sample time
         extra = sum(int(req[tid]) for tid in self.running[i] if placed[tid] > since)
         return int(self.measured[i] * 1000) + extra
 
@@ -275,10 +276,15 @@ class Simulator:
         return lat, lat + transfer
 
     def contention_free_bound_s(self) -> float:
-        """A lower bound on any policy's mean completion time: each task alone on the
-        cluster, on the node that would finish it first (no queueing, no sharing, no
-        background load). The gap between a policy and this bound is all that placement
-        could still win."""
+        """A lower bound on any policy's mean completion time (mean of
+        :meth:`contention_free_bounds_s`). The gap between a policy and this bound is all
+        that placement could still win."""
+        return float(np.nanmean(self.contention_free_bounds_s()))
+
+    def contention_free_bounds_s(self) -> np.ndarray:
+        """Per task, a lower bound on its completion time under any policy: the task alone
+        on the cluster, on the node that would finish it first (no queueing, no sharing, no
+        background load); nan when no node could ever hold it."""
         tk = self.tasks
         site = np.array(self.node_site)
         lat = np.array(self.site_lat)
@@ -297,7 +303,7 @@ class Simulator:
             total = net_ms / 1000.0 + float(tk.work_cpu_s[tid]) / rate
             fits = (cpu_alloc >= tk.cpu_request_m[tid]) & (mem_alloc >= tk.mem_request_mib[tid])
             best[tid] = total[fits].min() if fits.any() else math.nan
-        return float(np.nanmean(best))
+        return best
 
     def candidates(self, tid: int) -> list[int]:
         cpu = int(self.tasks.cpu_request_m[tid])
