@@ -59,6 +59,12 @@ async def test_record_is_fetched_and_parsed(extender: str) -> None:
     client = ExtenderDecisions(extender, timeout_s=5)
     try:
         assert await client.fetch("demo", "t-1") == (RECORD, None)
+        assert await client.fetch("demo", "t-1", "uid-1") == (RECORD, None)
+        record, note = await client.fetch("demo", "t-1", "uid-of-a-newer-pod")
+        assert (
+            record is None
+            and note == "the extender's record is for an earlier pod of the same name"
+        )
         record, note = await client.fetch("demo", "other")
         assert record is None and note == "the extender holds no record for this pod"
         record, note = await client.fetch("demo", "broken")  # the extender answers 404

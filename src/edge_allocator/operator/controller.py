@@ -200,7 +200,7 @@ class Controller:
         if self._asked_extender.get(task.key) == pod.uid:
             return None, "the extender held no record when asked"
         self._asked_extender[task.key] = pod.uid
-        return await self.extender.fetch(pod.namespace, pod.name)
+        return await self.extender.fetch(pod.namespace, pod.name, pod.uid)
 
     async def _create_pod(self, task: TaskView, obs: Observed, p: Plan, attempt: int) -> Plan:
         site = str(p.status.get("dataSourceSite") or "")

@@ -31,8 +31,11 @@ class ExtenderDecisions:
         token = self._token_file.read_text().strip()
         return {"Authorization": f"Bearer {token}"} if token else {}
 
-    async def fetch(self, namespace: str, pod: str) -> tuple[DecisionRecord | None, str | None]:
-        """The record, or ``None`` and a short note saying why there is none."""
+    async def fetch(
+        self, namespace: str, pod: str, uid: str | None = None
+    ) -> tuple[DecisionRecord | None, str | None]:
+        """The record, or ``None`` and a short note saying why there is none. With ``uid``, a
+        record the extender holds for an earlier pod of the same name is not taken."""
         url = f"{self._base}/v1/decisions/{namespace}/{pod}"
         try:
             headers = self._headers()
@@ -52,6 +55,10 @@ class ExtenderDecisions:
         if resp.status_code != 200:
             return None, f"extender answered HTTP {resp.status_code}"
         try:
-            return DecisionRecord.from_dict(resp.json()["decision"]), None
+            body = resp.json()
+            record = DecisionRecord.from_dict(body["decision"])
         except (ValueError, TypeError, KeyError):
             return None, "the extender's record could not be parsed"
+        if uid and body.get("uid") and body["uid"] != uid:
+            return None, "the extender's record is for an earlier pod of the same name"
+        return record, None
