@@ -326,26 +326,31 @@ class WatchCache:
         for name in list(self._states):
             if name not in self._nodes:
                 del self._states[name]
-        self._dirty.clear()
-        full, self._full = self._full, False
-        self._revision += 1
         nodes = tuple(self._states[n] for n in sorted(self._states))
         prev = self._snapshot
-        if not full and prev is not None:  # same nodes and topology: share caches
+        if not self._full and prev is not None:  # same nodes and topology: share caches
             # the rebuilt nodes' indices let feature arrays be patched row-wise, not rebuilt
             changed = sorted(prev.index_of(n) for n in names)
-            return prev.with_nodes(nodes, revision=self._revision, taken_at=now, changed=changed)
-        sites = dict(topo.sites)
-        for st in nodes:
-            if st.site not in sites:
-                sites[st.site] = Site(st.site, DEFAULT_INTRA_LATENCY_MS)
-        return ClusterSnapshot(
-            nodes=nodes,
-            sites=tuple(sites[s] for s in sorted(sites)),
-            links=topo.links,
-            taken_at=now,
-            revision=self._revision,
-        )
+            snap = prev.with_nodes(
+                nodes, revision=self._revision + 1, taken_at=now, changed=changed
+            )
+        else:
+            sites = dict(topo.sites)
+            for st in nodes:
+                if st.site not in sites:
+                    sites[st.site] = Site(st.site, DEFAULT_INTRA_LATENCY_MS)
+            snap = ClusterSnapshot(
+                nodes=nodes,
+                sites=tuple(sites[s] for s in sorted(sites)),
+                links=topo.links,
+                taken_at=now,
+                revision=self._revision + 1,
+            )
+        # only now that the snapshot exists: a failure above leaves the work to the next call
+        self._dirty.clear()
+        self._full = False
+        self._revision += 1
+        return snap
 
     def _node_state(self, info: NodeInfo, topo: Topology, assumed: Any, now: float) -> NodeState:
         cpu = mem = tasks = 0
