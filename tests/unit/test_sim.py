@@ -77,6 +77,8 @@ def _with(path: str, value: Any) -> dict[str, Any]:
         ),
         ("workload.arrivals", {"process": "weekly"}, "workload.arrivals"),
         ("topology.hub_nodes", 8, "hub_nodes: must leave at least one edge node"),
+        ("dynamics", {"metrics": {"interval_s": -5}}, "dynamics.metrics.interval_s"),
+        ("dynamics", {"metrics": {"every": 15}}, "dynamics.metrics.every: Extra inputs"),
     ],
 )
 def test_invalid_scenarios_name_the_field(path: str, value: Any, message: str) -> None:
