@@ -158,7 +158,7 @@ function drawModel(state) {
   }
   box.append(el("div", { class: "muted" }, `${m.metric}; ${m.split} scenarios, 95% CI (${m.card})`));
   const rows = m.comparison;
-  const left = 120, right = 400, top = 8, rowH = Math.min(24, 200 / rows.length);
+  const left = 130, right = 372, top = 8, rowH = Math.min(24, 200 / rows.length);  // room for labels both sides
   const max = Math.max(1.2, ...rows.map(r => r.relative + r.ci95));
   const x = v => left + (v / max) * (right - left);
   chart.setAttribute("viewBox", `0 0 420 ${top + rows.length * rowH + 24}`);
