@@ -364,3 +364,19 @@ def test_object_names_fit_kubernetes_limits_with_the_longest_release_name() -> N
     assert len(services) == len(set(services)) == 2  # the extender's and the operator's metrics
     assert [n for n in services if len(n) > 63] == []
     assert [o["metadata"]["name"] for o in objs if len(o["metadata"]["name"]) > 253] == []
+
+
+def test_extender_may_list_the_edgetasks_its_dashboard_shows() -> None:
+    role = find(render(), "ClusterRole", "-extender")
+    rules = [
+        r for r in role["rules"]
+        if "edge-allocator.io" in r["apiGroups"] and "edgetasks" in r["resources"]
+    ]  # fmt: skip
+    assert rules and "list" in rules[0]["verbs"]
+    assert not {"create", "update", "patch", "delete"} & set(rules[0]["verbs"])
+
+
+def test_a_model_version_is_a_valid_initial_policy() -> None:
+    assert helm("lint", "--strict", str(CHART), "--set", "extender.model=gnn@2.1.0").returncode == 0
+    bad = helm("lint", "--strict", str(CHART), "--set", "extender.model=gnn@@x")
+    assert bad.returncode != 0 and "/extender/model" in bad.stdout + bad.stderr

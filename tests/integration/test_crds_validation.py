@@ -211,6 +211,11 @@ def test_valid_objects_are_accepted_with_defaults(crds: DevCluster, namespace: s
     assert out.returncode == 0, out.stderr
     sites = json.loads(out.stdout)["spec"]["sites"]
     assert [s["intraLatencyMs"] for s in sites] == [1, 1, 1]
+    for policy in ("gnn", "gnn@2.1.0", "trimaran-tlp"):  # what get_policy resolves
+        task = valid_task()
+        task["spec"]["policy"] = policy
+        out = dry_run(crds, task, namespace)
+        assert out.returncode == 0, f"{policy}: {out.stderr}"
 
 
 @pytest.mark.parametrize(("case", "mutate", "message"), TASK_CASES, ids=[c[0] for c in TASK_CASES])

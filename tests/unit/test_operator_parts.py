@@ -15,6 +15,7 @@ from edge_allocator.cluster.annotations import (
     ANN_INPUT_MB,
     ANN_LATENCY_BUDGET_MS,
     ANN_POLICY,
+    DEFAULT_INTRA_LATENCY_MS,
     LABEL_ATTEMPT,
     LABEL_MANAGED,
     LABEL_TASK,
@@ -126,6 +127,8 @@ def test_topology_merges_networks_and_node_labels() -> None:
     assert topo.latency_ms("a", "a") == 2
     assert topo.latency_ms("a", "c") is None  # no link: unreachable, never a guess
     assert topo.empty_sites(["a", "b", "c"]) == ["b"]
+    # a site known only from a zone label: the extender's latency inside it (1 ms), not 0
+    assert topo.latency_ms("zone-z", "zone-z") == round(DEFAULT_INTRA_LATENCY_MS) == 1
 
 
 def test_network_status_counts_sites_links_and_nodes() -> None:

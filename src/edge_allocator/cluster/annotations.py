@@ -31,6 +31,9 @@ ANN_DECISION = PREFIX + "decision"
 LABEL_ZONE = "topology.kubernetes.io/zone"
 LABEL_NODE_CLASS = PREFIX + "node-class"
 
+DEFAULT_INTRA_LATENCY_MS = 1.0
+"""Latency inside a site that no EdgeNetwork declares (the CRD's intraLatencyMs default)."""
+
 SCHEDULER_NAME = "edge-allocator"
 TOP_CANDIDATES_KEPT = 5
 

@@ -26,12 +26,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from edge_allocator.cluster.annotations import LABEL_MANAGED, LABEL_TASK
+from edge_allocator.cluster.annotations import DEFAULT_INTRA_LATENCY_MS, LABEL_MANAGED, LABEL_TASK
 from edge_allocator.cluster.snapshot import ClusterSnapshot, NodeState, Site
 from edge_allocator.extender.podtask import effective_requests
 from edge_allocator.extender.quantity import QuantityError, cpu_millicores, memory_mib
 from edge_allocator.extender.topology import (
-    DEFAULT_INTRA_LATENCY_MS,
     NodeInfo,
     Topology,
     merge_networks,

@@ -44,7 +44,7 @@ class ExtenderMetrics:
         )
         self.decisions = Counter(
             "edge_allocator_decisions_total",
-            "Decision records by outcome (written, pod_gone, failed, dropped).",
+            "Decision records by outcome (with_binding, written, pod_gone, failed, dropped).",
             ["outcome"],
             registry=r,
         )

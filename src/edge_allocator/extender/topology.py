@@ -12,7 +12,11 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from edge_allocator.cluster.annotations import LABEL_NODE_CLASS, LABEL_ZONE
+from edge_allocator.cluster.annotations import (
+    DEFAULT_INTRA_LATENCY_MS,
+    LABEL_NODE_CLASS,
+    LABEL_ZONE,
+)
 from edge_allocator.cluster.snapshot import Link, Site
 from edge_allocator.extender.quantity import QuantityError, cpu_millicores, memory_mib
 
@@ -22,7 +26,6 @@ UNZONED_SITE = "unzoned"
 """The site of a node with no zone label and no override."""
 
 DEFAULT_NODE_CLASS = "default"
-DEFAULT_INTRA_LATENCY_MS = 1.0
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 
+from edge_allocator.cluster.annotations import DEFAULT_INTRA_LATENCY_MS
 from edge_allocator.cluster.snapshot import ClusterSnapshot, Link, Site
 from edge_allocator.operator.views import NetworkView, NodeView
 
@@ -37,7 +38,7 @@ class Topology:
             where = overrides.get(view.name) or view.zone
             if where:
                 self._node_site[view.name] = where
-                sites.setdefault(where, Site(where))
+                sites.setdefault(where, Site(where, DEFAULT_INTRA_LATENCY_MS))
         self.sites = frozenset(sites)
         self._graph = ClusterSnapshot(
             nodes=(), sites=tuple(sites.values()), links=tuple(links.values())
