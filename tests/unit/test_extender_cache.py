@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import pytest
 
 from edge_allocator.cluster import annotations as ann
 from edge_allocator.cluster.features import node_arrays
@@ -16,8 +17,19 @@ from edge_allocator.extender.cache import (
     Sample,
     WatchCache,
     parse_node_metrics,
+    parse_pod,
 )
 from edge_allocator.extender.quantity import cpu_millicores, memory_mib
+from edge_allocator.extender.service import pod_requests
+from edge_allocator.extender.wire import Pod
+
+
+def _c(cpu: str, sidecar: bool = False) -> dict[str, Any]:
+    """A container (or init container; ``sidecar``: restartPolicy Always) requesting ``cpu``."""
+    c: dict[str, Any] = {"name": "c", "resources": {"requests": {"cpu": cpu}}}
+    if sidecar:
+        c["restartPolicy"] = "Always"
+    return c
 
 
 def node(name: str, zone: str | None, cpu: str = "4", mem: str = "8Gi", ready: bool = True) -> Any:
@@ -218,3 +230,33 @@ def test_quantities() -> None:
         1536,
         62,
     ]
+
+
+@pytest.mark.parametrize(
+    ("spec", "want"),
+    [
+        # max(sum of containers, largest init container)
+        ({"containers": [_c("500m"), _c("1")], "initContainers": [_c("2")]}, 2000),
+        # a sidecar runs beside the containers, and beside every init container after it
+        ({"containers": [_c("1")], "initContainers": [_c("500m", True), _c("2")]}, 2500),
+        # an init container that runs before the sidecar starts does not add it
+        ({"containers": [_c("1")], "initContainers": [_c("2"), _c("500m", True)]}, 2000),
+        # pod-level requests replace the container total; the overhead comes on top
+        (
+            {
+                "containers": [_c("1"), _c("1")],
+                "resources": {"requests": {"cpu": "3"}},
+                "overhead": {"cpu": "100m"},
+            },
+            3100,
+        ),
+    ],
+)
+def test_pod_requests_add_up_as_kube_scheduler_does(spec: dict[str, Any], want: int) -> None:
+    """Both readers of a pod (the watch cache for node load, the verbs for the pod being
+    placed) give the total kube-scheduler v1.34 computes (component-helpers PodRequests)."""
+    obj = {"metadata": {"name": "p", "namespace": "ns", "uid": "u"}, "spec": {**spec}}
+    assert pod_requests(Pod.model_validate(obj))[0] == want
+    obj["spec"]["nodeName"] = "n1"
+    info = parse_pod(obj)
+    assert info is not None and info.cpu_m == want

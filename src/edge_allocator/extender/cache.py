@@ -74,14 +74,18 @@ def parse_pod(obj: dict[str, Any]) -> PodInfo | None:
     meta = obj.get("metadata") or {}
     labels = meta.get("labels") or {}
 
-    def reqs(containers: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
-        return [((c.get("resources") or {}).get("requests") or {}) for c in containers or []]
+    def reqs(c: dict[str, Any]) -> dict[str, Any]:
+        return (c.get("resources") or {}).get("requests") or {}
 
     try:
         cpu, mem = effective_requests(
-            reqs(spec.get("containers")),
-            reqs(spec.get("initContainers")),
+            [reqs(c) for c in spec.get("containers") or []],
+            [
+                (reqs(c), c.get("restartPolicy") == "Always")
+                for c in spec.get("initContainers") or []
+            ],
             spec.get("overhead") or {},
+            reqs(spec),
         )
     except QuantityError:
         cpu, mem = 0, 0

@@ -22,19 +22,39 @@ class TaskInputError(ValueError):
 
 
 def effective_requests(
-    containers: Iterable[Requests], init_containers: Iterable[Requests], overhead: Requests
+    containers: Iterable[Requests],
+    init_containers: Iterable[tuple[Requests, bool]],
+    overhead: Requests,
+    pod_level: Requests | None = None,
 ) -> tuple[int, int]:
-    """(millicores, MiB) a pod asks for, the way kube-scheduler adds it up.
+    """(millicores, MiB) a pod asks for, the way kube-scheduler (v1.34) adds it up.
 
-    max(sum over containers, max over init containers) plus pod overhead, per resource.
+    ``init_containers`` are ``(requests, is_sidecar)`` in spec order; a sidecar is an init
+    container with ``restartPolicy: Always``. Per resource: the containers' sum plus every
+    sidecar's, or the largest need while init containers run (a regular init container plus
+    the sidecars started before it), whichever is larger; a pod-level request
+    (``spec.resources.requests``) replaces that total; then the pod overhead is added.
     """
     cpu = mem = 0
     for req in containers:
         cpu += cpu_millicores(req.get("cpu", 0))
         mem += memory_mib(req.get("memory", 0))
-    for req in init_containers:
-        cpu = max(cpu, cpu_millicores(req.get("cpu", 0)))
-        mem = max(mem, memory_mib(req.get("memory", 0)))
+    side_cpu = side_mem = init_cpu = init_mem = 0
+    for req, sidecar in init_containers:
+        c, m = cpu_millicores(req.get("cpu", 0)), memory_mib(req.get("memory", 0))
+        if sidecar:
+            cpu, mem = cpu + c, mem + m
+            side_cpu, side_mem = side_cpu + c, side_mem + m
+            c, m = side_cpu, side_mem
+        else:
+            c, m = c + side_cpu, m + side_mem
+        init_cpu, init_mem = max(init_cpu, c), max(init_mem, m)
+    cpu, mem = max(cpu, init_cpu), max(mem, init_mem)
+    if pod_level:
+        if "cpu" in pod_level:
+            cpu = cpu_millicores(pod_level["cpu"])
+        if "memory" in pod_level:
+            mem = memory_mib(pod_level["memory"])
     cpu += cpu_millicores(overhead.get("cpu", 0))
     mem += memory_mib(overhead.get("memory", 0))
     return cpu, mem

@@ -85,8 +85,9 @@ def pod_requests(pod: Pod) -> tuple[int, int]:
     spec = pod.spec
     return effective_requests(
         [c.resources.requests for c in spec.containers],
-        [c.resources.requests for c in spec.init_containers],
+        [(c.resources.requests, c.restart_policy == "Always") for c in spec.init_containers],
         spec.overhead,
+        spec.resources.requests if spec.resources is not None else None,
     )
 
 

@@ -34,12 +34,14 @@ class ResourceRequirements(_Lenient):
 class Container(_Lenient):
     name: str = ""
     resources: ResourceRequirements = Field(default_factory=ResourceRequirements)
+    restart_policy: str | None = Field(default=None, alias="restartPolicy")
 
 
 class PodSpec(_Lenient):
     containers: list[Container] = Field(default_factory=list)
     init_containers: list[Container] = Field(default_factory=list, alias="initContainers")
     overhead: dict[str, str | int | float] = Field(default_factory=dict)
+    resources: ResourceRequirements | None = None  # pod-level requests (PodLevelResources)
     scheduler_name: str = Field(default="", alias="schedulerName")
 
 
