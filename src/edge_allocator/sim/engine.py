@@ -499,10 +499,16 @@ class Simulator:
         )
 
 
-def run_policy(scenario: Scenario, seed: int, policy: PlacementPolicy) -> SimResult:
-    """Run one policy on one seeded scenario instance."""
+def simulator_for(policy: PlacementPolicy, scenario: Scenario, seed: int) -> Simulator:
+    """A simulator for ``scenario``/``seed`` with ``policy`` attached when it reads simulator
+    state (the greedy oracle's ``bind``)."""
     sim = Simulator(scenario, seed)
     bind = getattr(policy, "bind", None)
     if callable(bind):
         bind(sim)
-    return sim.run(PolicyChooser(policy), policy.name)
+    return sim
+
+
+def run_policy(scenario: Scenario, seed: int, policy: PlacementPolicy) -> SimResult:
+    """Run one policy on one seeded scenario instance."""
+    return simulator_for(policy, scenario, seed).run(PolicyChooser(policy), policy.name)

@@ -29,10 +29,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from edge_allocator.policy.base import PlacementPolicy
 from edge_allocator.policy.gnn import GNNConfig, PlacementGNN
 from edge_allocator.policy.gnn_policy import GNNPolicy
-from edge_allocator.sim.engine import PolicyChooser, Simulator
+from edge_allocator.sim.engine import PolicyChooser, Simulator, simulator_for
 from edge_allocator.sim.scenario import Scenario, load_scenario
 from edge_allocator.training.batching import Decision, forward_batch
 from edge_allocator.training.evaluate import make_policy
@@ -95,16 +94,6 @@ class TrainConfig:
 def sized(scenario: Scenario, nodes: int, cfg: TrainConfig, load_scale: float = 1.0) -> Scenario:
     tasks = min(max(cfg.tasks_per_node * nodes, cfg.min_tasks), cfg.max_tasks)
     return scenario.resized(nodes, tasks, load_scale)
-
-
-def bound_simulator(policy: PlacementPolicy, scenario: Scenario, seed: int) -> Simulator:
-    """A simulator for ``scenario``/``seed`` with ``policy`` attached when it reads
-    simulator state (the greedy oracle)."""
-    sim = Simulator(scenario, seed)
-    bind = getattr(policy, "bind", None)
-    if callable(bind):
-        bind(sim)
-    return sim
 
 
 def git_revision() -> str:
@@ -176,7 +165,7 @@ class Trainer:
     def _teacher_mean(self, sc: Scenario, seed: int) -> float:
         key = (sc.name, sc.topology.nodes, seed)
         if key not in self._teacher_means:
-            res = bound_simulator(self.teacher, sc, seed).run(PolicyChooser(self.teacher))
+            res = simulator_for(self.teacher, sc, seed).run(PolicyChooser(self.teacher))
             s = res.summary()
             self._teacher_means[key] = max(float(s["mean_completion_s"]), 1e-3)
         return self._teacher_means[key]
@@ -205,7 +194,7 @@ class Trainer:
 
     def _rollout(self, mode: str) -> tuple[list[Decision], Simulator, Any]:
         sc, seed = self._next_case()
-        sim = bound_simulator(self.teacher, sc, seed)
+        sim = simulator_for(self.teacher, sc, seed)
         chooser = RecordingChooser(
             None if mode == "teacher" else self.model, self.teacher, mode, self.rng
         )
@@ -294,7 +283,7 @@ class Trainer:
             returns: list[float] = []
             per_task: dict[int, list[float]] = {}
             for _ in range(cfg.ppo_episodes):
-                sim = bound_simulator(self.teacher, sc, seed)
+                sim = Simulator(sc, seed)  # the student acts alone: no teacher labels
                 chooser = RecordingChooser(self.model, None, "sample", self.rng)
                 self.model.eval()
                 res = sim.run(chooser)
