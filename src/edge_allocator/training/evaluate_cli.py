@@ -138,8 +138,6 @@ def run(args: argparse.Namespace) -> int:
 
         meta, _ = read_model_file(args.card)
         command = "edge-allocator evaluate " + " ".join(sys.argv[2:])
-        paths = write_card(
-            args.card.with_suffix(""), meta, nan_to_none(doc), quick_check(), command
-        )
+        paths = write_card(args.card.with_suffix(""), meta, doc, quick_check(), command)
         print("wrote " + ", ".join(str(p) for p in paths))
     return 0
