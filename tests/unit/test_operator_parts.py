@@ -29,7 +29,7 @@ from edge_allocator.operator.decisions import parse_record, recorded_decision, u
 from edge_allocator.operator.metrics import OperatorMetrics
 from edge_allocator.operator.network_status import network_status
 from edge_allocator.operator.podspec import build_pod, pod_name
-from edge_allocator.operator.topology import Topology
+from edge_allocator.operator.topology import Topology, build_topology
 from edge_allocator.operator.views import NetworkView, NodeView, PodView, TaskView
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -118,7 +118,7 @@ def test_topology_merges_networks_and_node_labels() -> None:
         _network("n1", ["a", "b"], [("a", "b", 10)]),
         _network("n2", ["c"], [], nodeOverrides=[{"node": "x", "site": "c"}]),
     ]
-    topo = Topology(nets, [_node("a1", "a"), _node("x", "b"), _node("z1", "zone-z")])
+    topo = build_topology(nets, [_node("a1", "a"), _node("x", "b"), _node("z1", "zone-z")])
     assert topo.has_site("a") and topo.has_site("c") and topo.has_site("zone-z")
     assert not topo.has_site("nowhere")
     assert topo.site_of("x") == "c"  # the override wins over the label
@@ -135,7 +135,7 @@ def test_network_status_counts_sites_links_and_nodes() -> None:
     import datetime as dt
 
     net = _network("n1", ["a", "b", "c"], [("a", "b", 5)])
-    topo = Topology([net], [_node("a1", "a"), _node("a2", "a"), _node("b1", "b")])
+    topo = build_topology([net], [_node("a1", "a"), _node("a2", "a"), _node("b1", "b")])
     st = network_status(net, topo, dt.datetime(2026, 1, 1, tzinfo=dt.UTC))
     assert (st["siteCount"], st["linkCount"], st["nodeCount"]) == (3, 1, 3)
     assert st["emptySites"] == ["c"]

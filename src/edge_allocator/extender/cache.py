@@ -4,6 +4,11 @@ Reflector threads feed raw objects in; a builder thread turns what changed into 
 ``ClusterSnapshot`` at most every ``min_rebuild_s``; request handlers only read
 ``current()``. Nothing here is called with a Kubernetes API call on the request path.
 
+The one exception to the throttle is the extender's own placement: ``assume`` patches the
+current snapshot at once (one node row, ``ClusterSnapshot.with_nodes(..., changed=[i])``), so
+the next pod of a burst is scored on a cluster that already holds the previous one. The
+builder later recomputes that node from the same records, so nothing is counted twice.
+
 Load accounting (per node):
 
 * requested = the requests of the non-terminal pods bound to it, plus pods the extender has
@@ -20,7 +25,6 @@ import dataclasses
 import logging
 import threading
 import time
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -30,14 +34,8 @@ from edge_allocator.cluster.annotations import DEFAULT_INTRA_LATENCY_MS, LABEL_M
 from edge_allocator.cluster.snapshot import ClusterSnapshot, NodeState, Site
 from edge_allocator.extender.podtask import effective_requests
 from edge_allocator.extender.quantity import QuantityError, cpu_millicores, memory_mib
-from edge_allocator.extender.topology import (
-    NodeInfo,
-    Topology,
-    merge_networks,
-    node_class,
-    node_site,
-    parse_node,
-)
+from edge_allocator.cluster.topology import UNZONED_SITE, NetworkModel
+from edge_allocator.extender.nodeinfo import NodeInfo, parse_node
 
 log = logging.getLogger(__name__)
 
@@ -139,11 +137,10 @@ class WatchCache:
         self._pods: dict[str, PodInfo] = {}
         self._node_pods: dict[str, set[str]] = {}
         self._networks: dict[str, dict[str, Any]] = {}
-        self._topology = Topology()
+        self._topology = NetworkModel()
         self._samples: dict[str, Sample] = {}
         self.metrics_served: bool | None = None
         self._assumed: dict[str, Assumed] = {}
-        self._assume_queue: deque[tuple[str, Assumed]] = deque()
         self._states: dict[str, NodeState] = {}
         self._dirty: set[str] = set()
         self._full = True
@@ -169,10 +166,55 @@ class WatchCache:
         return None if self._snapshot is None else max(self.clock() - self._built_at, 0.0)
 
     def assume(self, pod_uid: str, node: str, cpu_m: int, mem_mib: int) -> None:
-        """Count a pod on ``node`` until the watch reports where it really went."""
-        if pod_uid:
-            self._assume_queue.append((pod_uid, Assumed(node, cpu_m, mem_mib, self.clock())))
-            self._wake.set()
+        """Count a pod on ``node`` until the watch reports where it really went.
+
+        Visible to the very next ``current()``: the snapshot's row for ``node`` (and for the
+        node this pod was assumed on before, if any) is patched in place of a rebuild.
+        """
+        if not pod_uid:
+            return
+        with self._lock:
+            if pod_uid in self._pods:  # already bound: the watch was faster
+                return
+            a = Assumed(node, cpu_m, mem_mib, self.clock())
+            prev = self._assumed.get(pod_uid)
+            self._assumed[pod_uid] = a
+            self._dirty.add(node)
+            if prev is not None:
+                self._dirty.add(prev.node)
+            self._patch_locked(prev, a)
+
+    def _patch_locked(self, prev: Assumed | None, new: Assumed) -> None:
+        """Apply one assumption's change to the published snapshot (O(1) node rows)."""
+        snap = self._snapshot
+        if snap is None:
+            return
+        deltas: dict[int, tuple[int, int, int]] = {}
+        for a, sign in ((prev, -1), (new, 1)):
+            if a is None or not snap.has_node(a.node):
+                continue
+            i = snap.index_of(a.node)
+            c, m, t = deltas.get(i, (0, 0, 0))
+            deltas[i] = (c + sign * a.cpu_m, m + sign * a.mem_mib, t + sign)
+        changed = sorted(i for i, d in deltas.items() if d != (0, 0, 0))
+        if not changed:
+            return
+        nodes = list(snap.nodes)
+        for i in changed:
+            dc, dm, dt = deltas[i]
+            st = nodes[i]
+            nodes[i] = dataclasses.replace(
+                st,
+                cpu_requested_m=st.cpu_requested_m + dc,
+                mem_requested_mib=st.mem_requested_mib + dm,
+                running_tasks=st.running_tasks + dt,
+                cpu_usage_m=None if st.cpu_usage_m is None else st.cpu_usage_m + dc,
+                mem_usage_mib=None if st.mem_usage_mib is None else st.mem_usage_mib + dm,
+            )
+        self._revision += 1
+        self._snapshot = snap.with_nodes(
+            tuple(nodes), revision=self._revision, taken_at=self.clock(), changed=changed
+        )
 
     # ----- reflector store interface ----------------------------------------------------------
 
@@ -191,7 +233,7 @@ class WatchCache:
                 self._full = True
             elif kind == NETWORKS:
                 self._networks = {self._name(o): o for o in items}
-                self._topology = merge_networks(self._networks.values())
+                self._topology = NetworkModel.from_objects(self._networks.values())
                 self._full = True
         self._wake.set()
 
@@ -208,7 +250,7 @@ class WatchCache:
                 self._put_pod(obj)
             elif kind == NETWORKS:
                 self._networks[self._name(obj)] = obj
-                self._topology = merge_networks(self._networks.values())
+                self._topology = NetworkModel.from_objects(self._networks.values())
                 self._full = True
         self._wake.set()
 
@@ -221,7 +263,7 @@ class WatchCache:
                 self._drop_pod(str((obj.get("metadata") or {}).get("uid", "")))
             elif kind == NETWORKS:
                 self._networks.pop(self._name(obj), None)
-                self._topology = merge_networks(self._networks.values())
+                self._topology = NetworkModel.from_objects(self._networks.values())
                 self._full = True
         self._wake.set()
 
@@ -290,15 +332,6 @@ class WatchCache:
         """Fold pending changes into a new snapshot (also called directly by tests)."""
         now = self.clock()
         with self._lock:
-            while self._assume_queue:
-                uid, a = self._assume_queue.popleft()
-                if uid in self._pods:  # already bound: the watch was faster
-                    continue
-                prev = self._assumed.get(uid)
-                if prev is not None:
-                    self._dirty.add(prev.node)
-                self._assumed[uid] = a
-                self._dirty.add(a.node)
             for uid, a in list(self._assumed.items()):
                 if now - a.at > self.assume_ttl_s:
                     del self._assumed[uid]
@@ -355,7 +388,7 @@ class WatchCache:
         self._revision += 1
         return snap
 
-    def _node_state(self, info: NodeInfo, topo: Topology, assumed: Any, now: float) -> NodeState:
+    def _node_state(self, info: NodeInfo, topo: NetworkModel, assumed: Any, now: float) -> NodeState:
         cpu = mem = tasks = 0
         sample = self._samples.get(info.name)
         fresh = sample is not None and now - sample.at <= self.metrics_max_age_s
@@ -376,8 +409,8 @@ class WatchCache:
             extra_mem += a.mem_mib
         return NodeState(
             name=info.name,
-            site=node_site(info, topo),
-            node_class=node_class(info, topo),
+            site=topo.site_of(info.name, info.zone) or UNZONED_SITE,
+            node_class=topo.class_of(info.name, info.node_class),
             cpu_capacity_m=info.cpu_capacity_m,
             mem_capacity_mib=info.mem_capacity_mib,
             cpu_allocatable_m=info.cpu_allocatable_m,

@@ -12,7 +12,7 @@ from typing import Any
 
 from edge_allocator.cluster.annotations import LABEL_MANAGED
 from edge_allocator.operator.kubeapi import KubeApi
-from edge_allocator.operator.topology import Topology
+from edge_allocator.operator.topology import Topology, build_topology
 from edge_allocator.operator.views import (
     GROUP,
     NETWORK_PLURAL,
@@ -46,7 +46,7 @@ class ClusterCache:
 
     def topology(self) -> Topology:
         if self._topology is None:
-            self._topology = Topology(self.networks.values(), self.nodes.values())
+            self._topology = build_topology(self.networks.values(), self.nodes.values())
         return self._topology
 
     # -- writes (from watch events) ----------------------------------------------------------

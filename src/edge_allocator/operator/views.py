@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from edge_allocator.cluster.annotations import ANN_DECISION, LABEL_ATTEMPT, LABEL_TASK, LABEL_ZONE
+from edge_allocator.cluster.snapshot import Link, Site
+from edge_allocator.cluster.topology import NetworkDecl, parse_network
 
 GROUP = "edge-allocator.io"
 VERSION = "v1alpha1"
@@ -224,49 +226,28 @@ class NodeView:
 
 
 @dataclass(frozen=True)
-class SiteDecl:
-    name: str
-    intra_latency_ms: int
-
-
-@dataclass(frozen=True)
-class LinkDecl:
-    a: str
-    b: str
-    latency_ms: int
-    bandwidth_mbps: int
-
-
-@dataclass(frozen=True)
 class NetworkView:
-    """One EdgeNetwork's declared sites, links and node overrides."""
+    """One EdgeNetwork's declarations (parsed by the one topology model) and its status."""
 
     name: str
     generation: int
-    sites: tuple[SiteDecl, ...]
-    links: tuple[LinkDecl, ...]
-    node_sites: tuple[tuple[str, str], ...]  # (node, site) overrides
+    decl: NetworkDecl
     status: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def sites(self) -> tuple[Site, ...]:
+        return self.decl.sites
+
+    @property
+    def links(self) -> tuple[Link, ...]:
+        return self.decl.links
 
     @classmethod
     def from_body(cls, body: Mapping[str, Any]) -> NetworkView:
         meta = body.get("metadata") or {}
-        spec = body.get("spec") or {}
         return cls(
             name=str(meta.get("name", "")),
             generation=int(meta.get("generation") or 0),
-            sites=tuple(
-                SiteDecl(str(s["name"]), int(s.get("intraLatencyMs", 1)))
-                for s in spec.get("sites") or []
-            ),
-            links=tuple(
-                LinkDecl(str(x["a"]), str(x["b"]), int(x["latencyMs"]), int(x["bandwidthMbps"]))
-                for x in spec.get("links") or []
-            ),
-            node_sites=tuple(
-                (str(o["node"]), str(o["site"]))
-                for o in spec.get("nodeOverrides") or []
-                if o.get("site")
-            ),
+            decl=parse_network(body),
             status=dict(body.get("status") or {}),
         )
