@@ -40,7 +40,6 @@ FLUSH_DELAY_S = 1.0
 (and running) within it, and one status write then carries Pending, Scheduled and Running at
 once. Safe across crashes: the pod's name is its attempt's, so a restarted operator adopts it."""
 
-RETRY_AFTER_ERROR_S = 5.0
 WORKERS = 32
 """Reconciles in flight at once (each makes at most a few API calls)."""
 
@@ -143,25 +142,34 @@ class Controller:
     # -- reconcile ---------------------------------------------------------------------------
 
     async def reconcile(self, key: TaskKey) -> None:
-        """One reconcile of ``key``; errors are logged, counted and retried later.
+        """One reconcile of ``key``; errors are logged, counted and retried after the task's own
+        backoff, which grows while it keeps failing and starts over after a success (so one
+        broken task is not retried every few seconds forever).
         (Called by the workers, which never run two reconciles of one task at once.)"""
         started = time.perf_counter()
+        backoff = self.queue.backoff
         try:
             await self._reconcile(key)
         except ApiError as err:
             self.metrics.errors.labels("api").inc()
-            log.warning("task %s/%s: API error, retrying: %s", *key, err)
-            self.requeue(key, RETRY_AFTER_ERROR_S)
+            delay = backoff.failed(key)
+            log.warning("task %s/%s: API error, retrying in %.1fs: %s", *key, delay, err)
+            self.requeue(key, delay)
         except (OSError, TimeoutError) as err:
             self.metrics.errors.labels("network").inc()
-            log.warning("task %s/%s: network error, retrying: %s", *key, err)
-            self.requeue(key, RETRY_AFTER_ERROR_S)
+            delay = backoff.failed(key)
+            log.warning("task %s/%s: network error, retrying in %.1fs: %s", *key, delay, err)
+            self.requeue(key, delay)
         except Exception:
             self.metrics.errors.labels("internal").inc()
-            log.exception("task %s/%s: reconcile failed", *key)
-            self.requeue(key, RETRY_AFTER_ERROR_S * 2)
+            delay = backoff.failed(key)
+            log.exception("task %s/%s: reconcile failed, retrying in %.1fs", *key, delay)
+            self.requeue(key, delay)
+        else:
+            backoff.forget(key)
         finally:
             self.metrics.reconcile_seconds.observe(time.perf_counter() - started)
+            self.metrics.backing_off.set(len(backoff))
 
     async def _reconcile(self, key: TaskKey) -> None:
         server = self.task(key)

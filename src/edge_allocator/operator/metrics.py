@@ -77,6 +77,11 @@ class OperatorMetrics:
             ["kind"],
             registry=self.registry,
         )
+        self.backing_off = Gauge(
+            "edge_allocator_operator_backoff_tasks",
+            "EdgeTasks whose last reconcile failed, waiting out their per-task backoff",
+            registry=self.registry,
+        )
         self.api_requests = Counter(
             "edge_allocator_operator_api_requests_total",
             "Requests the operator made to the API server itself (kopf's watches excluded)",
