@@ -32,10 +32,10 @@ from typing import Any
 
 from edge_allocator.cluster.annotations import DEFAULT_INTRA_LATENCY_MS, LABEL_MANAGED, LABEL_TASK
 from edge_allocator.cluster.snapshot import ClusterSnapshot, NodeState, Site
-from edge_allocator.extender.podtask import effective_requests
-from edge_allocator.extender.quantity import QuantityError, cpu_millicores, memory_mib
 from edge_allocator.cluster.topology import UNZONED_SITE, NetworkModel
 from edge_allocator.extender.nodeinfo import NodeInfo, parse_node
+from edge_allocator.extender.podtask import effective_requests
+from edge_allocator.extender.quantity import QuantityError, cpu_millicores, memory_mib
 
 log = logging.getLogger(__name__)
 
@@ -388,7 +388,9 @@ class WatchCache:
         self._revision += 1
         return snap
 
-    def _node_state(self, info: NodeInfo, topo: NetworkModel, assumed: Any, now: float) -> NodeState:
+    def _node_state(
+        self, info: NodeInfo, topo: NetworkModel, assumed: Any, now: float
+    ) -> NodeState:
         cpu = mem = tasks = 0
         sample = self._samples.get(info.name)
         fresh = sample is not None and now - sample.at <= self.metrics_max_age_s
