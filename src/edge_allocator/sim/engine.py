@@ -3,9 +3,14 @@
 Model (all times in seconds):
 
 * A task arrives, the scheduler filters nodes (ready, requests fit, and within the latency
-  budget when any such node fits) and the policy picks one; with no feasible node the task
-  waits in a FIFO and is retried whenever resources free up (as kube-scheduler retries
-  unschedulable pods on cluster events).
+  budget) and the policy picks one; with no feasible node the task waits in a FIFO and is
+  retried whenever resources free up (as kube-scheduler retries unschedulable pods on cluster
+  events). The budget is the production rule of :mod:`edge_allocator.cluster.budget` (a
+  required node affinity in the cluster), never relaxed: a task whose in-budget nodes are all
+  full waits for one of them. A task that no in-budget node could hold even when idle (no
+  site within the budget, or every such node too small) is *unplaceable*: it never runs, is
+  counted in :attr:`SimResult.unplaceable` and as an SLO violation, and never enters the
+  queue, so it holds up nobody (in the cluster it would stay Pending with a condition).
 * On its node the task needs ``work_cpu_s`` CPU-seconds and may use up to its limit,
   ``BURST_FACTOR * request`` cores. A node's CPU left after background load is shared among its
   tasks in proportion to their limits (processor sharing), so co-located tasks slow each other.
@@ -38,10 +43,18 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from edge_allocator.cluster.budget import node_within_budget, sites_within_budget
 from edge_allocator.cluster.features import BURST_FACTOR
 from edge_allocator.cluster.snapshot import ClusterSnapshot, NodeState, TaskSpec
 from edge_allocator.policy.base import PlacementPolicy
-from edge_allocator.sim.generate import Tasks, build_cluster, build_failures, build_tasks, rng_for
+from edge_allocator.sim.generate import (
+    Cluster,
+    Tasks,
+    build_cluster,
+    build_failures,
+    build_tasks,
+    rng_for,
+)
 from edge_allocator.sim.scenario import Scenario
 
 _ARRIVAL, _COMPLETE, _TICK, _FAIL, _RECOVER, _METRICS = range(6)
@@ -90,6 +103,10 @@ class SimResult:
     sim_time_s: float
     wall_s: float
     decision_tasks: list[int] = field(default_factory=list)
+    unplaceable: list[int] = field(default_factory=list)
+    """Tasks no node within their latency budget could ever hold: never run, counted as SLO
+    violations and as unfinished, and left out of the completion-time means (the set depends
+    on the tasks and the topology only, so it is the same for every policy on a seed)."""
 
     def summary(self) -> dict[str, Any]:
         done = self.completion_s[~np.isnan(self.completion_s)]
@@ -100,18 +117,32 @@ class SimResult:
             "mean_network_latency_ms": float(np.nanmean(self.latency_ms)),
             "cpu_imbalance": self.imbalance,
             "unfinished": int(np.isnan(self.completion_s).sum()),
+            "unplaceable": len(self.unplaceable),
             "decisions": self.decisions,
         }
 
 
 class Simulator:
-    """One scenario instance (topology and random streams fixed by ``seed``)."""
+    """One scenario instance (topology and random streams fixed by ``seed``).
 
-    def __init__(self, scenario: Scenario, seed: int) -> None:
+    ``cluster`` and ``tasks`` replace the generated ones, for hand-built cases whose every
+    node and task a test spells out (the scenario still supplies the dynamics).
+    """
+
+    def __init__(
+        self,
+        scenario: Scenario,
+        seed: int,
+        *,
+        cluster: Cluster | None = None,
+        tasks: Tasks | None = None,
+    ) -> None:
         self.scenario = scenario
         self.seed = seed
-        self.cluster = build_cluster(scenario, seed)
-        self.tasks: Tasks = build_tasks(scenario, self.cluster, seed)
+        self.cluster = cluster if cluster is not None else build_cluster(scenario, seed)
+        self.tasks: Tasks = (
+            tasks if tasks is not None else build_tasks(scenario, self.cluster, seed)
+        )
         last = float(self.tasks.arrival_s[-1])
         self.failures = build_failures(scenario, self.cluster, seed, horizon_s=last)
         self.base = ClusterSnapshot(self.cluster.nodes, self.cluster.sites, self.cluster.links)
@@ -120,6 +151,12 @@ class Simulator:
         names = [s.name for s in self.cluster.sites]
         self.site_lat = [[self.base.site_latency_ms(a, b) for b in names] for a in names]
         self.site_bw = [[self.base.site_bandwidth_mbps(a, b) for b in names] for a in names]
+        self._site_nodes: dict[str, list[int]] = {}
+        for i, nd in enumerate(self.cluster.nodes):
+            self._site_nodes.setdefault(nd.site, []).append(i)
+        self._allowed_by_key: dict[tuple[int, float, int], tuple[int, ...]] = {}
+        self._allowed_of: dict[int, tuple[tuple[int, float, int], tuple[int, ...]] | None] = {}
+        self._shapes: dict[tuple[int, float, int] | None, set[tuple[int, int]]] = {}
 
     # -- state -----------------------------------------------------------------------------
     def _reset(self) -> None:
@@ -283,8 +320,9 @@ class Simulator:
 
     def contention_free_bounds_s(self) -> np.ndarray:
         """Per task, a lower bound on its completion time under any policy: the task alone
-        on the cluster, on the node that would finish it first (no queueing, no sharing, no
-        background load); nan when no node could ever hold it."""
+        on the cluster, on the in-budget node that would finish it first (no queueing, no
+        sharing, no background load); nan when no node within its budget could ever hold it
+        (an unplaceable task, which no policy runs either)."""
         tk = self.tasks
         site = np.array(self.node_site)
         lat = np.array(self.site_lat)
@@ -302,23 +340,73 @@ class Simulator:
             rate = np.minimum(float(tk.cpu_request_m[tid]) / 1000.0 * BURST_FACTOR, cores)
             total = net_ms / 1000.0 + float(tk.work_cpu_s[tid]) / rate
             fits = (cpu_alloc >= tk.cpu_request_m[tid]) & (mem_alloc >= tk.mem_request_mib[tid])
+            allowed = np.zeros(len(fits), dtype=bool)
+            allowed[list(self.within_budget(tid))] = True
+            fits &= allowed
             best[tid] = total[fits].min() if fits.any() else math.nan
         return best
 
+    def _budget_entry(self, tid: int) -> tuple[tuple[int, float, int], tuple[int, ...]] | None:
+        """(key, indices of the nodes within task ``tid``'s budget, ascending), or None
+        without a budget. The sites come from :func:`sites_within_budget` (what the operator
+        writes into the pod's node affinity) and the source node from
+        :func:`node_within_budget`, so the simulator has no budget rule of its own. The key
+        names the node set: tasks with equal keys have the same candidates."""
+        if tid in self._allowed_of:
+            return self._allowed_of[tid]
+        budget = float(self.tasks.latency_budget_ms[tid])
+        entry: tuple[tuple[int, float, int], tuple[int, ...]] | None = None
+        if not math.isnan(budget):
+            src = int(self.tasks.source_node[tid])
+            src_site = self.node_site[src]
+            site_key = (src_site, budget, -1)
+            in_sites = self._allowed_by_key.get(site_key)
+            if in_sites is None:
+                sites = sites_within_budget(self.base, self.cluster.sites[src_site].name, budget)
+                in_sites = tuple(sorted(i for s in sites.allowed for i in self._site_nodes[s]))
+                self._allowed_by_key[site_key] = in_sites
+            entry = (site_key, in_sites)
+            src_name = self.cluster.nodes[src].name
+            if src not in in_sites and node_within_budget(self.base, self.task_spec(tid), src_name):
+                key = (src_site, budget, src)
+                entry = (key, tuple(sorted((*in_sites, src))))
+        self._allowed_of[tid] = entry
+        return entry
+
+    def within_budget(self, tid: int) -> Sequence[int]:
+        """Indices of the nodes task ``tid`` may run on under its latency budget (all nodes
+        without one), ascending."""
+        entry = self._budget_entry(tid)
+        return range(len(self.cluster.nodes)) if entry is None else entry[1]
+
+    def placeable(self, tid: int) -> bool:
+        """Whether some node within the budget could hold task ``tid`` when idle and ready;
+        if none can, no amount of waiting places it."""
+        cpu = int(self.tasks.cpu_request_m[tid])
+        mem = int(self.tasks.mem_request_mib[tid])
+        entry = self._budget_entry(tid)
+        key = None if entry is None else entry[0]
+        shapes = self._shapes.get(key)
+        if shapes is None:  # the distinct node sizes in the set: a handful of node classes
+            nodes = self.cluster.nodes
+            shapes = {
+                (nodes[i].cpu_allocatable_m, nodes[i].mem_allocatable_mib)
+                for i in self.within_budget(tid)
+            }
+            self._shapes[key] = shapes
+        return any(c >= cpu and m >= mem for c, m in shapes)
+
     def candidates(self, tid: int) -> list[int]:
+        """The nodes kube-scheduler would pass for task ``tid`` now: ready, its requests
+        fit, and within its latency budget (never relaxed; empty means the task waits)."""
         cpu = int(self.tasks.cpu_request_m[tid])
         mem = int(self.tasks.mem_request_mib[tid])
         cr, ca, mr, ma, rd = self.cpu_req, self.cpu_alloc, self.mem_req, self.mem_alloc, self.ready
-        fit = [i for i in range(len(ca)) if rd[i] and cr[i] + cpu <= ca[i] and mr[i] + mem <= ma[i]]
-        budget = float(self.tasks.latency_budget_ms[tid])
-        if fit and not math.isnan(budget):
-            src = int(self.tasks.source_node[tid])
-            row = self.site_lat[self.node_site[src]]
-            ns = self.node_site
-            within = [i for i in fit if i == src or row[ns[i]] <= budget]
-            if within:
-                return within
-        return fit
+        return [
+            i
+            for i in self.within_budget(tid)
+            if rd[i] and cr[i] + cpu <= ca[i] and mr[i] + mem <= ma[i]
+        ]
 
     # -- run -------------------------------------------------------------------------------
     def run(self, chooser: Chooser, policy_name: str = "") -> SimResult:
@@ -335,6 +423,7 @@ class Simulator:
         lat_ms = np.full(n_tasks, np.nan)
         pending: deque[int] = deque()
         decision_tasks: list[int] = []
+        unplaceable: list[int] = []
         restarts = 0
         bg_spec = self.scenario.dynamics.background
         imbalance: list[float] = []
@@ -368,15 +457,27 @@ class Simulator:
             return True
 
         def drain_pending(t: float) -> None:
-            # retry in FIFO order; after a few misses the rest keep their place untried
+            """Retry every waiting task in FIFO order, as kube-scheduler retries every
+            unschedulable pod after a cluster event (no head-of-line blocking: a task that
+            waits for a full site holds up no task that fits elsewhere). Within one drain
+            nodes only fill up, so once a task with a given candidate set fails, any later
+            task with the same set and requests at least as large is skipped untried; that
+            keeps a long queue cheap without changing the outcome."""
             kept: deque[int] = deque()
-            misses = 0
+            failed: dict[tuple[int, float, int] | None, list[tuple[int, int]]] = {}
+            cpu_req, mem_req = tk.cpu_request_m, tk.mem_request_mib
             while pending:
                 tid = pending.popleft()
-                if misses < 16:
-                    if place(tid, t):
-                        continue
-                    misses += 1
+                entry = self._budget_entry(tid)
+                key = None if entry is None else entry[0]
+                cpu, mem = int(cpu_req[tid]), int(mem_req[tid])
+                seen = failed.get(key)
+                if seen is not None and any(c <= cpu and m <= mem for c, m in seen):
+                    kept.append(tid)
+                    continue
+                if place(tid, t):
+                    continue
+                failed.setdefault(key, []).append((cpu, mem))
                 kept.append(tid)
             pending.extend(kept)
 
@@ -391,7 +492,9 @@ class Simulator:
             else:
                 break
             if kind == _ARRIVAL:
-                if not place(a, t):
+                if not self.placeable(a):
+                    unplaceable.append(a)
+                elif not place(a, t):
                     pending.append(a)
             elif kind == _COMPLETE:
                 if int(b) != self.version[a]:
@@ -433,13 +536,13 @@ class Simulator:
                         utils.append(self.usage_cores(i) / c)
                 if utils:
                     imbalance.append(float(np.std(utils)))
-                if n_done < n_tasks:
+                if n_done + len(unplaceable) < n_tasks:
                     self._push(t + bg_spec.tick_s, _TICK, 0)
-                if pending:
-                    drain_pending(t)
+                # no retry here: background load changes no request, so no task fits now
+                # that did not fit after the last completion, failure or recovery
             elif kind == _METRICS:
                 self._publish_metrics(t)
-                if n_done < n_tasks:
+                if n_done + len(unplaceable) < n_tasks:
                     self._push(t + self.metrics_interval, _METRICS, 0)
             elif kind == _FAIL:
                 if not self.ready[a]:
@@ -462,7 +565,7 @@ class Simulator:
                 self._reschedule(a, t)
                 if pending:
                     drain_pending(t)
-            if next_arrival >= n_tasks and n_done >= n_tasks:
+            if next_arrival >= n_tasks and n_done + len(unplaceable) >= n_tasks:
                 break
             # nothing left that could free resources: the rest can never be placed
             if (
@@ -496,6 +599,7 @@ class Simulator:
             sim_time_s=t,
             wall_s=time.perf_counter() - wall0,
             decision_tasks=decision_tasks,
+            unplaceable=unplaceable,
         )
 
 
