@@ -19,7 +19,7 @@ from edge_allocator.extender.cache import (
     parse_node_metrics,
     parse_pod,
 )
-from edge_allocator.extender.quantity import cpu_millicores, memory_mib
+from edge_allocator.cluster.quantity import cpu_millicores, memory_mib
 from edge_allocator.extender.service import pod_requests
 from edge_allocator.extender.wire import Pod
 

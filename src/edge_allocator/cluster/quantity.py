@@ -1,5 +1,7 @@
 """Kubernetes resource quantities ("250m", "1.5", "128Mi", "1e9") to the snapshot's units.
 
+Shared by the operator and the extender.
+
 The snapshot counts CPU in millicores and memory in MiB; the API speaks quantities. Rounding is
 up, as kube-scheduler rounds a request (a pod asking for 1 byte still takes room).
 """

@@ -15,7 +15,7 @@ from edge_allocator.cluster.annotations import (
     LABEL_NODE_CLASS,
     LABEL_ZONE,
 )
-from edge_allocator.extender.quantity import QuantityError, cpu_millicores, memory_mib
+from edge_allocator.cluster.quantity import QuantityError, cpu_millicores, memory_mib
 
 log = logging.getLogger(__name__)
 
