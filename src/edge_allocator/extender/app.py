@@ -1,5 +1,10 @@
 """The FastAPI app: thin handlers that validate, call ExtenderService, and answer JSON.
 
+The verbs' work (policy scoring, decision records) runs on a dedicated worker thread, never on
+the event loop, so probes, metrics and the admin API answer while a pod is being scored; one
+worker by default, so decisions are taken one after another and each sees the assumption of
+the one before (kube-scheduler's scheduling cycle is serial anyway).
+
 Verb answers are serialised by hand (``json.dumps`` to a ``Response``) because FastAPI's
 generic encoder costs milliseconds for a thousand-node answer; the declared response models
 still document them in the OpenAPI document. Every error is JSON with the request id.
@@ -7,12 +12,16 @@ still document them in the OpenAPI document. Every error is JSON with the reques
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+from functools import partial
 from json.encoder import encode_basestring
-from typing import Any
+from typing import Any, TypeVar
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
@@ -60,7 +69,6 @@ from edge_allocator.policy.registry import (
     GNN,
     UnknownPolicyError,
     get_policy,
-    list_models,
     policy_names,
 )
 
@@ -86,6 +94,8 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     )
 }
 
+
+T = TypeVar("T")
 
 _VERBS = ("filter", "prioritize", "bind")
 _JSON = "application/json"
@@ -141,7 +151,19 @@ def create_app(
     binder: Binder | None = None,
 ) -> FastAPI:
     """Build the app around ``service``; ``ready`` reports readiness checks by name."""
+    workers = ThreadPoolExecutor(settings.verb_workers, thread_name_prefix="extender-verb")
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        workers.shutdown(wait=False, cancel_futures=True)
+
+    async def off_loop(fn: Callable[..., T], *args: Any) -> T:
+        """Run ``fn`` on a verb worker: the event loop keeps serving while it scores."""
+        return await asyncio.get_running_loop().run_in_executor(workers, partial(fn, *args))
+
     app = FastAPI(
+        lifespan=lifespan,
         title="Edge Allocator scheduler extender",
         version="v1",
         description=(
@@ -213,17 +235,24 @@ def create_app(
 
     verbs = APIRouter(tags=["extender"], dependencies=[Depends(verb_auth)])
 
+    def _filter_answer(args: ExtenderArgs, body: bytes) -> Response:
+        result = service.filter(args)
+        if args.NodeNames is None:  # nodeCacheCapable: false - echo the Node objects kept
+            keep = set(result["Nodes"]["items"])
+            raw = json.loads(body)
+            items = [n for n in raw["Nodes"].get("items") or [] if n["metadata"]["name"] in keep]
+            result["Nodes"] = {"apiVersion": "v1", "kind": "NodeList", "items": items}
+        return _json(result)
+
+    def _prioritize_answer(args: ExtenderArgs) -> Response:
+        return Response(_host_priorities(service.prioritize(args)), media_type=_JSON)
+
     @verbs.post("/filter", response_model=ExtenderFilterResult)
     async def filter_verb(args: ExtenderArgs, request: Request) -> Response:
         """Drop nodes that break the pod's latency budget or that the cache knows are gone."""
         t0 = time.perf_counter()
-        result = service.filter(args)
-        if args.NodeNames is None:  # nodeCacheCapable: false - echo the Node objects kept
-            keep = set(result["Nodes"]["items"])
-            raw = json.loads(await request.body())
-            items = [n for n in raw["Nodes"].get("items") or [] if n["metadata"]["name"] in keep]
-            result["Nodes"] = {"apiVersion": "v1", "kind": "NodeList", "items": items}
-        response = _json(result)
+        body = await request.body() if args.NodeNames is None else b""
+        response = await off_loop(_filter_answer, args, body)
         metrics.request_seconds.labels(verb="filter").observe(time.perf_counter() - t0)
         return response
 
@@ -231,7 +260,7 @@ def create_app(
     async def prioritize_verb(args: ExtenderArgs) -> Response:
         """Integer scores 0..10 for every candidate; the policy's top node alone gets 10."""
         t0 = time.perf_counter()
-        response = Response(_host_priorities(service.prioritize(args)), media_type=_JSON)
+        response = await off_loop(_prioritize_answer, args)
         metrics.request_seconds.labels(verb="prioritize").observe(time.perf_counter() - t0)
         return response
 
@@ -293,7 +322,9 @@ def create_app(
             ModelEntry(name=name, kind="baseline", version=str(factory().version))
             for name, factory in BASELINES.items()
         ]
-        for info in list_models():
+        index = service.policies.index
+        index.refresh()  # an admin call on a worker thread: cheap (unchanged files not re-read)
+        for info in index.models():
             meta = json.loads(json.dumps(info.metadata, default=str))
             out.append(
                 ModelEntry(

@@ -23,7 +23,7 @@ from edge_allocator.extender.service import ExtenderService
 from edge_allocator.extender.settings import Settings
 from edge_allocator.extender.tls import TlsInfoProtocol, uvicorn_tls_options
 from edge_allocator.policy.model_file import ModelLoadError
-from edge_allocator.policy.registry import UnknownPolicyError, shipped_model_path
+from edge_allocator.policy.registry import ModelIndex, UnknownPolicyError, shipped_model_path
 
 log = logging.getLogger("edge_allocator.extender")
 
@@ -53,6 +53,9 @@ def serve(settings: Settings) -> int:
         return 2
 
     metrics = ExtenderMetrics()
+    # the models directory is listed here and re-listed in the background, never per request
+    model_index = ModelIndex(interval_s=settings.model_refresh_s)
+    model_index.refresh()
     cache = WatchCache(
         min_rebuild_s=settings.min_rebuild_s,
         metrics_max_age_s=settings.metrics_max_age_s,
@@ -99,6 +102,7 @@ def serve(settings: Settings) -> int:
         writer=writer,
         metrics=metrics,
         bind_grace_s=settings.bind_grace_s,
+        model_index=model_index,
     )
 
     def node_count() -> int:
@@ -144,6 +148,7 @@ def serve(settings: Settings) -> int:
     )
     live.start()
     writer.start()
+    model_index.start()
     # Everything built so far (torch, the app, the policy) lives for the whole process: keep it
     # out of the cyclic GC's full collections, which would otherwise stall requests for ms.
     gc.collect()
@@ -161,6 +166,7 @@ def serve(settings: Settings) -> int:
         uvicorn.Server(config).run()
     finally:
         writer.stop(flush=True)
+        model_index.stop()
         live.stop()
         api.close()
     return 0

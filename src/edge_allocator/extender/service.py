@@ -7,6 +7,7 @@ to the log and the annotation writer (which only enqueue).
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -23,17 +24,30 @@ from edge_allocator.cluster.annotations import (
 from edge_allocator.cluster.snapshot import ClusterSnapshot, TaskSpec
 from edge_allocator.extender.decisions import AnnotationWriter, DecisionLog
 from edge_allocator.extender.metrics import ExtenderMetrics
-from edge_allocator.extender.models import ModelManager
+from edge_allocator.extender.models import (
+    ModelManager,
+    ModelValidationError,
+    allowed_name,
+    validate,
+)
 from edge_allocator.extender.podtask import (
     TaskInputError,
     effective_requests,
     is_edge_task,
     task_from_pod,
 )
-from edge_allocator.extender.quantity import QuantityError
+from edge_allocator.cluster.quantity import QuantityError
 from edge_allocator.extender.scoring import filter_candidates, rank, to_extender_scores
 from edge_allocator.extender.wire import ExtenderArgs, Pod
 from edge_allocator.policy.base import PlacementPolicy
+from edge_allocator.policy.model_file import ModelLoadError
+from edge_allocator.policy.registry import (
+    GNN,
+    ModelIndex,
+    UnknownPolicyError,
+    get_policy,
+    policy_names,
+)
 
 
 class SnapshotSource(Protocol):
@@ -91,6 +105,75 @@ def pod_requests(pod: Pod) -> tuple[int, int]:
     )
 
 
+class PolicyResolver:
+    """A pod's own policy (annotation ``edge-allocator.io/policy``, from EdgeTask
+    ``spec.policy``), resolved and validated once per name, then a dict lookup.
+
+    The first pod naming a policy loads it and checks it scores the probe cluster (on a verb
+    worker thread, never the event loop); unknown or refused names are remembered as well, so a
+    pod stuck on ``gnn@9.9.9`` costs a dict lookup per scheduling cycle, not a scan of the
+    models directory. Entries are keyed by the model index's generation: when the background
+    refresh sees a model file appear or change, the names are looked up again.
+    """
+
+    FIELD = f"annotation {ANN_POLICY} (EdgeTask spec.policy)"
+    MAX_ENTRIES = 256
+
+    def __init__(self, models: ModelManager, index: ModelIndex | None = None) -> None:
+        self.models = models
+        self.index = index or ModelIndex()
+        self._entries: dict[str, tuple[int, PlacementPolicy | str]] = {}
+        self._validated: dict[str, PlacementPolicy] = {}
+        self._lock = threading.Lock()
+
+    def resolve(self, requested: str | None) -> PlacementPolicy:
+        """The policy to score with; raises TaskInputError naming the field when refused."""
+        active = self.models.active
+        if not requested or requested == active.name:
+            return active.policy
+        hit = self._entries.get(requested)
+        if hit is None or hit[0] != self.index.generation:
+            with self._lock:  # one load per name, however many pods ask at once
+                self.index.models()  # the first lookup ever lists the directory once
+                generation = self.index.generation
+                hit = self._entries.get(requested)
+                if hit is None or hit[0] != generation:
+                    hit = (generation, self._load(requested))
+                    if len(self._entries) >= self.MAX_ENTRIES:
+                        self._entries.clear()
+                    self._entries[requested] = hit
+        found = hit[1]
+        if isinstance(found, str):
+            raise TaskInputError(found)
+        return found
+
+    def _load(self, name: str) -> PlacementPolicy | str:
+        """The validated policy, or the message that refuses it."""
+        if len(name) > 63 or not allowed_name(name):
+            known = ", ".join(policy_names())
+            return (
+                f"{self.FIELD}: unknown policy {name[:80]!r}; known: {known}, "
+                f"or {GNN}@<version> of a model file{self._versions()}"
+            )
+        try:
+            policy = get_policy(name)
+        except UnknownPolicyError as exc:
+            return f"{self.FIELD}: {exc}{self._versions()}"
+        except ModelLoadError as exc:
+            return f"{self.FIELD}: policy {name!r} cannot be loaded: {exc}"
+        if self._validated.get(name) is not policy:
+            try:
+                validate(policy, None)
+            except ModelValidationError as exc:
+                return f"{self.FIELD}: policy {name!r} refused: {exc}"
+            self._validated[name] = policy
+        return policy
+
+    def _versions(self) -> str:
+        versions = self.index.versions(GNN)
+        return f" (model versions found: {', '.join(versions)})" if versions else ""
+
+
 class ExtenderService:
     def __init__(
         self,
@@ -101,6 +184,7 @@ class ExtenderService:
         writer: AnnotationWriter | None = None,
         metrics: ExtenderMetrics | None = None,
         bind_grace_s: float = 0.0,
+        model_index: ModelIndex | None = None,
     ) -> None:
         self.bind_grace_s = bind_grace_s
         """How long a decision waits for the bind verb to carry it before it is PATCHed."""
@@ -109,6 +193,7 @@ class ExtenderService:
         self.log = log or DecisionLog()
         self.writer = writer
         self.metrics = metrics or ExtenderMetrics()
+        self.policies = PolicyResolver(models, model_index)
 
     def snapshot(self) -> ClusterSnapshot:
         snap = self.source.current()
@@ -118,11 +203,13 @@ class ExtenderService:
 
     # ----- kube-scheduler verbs ---------------------------------------------------------------
 
-    def _task(self, pod: Pod, snap: ClusterSnapshot) -> TaskSpec:
+    def _task(self, pod: Pod, snap: ClusterSnapshot) -> tuple[TaskSpec, PlacementPolicy]:
+        """The pod's task and the policy it is scored with (TaskInputError names the field)."""
         try:
-            return task_from_pod(pod.metadata.annotations, pod_requests(pod), snap)
+            task = task_from_pod(pod.metadata.annotations, pod_requests(pod), snap)
         except QuantityError as exc:
             raise TaskInputError(f"Pod.spec resources: {exc}") from exc
+        return task, self.policies.resolve(pod.metadata.annotations.get(ANN_POLICY))
 
     def filter(self, args: ExtenderArgs) -> dict[str, Any]:
         names = args.candidate_names()
@@ -131,13 +218,13 @@ class ExtenderService:
             return self._filter_result(args, names, {}, {})
         snap = self.snapshot()
         try:
-            task = self._task(args.Pod, snap)
+            task, policy = self._task(args.Pod, snap)
         except TaskInputError as exc:
             reason = f"edge-allocator cannot place this pod: {exc}"
             return self._filter_result(args, [], {}, dict.fromkeys(names, reason))
         out = filter_candidates(snap, task, names)
         if len(out.passed) == 1:  # kube-scheduler skips prioritize: record the decision here
-            self._decide(args.Pod, snap, task, out.passed)
+            self._decide(args.Pod, snap, task, policy, out.passed)
         return self._filter_result(args, out.passed, out.failed, out.unresolvable)
 
     @staticmethod
@@ -164,11 +251,11 @@ class ExtenderService:
             return [(n, 0) for n in names]
         snap = self.snapshot()
         try:
-            task = self._task(args.Pod, snap)
+            task, policy = self._task(args.Pod, snap)
         except TaskInputError:  # filter already explained it; score neutrally
             return [(n, 0) for n in names]
         known = [n for n in names if snap.has_node(n)]
-        scored = self._decide(args.Pod, snap, task, known)
+        scored = self._decide(args.Pod, snap, task, policy, known)
         if scored is None:
             return [(n, 0) for n in names]
         if len(known) == len(names):
@@ -177,11 +264,15 @@ class ExtenderService:
         return [(n, by_name.get(n, 0)) for n in names]
 
     def _decide(
-        self, pod: Pod, snap: ClusterSnapshot, task: TaskSpec, candidates: list[str]
+        self,
+        pod: Pod,
+        snap: ClusterSnapshot,
+        task: TaskSpec,
+        policy: PlacementPolicy,
+        candidates: list[str],
     ) -> Scored | None:
         if not candidates:
             return None
-        policy = self.models.policy_for(pod.metadata.annotations.get(ANN_POLICY))
         scored = self.score(snap, task, candidates, policy, latencies="top")
         best = scored.candidates[scored.top]
         self.source.assume(pod.metadata.uid, best, task.cpu_request_m, task.mem_request_mib)

@@ -32,6 +32,11 @@ class Settings:
     bind_grace_s: float = 5.0
     """How long a decision waits for the bind verb to record it before it is PATCHed."""
     max_batch: int = 64
+    verb_workers: int = 1
+    """Threads that run /filter and /prioritize off the event loop; 1 keeps decisions serial,
+    so each pod of a burst is scored with the previous one's placement already counted."""
+    model_refresh_s: float = 5.0
+    """How often a background thread re-lists the models directory (never a request)."""
     log_json: bool = False
 
     def __post_init__(self) -> None:
@@ -41,8 +46,16 @@ class Settings:
             raise ValueError("--tls-cert and --tls-key go together")
         if self.client_ca and not self.tls_cert:
             raise ValueError("--client-ca needs TLS (--tls-cert/--tls-key)")
-        for name in ("max_body_bytes", "admin_burst", "decision_capacity", "max_batch"):
+        for name in (
+            "max_body_bytes",
+            "admin_burst",
+            "decision_capacity",
+            "max_batch",
+            "verb_workers",
+        ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1")
         if self.admin_rate_per_s <= 0:
             raise ValueError("admin_rate_per_s must be > 0")
+        if self.model_refresh_s <= 0:
+            raise ValueError("model_refresh_s must be > 0")

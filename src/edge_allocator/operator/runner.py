@@ -2,15 +2,17 @@
 
 A standby replica serves ``/healthz`` and waits on the lease; it watches nothing. When the
 leader stops cleanly it releases the lease and a standby takes over within one retry period;
-when it dies, within the lease duration.
+when it dies, within the lease duration. A leader that cannot renew within the renew deadline
+stops its work before the lease can expire for anyone else, then exits with code 3 (the timing
+rule is in ``leader``); the lease is renewed from the moment it is won, while the cache primes.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import signal
+import time
 from typing import Any
 
 import kopf
@@ -51,7 +53,7 @@ def kopf_settings() -> kopf.OperatorSettings:
     # Watch only the operator's own pods (server-side): other pods cost memory and CPU for nothing.
     settings.watching.label_selectors[("v1", "pods")] = f"{LABEL_MANAGED}=true"
     settings.posting.level = logging.INFO
-    settings.batching.exit_timeout = 0.5  # on shutdown, do not wait long for idle workers
+    settings.queueing.exit_timeout = 0.5  # on shutdown, do not wait long for idle workers
     settings.posting.worker_limit = 4  # events are low priority: never crowd out pod creation
     settings.watching.server_timeout = 600
     settings.watching.client_timeout = 660
@@ -99,12 +101,13 @@ async def run_operator(
 
 
 async def _take_back_signals(
-    ready: asyncio.Event, stop: asyncio.Event, operator: asyncio.Task[None]
+    ready: asyncio.Event, stop: asyncio.Event, *running: asyncio.Task[Any]
 ) -> None:
     """kopf installs its own SIGINT/SIGTERM handlers; route them back to ``stop`` so that the
-    shutdown goes through our stop flag (kopf then exits at once instead of waiting 5 s)."""
+    shutdown goes through our stop flag (kopf then exits at once instead of waiting 5 s).
+    Returns when kopf is ready or any of ``running`` ends (kopf failed, the lease was lost)."""
     waiter = asyncio.ensure_future(ready.wait())
-    await asyncio.wait({waiter, operator}, return_when=asyncio.FIRST_COMPLETED)
+    await asyncio.wait({waiter, *running}, return_when=asyncio.FIRST_COMPLETED)
     waiter.cancel()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -119,42 +122,96 @@ async def _lead(
     elector: LeaseElector | None,
     stop: asyncio.Event,
 ) -> int:
-    cache = ClusterCache()
-    await cache.prime(api, cfg.namespaces)
-    ctl = Controller(api, cache, cfg, metrics, extender)
-    kopf_stop = asyncio.Event()
-    kopf_ready = asyncio.Event()
-    operator = asyncio.create_task(
-        kopf.operator(
-            registry=build_registry(ctl),
-            settings=kopf_settings(),
-            standalone=True,
-            clusterwide=not cfg.namespaces,
-            namespaces=list(cfg.namespaces),
-            stop_flag=kopf_stop,
-            ready_flag=kopf_ready,
-        ),
-        name="kopf",
-    )
-    await _take_back_signals(kopf_ready, stop, operator)
+    # Renew from the moment the lease is won: priming the cache and starting kopf can take
+    # longer than the renew deadline on a big cluster. (Created before kopf starts, so kopf
+    # does not wait for it when it exits.)
     keeper = asyncio.create_task(
         elector.hold(stop) if elector is not None else stop.wait(), name="lease"
     )
-    done, _ = await asyncio.wait({operator, keeper}, return_when=asyncio.FIRST_COMPLETED)
+    cache = ClusterCache()
+    ctl = Controller(api, cache, cfg, metrics, extender)
+    kopf_stop = asyncio.Event()
+    operator: asyncio.Task[None] | None = None
+    kopf_error: BaseException | None = None
+    try:
+        prime = asyncio.create_task(cache.prime(api, cfg.namespaces), name="prime")
+        await asyncio.wait({prime, keeper}, return_when=asyncio.FIRST_COMPLETED)
+        if not prime.done():  # deposed or told to stop while priming
+            prime.cancel()
+            await asyncio.wait({prime})
+            _outcome(prime)
+        else:
+            prime.result()  # a failed prime ends the process, as before
+            kopf_ready = asyncio.Event()
+            operator = asyncio.create_task(
+                kopf.operator(
+                    registry=build_registry(ctl),
+                    settings=kopf_settings(),
+                    standalone=True,
+                    clusterwide=not cfg.namespaces,
+                    namespaces=list(cfg.namespaces),
+                    stop_flag=kopf_stop,
+                    ready_flag=kopf_ready,
+                ),
+                name="kopf",
+            )
+            await _take_back_signals(kopf_ready, stop, operator, keeper)
+            await asyncio.wait({operator, keeper}, return_when=asyncio.FIRST_COMPLETED)
+            kopf_error = _outcome(operator)
+    finally:
+        lost = _lost(keeper)
+        # Deposed: the work must be over before a rival can hold the lease (module doc of
+        # ``leader``); otherwise kopf gets its usual 10 s to finish.
+        grace_s = 10.0
+        if lost is not None and elector is not None:
+            grace_s = elector.expires_at() - _stop_margin_s(elector) - time.monotonic()
+        await ctl.stop()  # before kopf, which would otherwise wait 5 s for these tasks
+        kopf_stop.set()
+        if operator is not None:
+            await _finish(operator, max(0.0, grace_s))
+            await ctl.stop()  # workers that an event delivered meanwhile may have started
+        keeper.cancel()
+        await asyncio.wait({keeper})
     rc = EXIT_OK
-    if keeper in done and isinstance(keeper.exception(), LeadershipLost):
-        log.error("stepping down: %s", keeper.exception())
+    if lost is not None:
+        log.error("stepping down: %s", lost)
         rc = EXIT_LOST_LEASE
-    await ctl.stop()  # before kopf, which would otherwise wait 5 s for these tasks
-    kopf_stop.set()
-    keeper.cancel()
-    with contextlib.suppress(asyncio.CancelledError, Exception):
-        await asyncio.wait_for(operator, timeout=10)
-    with contextlib.suppress(asyncio.CancelledError, LeadershipLost):
-        await keeper
-    if operator in done and operator.exception() is not None:
-        log.error("kopf stopped with an error: %s", operator.exception())
+    elif kopf_error is not None:
+        log.error("kopf stopped with an error: %s", kopf_error)
         rc = 1
     if elector is not None and rc == EXIT_OK:
         await elector.release()
     return rc
+
+
+def _outcome(task: asyncio.Task[Any]) -> BaseException | None:
+    """The error ``task`` ended with (None while running, when cancelled or when it returned);
+    reading it also keeps asyncio from logging it as never retrieved."""
+    if not task.done() or task.cancelled():
+        return None
+    return task.exception()
+
+
+def _lost(keeper: asyncio.Task[Any]) -> BaseException | None:
+    """Why the lease keeper ended, if it did not end because it was told to stop: any error in
+    it means renewals are no longer guaranteed, which is as good as a lost lease."""
+    err = _outcome(keeper)
+    if err is None or isinstance(err, LeadershipLost):
+        return err
+    return LeadershipLost(f"the lease keeper failed: {err!r}")
+
+
+def _stop_margin_s(elector: LeaseElector) -> float:
+    """Slack kept between the end of the shutdown and the lease's expiry: half of D - R."""
+    cfg = elector.cfg
+    return (cfg.lease_duration_s - cfg.renew_deadline_s) / 2
+
+
+async def _finish(task: asyncio.Task[Any], grace_s: float) -> None:
+    """Let ``task`` end on its own for up to ``grace_s``, then cancel it; its outcome is the
+    caller's business (read from the task), never raised here."""
+    await asyncio.wait({task}, timeout=grace_s)
+    if not task.done():
+        task.cancel()
+        await asyncio.wait({task}, timeout=1.0)
+    _outcome(task)
