@@ -31,11 +31,11 @@ from datetime import datetime
 from typing import Any
 
 from edge_allocator.cluster.annotations import DEFAULT_INTRA_LATENCY_MS, LABEL_MANAGED, LABEL_TASK
+from edge_allocator.cluster.quantity import QuantityError, cpu_millicores, memory_mib
 from edge_allocator.cluster.snapshot import ClusterSnapshot, NodeState, Site
 from edge_allocator.cluster.topology import UNZONED_SITE, NetworkModel
 from edge_allocator.extender.nodeinfo import NodeInfo, parse_node
 from edge_allocator.extender.podtask import effective_requests
-from edge_allocator.extender.quantity import QuantityError, cpu_millicores, memory_mib
 
 log = logging.getLogger(__name__)
 

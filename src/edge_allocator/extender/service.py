@@ -21,6 +21,7 @@ from edge_allocator.cluster.annotations import (
     CandidateScore,
     DecisionRecord,
 )
+from edge_allocator.cluster.quantity import QuantityError
 from edge_allocator.cluster.snapshot import ClusterSnapshot, TaskSpec
 from edge_allocator.extender.decisions import AnnotationWriter, DecisionLog
 from edge_allocator.extender.metrics import ExtenderMetrics
@@ -36,7 +37,6 @@ from edge_allocator.extender.podtask import (
     is_edge_task,
     task_from_pod,
 )
-from edge_allocator.cluster.quantity import QuantityError
 from edge_allocator.extender.scoring import filter_candidates, rank, to_extender_scores
 from edge_allocator.extender.wire import ExtenderArgs, Pod
 from edge_allocator.policy.base import PlacementPolicy
