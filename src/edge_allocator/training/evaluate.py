@@ -3,22 +3,31 @@
 Every policy runs on the same seeded scenario instances (common random numbers), so policies
 are compared by paired per-seed differences. Cases carry a split: ``train`` (families the
 model was trained on, at training-like and larger sizes), ``heldout`` (families no training or
-model-selection step has seen) and ``heldout-large`` (10x the largest training topology).
+model-selection step has seen) and ``heldout-large`` (10x the largest training topology); a
+user's own scenario files run as ``custom`` cases, as written.
+
+Runs are independent given (case, policy, seed), so :func:`run_matrix` can spread the
+(case, seed) jobs over worker processes and still return exactly what one process returns, in
+the same order.
 """
 
 from __future__ import annotations
 
 import math
+import multiprocessing
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass
 from typing import Any
+
+import torch
 
 from edge_allocator.policy.base import PlacementPolicy
 from edge_allocator.policy.registry import get_policy
 from edge_allocator.sim.engine import Simulator, run_policy
 from edge_allocator.sim.oracle import GreedyOraclePolicy
-from edge_allocator.sim.scenario import load_scenario
+from edge_allocator.sim.scenario import Scenario, load_scenario
 from edge_allocator.training.stats import mean_ci, paired_relative
 
 METRICS = (
@@ -48,14 +57,34 @@ HELDOUT_FAMILIES = ("retail-chain", "campus", "port-terminal")
 
 @dataclass(frozen=True)
 class Case:
+    """One scenario instance to evaluate.
+
+    A built-in family resized to ``nodes``/``tasks`` (named ``<family>-<nodes>``); with
+    ``path``, that scenario file instead (resized the same way); with ``label`` as well, the
+    file exactly as written, named ``label`` (the scenario's own ``name``).
+    """
+
     family: str
     nodes: int
     tasks: int
     split: str
+    path: str = ""
+    label: str = ""
 
     @property
     def name(self) -> str:
-        return f"{self.family}-{self.nodes}"
+        return self.label or f"{self.family}-{self.nodes}"
+
+    def scenario(self) -> Scenario:
+        sc = load_scenario(self.path or self.family)
+        return sc if self.label else sc.resized(self.nodes, self.tasks)
+
+
+def scenario_case(path: str) -> Case:
+    """A user's scenario file as one ``custom`` case: its own sizes and its own name
+    (:class:`ScenarioError` naming the file and the field when it is not valid)."""
+    sc = load_scenario(path)
+    return Case(sc.family, sc.topology.nodes, sc.workload.tasks, "custom", path, sc.name)
 
 
 def tasks_for(nodes: int) -> int:
@@ -95,6 +124,35 @@ class Run:
     wall_s: float
 
 
+def _run_job(
+    case: Case,
+    seed: int,
+    policies: Sequence[str],
+    oracle_max_nodes: int,
+    skip: frozenset[tuple[str, str, int]],
+) -> list[Run]:
+    """One (case, seed): the contention-free bound, then every policy not in ``skip``."""
+    scenario = case.scenario()
+    bound = Simulator(scenario, seed).contention_free_bound_s()  # cheap: recomputed each time
+    metrics: dict[str, Any] = {m: math.nan for m in METRICS}
+    metrics["mean_completion_s"] = bound
+    runs = [Run(case.name, case.split, seed, BOUND, metrics, 0.0)]
+    for policy_name in policies:
+        if policy_name == ORACLE and case.nodes > oracle_max_nodes:
+            continue
+        if (case.name, policy_name, seed) in skip:
+            continue
+        res = run_policy(scenario, seed, make_policy(policy_name))
+        runs.append(Run(case.name, case.split, seed, policy_name, res.summary(), res.wall_s))
+    return runs
+
+
+def _init_worker(threads: int) -> None:
+    """Each worker process uses ``threads`` torch threads (the parent's setting is not
+    inherited by a spawned process)."""
+    torch.set_num_threads(threads)
+
+
 def run_matrix(
     policies: Sequence[str],
     cases: Sequence[Case],
@@ -102,32 +160,64 @@ def run_matrix(
     log: Callable[[str], None] = lambda _: None,
     oracle_max_nodes: int = 200,
     skip: set[tuple[str, str, int]] | None = None,
+    workers: int = 1,
+    threads: int | None = None,
 ) -> list[Run]:
     """Run every policy on every case and seed (``skip``: (case, policy, seed) runs already
-    done elsewhere), plus the contention-free bound per case and seed."""
+    done elsewhere), plus the contention-free bound per case and seed.
+
+    ``workers > 1`` runs the (case, seed) jobs in that many processes (spawned, so no
+    process inherits a forked torch thread pool); every run is seeded, so the result is the
+    same list as with one process, apart from the measured ``wall_s``. ``threads`` sets torch's
+    thread count in this process and in every worker (None: leave it as it is).
+    """
+    if threads is not None:
+        torch.set_num_threads(threads)
+    done = frozenset(skip or ())
+    jobs = [(c, s) for c in cases for s in seeds]
+    results: dict[tuple[int, int], list[Run]] = {}
+    left = {i: len(seeds) for i in range(len(cases))}
+    started = time.perf_counter()
+
+    def finished(ci: int) -> None:
+        left[ci] -= 1
+        if left[ci] == 0:
+            case = cases[ci]
+            log(
+                f"  {case.name} ({case.split}): {len(policies)} policies x {len(seeds)} seeds "
+                f"done at {time.perf_counter() - started:.0f}s"
+            )
+
+    if workers <= 1:
+        for ci, case in enumerate(cases):
+            for si, seed in enumerate(seeds):
+                results[(ci, si)] = _run_job(case, seed, policies, oracle_max_nodes, done)
+                finished(ci)
+    else:
+        ctx = multiprocessing.get_context("spawn")
+        init_threads = threads if threads is not None else torch.get_num_threads()
+        with ProcessPoolExecutor(
+            max_workers=min(workers, len(jobs)) or 1,
+            mp_context=ctx,
+            initializer=_init_worker,
+            initargs=(init_threads,),
+        ) as pool:
+            futures = {
+                pool.submit(_run_job, case, seed, list(policies), oracle_max_nodes, done): (ci, si)
+                for ci, case in enumerate(cases)
+                for si, seed in enumerate(seeds)
+            }
+            for fut in as_completed(futures):
+                key = futures[fut]
+                results[key] = fut.result()
+                finished(key[0])
+    # the single-process order: per case, every seed's bound, then policy by policy
     runs: list[Run] = []
-    for case in cases:
-        scenario = load_scenario(case.family).resized(case.nodes, case.tasks)
-        t0 = time.perf_counter()
-        for seed in seeds:  # the reference floor, recomputed every time (it is cheap)
-            bound = Simulator(scenario, seed).contention_free_bound_s()
-            metrics: dict[str, Any] = {m: math.nan for m in METRICS}
-            metrics["mean_completion_s"] = bound
-            runs.append(Run(case.name, case.split, seed, BOUND, metrics, 0.0))
+    for ci in range(len(cases)):
+        per_seed = [results[(ci, si)] for si in range(len(seeds))]
+        runs += [r for rs in per_seed for r in rs if r.policy == BOUND]
         for policy_name in policies:
-            if policy_name == ORACLE and case.nodes > oracle_max_nodes:
-                continue
-            for seed in seeds:
-                if skip and (case.name, policy_name, seed) in skip:
-                    continue
-                res = run_policy(scenario, seed, make_policy(policy_name))
-                runs.append(
-                    Run(case.name, case.split, seed, policy_name, res.summary(), res.wall_s)
-                )
-        log(
-            f"  {case.name} ({case.split}): {len(policies)} policies x {len(seeds)} seeds "
-            f"in {time.perf_counter() - t0:.0f}s"
-        )
+            runs += [r for rs in per_seed for r in rs if r.policy == policy_name]
     return runs
 
 

@@ -2,6 +2,10 @@
 
 Writes ``evaluation.json`` (every run, per-case means with 95% CIs, paired comparisons, a per
 split summary) and ``eval-<split>.png`` into ``--out-dir``.
+
+``--scenario FILE`` (repeatable) evaluates a user's own scenario files as written: sizes from
+the file, the case named after the scenario's ``name``. ``--workers N`` spreads the runs over N
+processes with the same results as one.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import time
 from pathlib import Path
 
 from edge_allocator.policy.registry import policy_names
+from edge_allocator.sim.scenario import ScenarioError, load_scenario
 from edge_allocator.training.evaluate import (
     DEPLOYABLE_BASELINES,
     ORACLE,
@@ -23,6 +28,7 @@ from edge_allocator.training.evaluate import (
     quick_cases,
     run_matrix,
     runs_as_dicts,
+    scenario_case,
     split_summary,
 )
 from edge_allocator.training.report import plots, summary_lines, table
@@ -39,13 +45,32 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seeds", type=int, default=5, help="seeds per case (default 5)")
     parser.add_argument("--first-seed", type=int, default=1)
     parser.add_argument(
-        "--split", choices=["all", "train", "heldout", "heldout-large"], default="all"
+        "--split",
+        choices=["all", "train", "heldout", "heldout-large"],
+        default="all",
+        help="which part of the default matrix to run (ignored with --scenario/--case)",
+    )
+    parser.add_argument(
+        "--scenario",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="a scenario YAML file, run as written: sizes from the file, the case named "
+        "after its 'name' (repeatable; replaces the default matrix)",
     )
     parser.add_argument(
         "--case",
         action="append",
         default=[],
-        help="FAMILY:NODES[:TASKS] instead of the default matrix (repeatable)",
+        metavar="FAMILY:NODES[:TASKS]",
+        help="a built-in family or scenario file resized to NODES nodes (and TASKS tasks); "
+        "to run a file at its own sizes use --scenario (repeatable)",
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="processes to run the cases in (default 1; results are the same for any N)",
     )
     parser.add_argument("--quick", action="store_true", help="two small cases (a minute)")
     parser.add_argument("--out-dir", type=Path, default=Path("artifacts/eval"))
@@ -61,7 +86,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--threads",
         type=int,
         default=1,
-        help="torch threads (1: serving-like, and no oversubscription)",
+        help="torch threads per process (1: serving-like, and no oversubscription)",
     )
     parser.add_argument(
         "--card",
@@ -72,12 +97,39 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def _parse_case(text: str) -> Case:
-    parts = text.split(":")
-    if len(parts) not in (2, 3):
-        raise SystemExit(f"--case {text!r}: expected FAMILY:NODES[:TASKS]")
-    nodes = int(parts[1])
-    tasks = int(parts[2]) if len(parts) == 3 else min(max(15 * nodes, 300), 3000)
-    return Case(parts[0], nodes, tasks, "custom")
+    """``FAMILY:NODES[:TASKS]``, split from the right so a path may contain ':'."""
+    head, _, last = text.rpartition(":")
+    if not head or not last.isdigit():
+        raise SystemExit(f"--case {text!r}: expected FAMILY:NODES[:TASKS] (NODES a number)")
+    first, _, mid = head.rpartition(":")
+    if first and mid.isdigit():
+        source, nodes, tasks = first, int(mid), int(last)
+    else:
+        source, nodes = head, int(last)
+        tasks = min(max(15 * nodes, 300), 3000)
+    if nodes < 1 or tasks < 1:
+        raise SystemExit(f"--case {text!r}: NODES and TASKS must be at least 1")
+    scenario = load_scenario(source)  # a file or a built-in family; fails naming the field
+    is_file = Path(source).suffix in (".yaml", ".yml") or Path(source).exists()
+    return Case(scenario.family, nodes, tasks, "custom", source if is_file else "")
+
+
+def _cases(args: argparse.Namespace) -> list[Case]:
+    """The cases asked for, every file checked before anything runs."""
+    if args.scenario or args.case:
+        cases = [scenario_case(p) for p in args.scenario] + [_parse_case(c) for c in args.case]
+        seen: dict[str, str] = {}
+        for c in cases:
+            where = c.path or c.family
+            if c.name in seen:
+                raise SystemExit(
+                    f"two cases are named {c.name!r} ({seen[c.name]} and {where}); "
+                    "give the scenarios different 'name' fields"
+                )
+            seen[c.name] = where
+        return cases
+    cases = quick_cases() if args.quick else default_cases()
+    return cases if args.split == "all" else [c for c in cases if c.split == args.split]
 
 
 def run(args: argparse.Namespace) -> int:
@@ -86,18 +138,21 @@ def run(args: argparse.Namespace) -> int:
     else:
         policies = [p for p in policy_names() if p not in DEPLOYABLE_BASELINES]
         policies += [*list(DEPLOYABLE_BASELINES), ORACLE]
-    if args.case:
-        cases = [_parse_case(c) for c in args.case]
-    elif args.quick:
-        cases = quick_cases()
-    else:
-        cases = default_cases()
-    if args.split != "all":
-        cases = [c for c in cases if c.split == args.split]
+    if args.workers < 1:
+        raise SystemExit(f"--workers {args.workers}: must be at least 1")
+    if args.threads < 1:
+        raise SystemExit(f"--threads {args.threads}: must be at least 1")
+    try:
+        cases = _cases(args)
+    except ScenarioError as exc:
+        raise SystemExit(f"edge-allocator evaluate: {exc}") from None
     seeds = list(range(args.first_seed, args.first_seed + args.seeds))
     t0 = time.perf_counter()
     print(
-        f"evaluating {len(policies)} policies x {len(cases)} cases x {len(seeds)} seeds", flush=True
+        f"evaluating {len(policies)} policies x {len(cases)} cases x {len(seeds)} seeds "
+        f"({args.workers} process{'es' if args.workers > 1 else ''}, "
+        f"{args.threads} torch thread{'s' if args.threads > 1 else ''} each)",
+        flush=True,
     )
     reused: list[Run] = []
     if args.reuse is not None:
@@ -110,7 +165,13 @@ def run(args: argparse.Namespace) -> int:
         ]
     done = {(r.case, r.policy, r.seed) for r in reused}
     runs = reused + run_matrix(
-        policies, cases, seeds, log=lambda m: print(m, flush=True), skip=done
+        policies,
+        cases,
+        seeds,
+        log=lambda m: print(m, flush=True),
+        skip=done,
+        workers=args.workers,
+        threads=args.threads,
     )
     agg = aggregate(runs)
     summary = split_summary(agg)

@@ -1,7 +1,9 @@
 """``edge-allocator train``: train the placement GNN in the simulator and write a model file.
 
 The model file, its learning curve (CSV + PNG) and the training config land next to each
-other; ``--ship`` also marks the file as the model ``"gnn"`` resolves to.
+other; ``--ship`` also marks the file as the model ``"gnn"`` resolves to. ``--quick`` checks the
+pipeline with a toy model, so without ``--out`` it writes to a scratch path, never over a
+shipped model.
 """
 
 from __future__ import annotations
@@ -16,13 +18,17 @@ from edge_allocator.policy.model_file import save_model
 from edge_allocator.policy.registry import SHIPPED_FILE
 from edge_allocator.training.trainer import TrainConfig, Trainer, git_revision
 
+DEFAULT_OUT = Path("models/gnn-2.1.0.pt")
+QUICK_OUT = Path(".cache/train-quick/gnn-quick.pt")
+"""Where ``--quick`` writes without ``--out``: scratch, outside ``models/``."""
+
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--out",
         type=Path,
-        default=Path("models/gnn-2.1.0.pt"),
-        help="model file to write (default: %(default)s)",
+        default=None,
+        help=f"model file to write (default: {DEFAULT_OUT}; with --quick: {QUICK_OUT})",
     )
     parser.add_argument("--version", default="2.1.0", help="model version recorded in the file")
     parser.add_argument("--seed", type=int, default=0)
@@ -34,7 +40,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--quick",
         action="store_true",
-        help="a tiny run (seconds) to check the pipeline, not a useful model",
+        help="a tiny run (seconds) to check the pipeline, not a useful model; written to "
+        f"{QUICK_OUT} unless --out is given",
     )
     parser.add_argument(
         "--ship",
@@ -62,7 +69,19 @@ def quick_config(seed: int) -> TrainConfig:
     )
 
 
+def output_path(args: argparse.Namespace) -> Path:
+    """``--out`` when given, else the scratch path for ``--quick`` and the documented model
+    path for a full run."""
+    if args.out is not None:
+        out: Path = args.out
+        return out
+    return QUICK_OUT if args.quick else DEFAULT_OUT
+
+
 def run(args: argparse.Namespace) -> int:
+    out = output_path(args)
+    if args.quick and args.out is None:
+        print(f"--quick: writing the toy model to {out} (scratch; --out to choose)", flush=True)
     cfg = quick_config(args.seed) if args.quick else TrainConfig(seed=args.seed)
     updates: dict[str, object] = {"threads": args.threads}
     if args.ppo_iterations is not None:
@@ -72,7 +91,6 @@ def run(args: argparse.Namespace) -> int:
     cfg = dataclasses.replace(cfg, **updates)  # type: ignore[arg-type]
     trainer = Trainer(cfg, log=lambda m: print(m, flush=True))
     stats = trainer.train()
-    out: Path = args.out
     out.parent.mkdir(parents=True, exist_ok=True)
     meta = save_model(
         out,
