@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import threading
 import time
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -142,6 +143,31 @@ def _explain(errors: list[Any]) -> str:
     return "; ".join(parts) + more
 
 
+class _Workers:
+    """The verbs' thread pool, started on first use (again after a shutdown: an app may be
+    served, stopped and served again, as tests do)."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._pool: ThreadPoolExecutor | None = None
+        self._lock = threading.Lock()
+
+    def get(self) -> ThreadPoolExecutor:
+        pool = self._pool
+        if pool is None:
+            with self._lock:
+                if self._pool is None:
+                    self._pool = ThreadPoolExecutor(self.size, thread_name_prefix="extender-verb")
+                pool = self._pool
+        return pool
+
+    def shutdown(self) -> None:
+        with self._lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=False)
+
+
 def create_app(
     service: ExtenderService,
     settings: Settings,
@@ -151,16 +177,16 @@ def create_app(
     binder: Binder | None = None,
 ) -> FastAPI:
     """Build the app around ``service``; ``ready`` reports readiness checks by name."""
-    workers = ThreadPoolExecutor(settings.verb_workers, thread_name_prefix="extender-verb")
+    workers = _Workers(settings.verb_workers)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         yield
-        workers.shutdown(wait=False, cancel_futures=True)
+        workers.shutdown()
 
     async def off_loop(fn: Callable[..., T], *args: Any) -> T:
         """Run ``fn`` on a verb worker: the event loop keeps serving while it scores."""
-        return await asyncio.get_running_loop().run_in_executor(workers, partial(fn, *args))
+        return await asyncio.get_running_loop().run_in_executor(workers.get(), partial(fn, *args))
 
     app = FastAPI(
         lifespan=lifespan,
