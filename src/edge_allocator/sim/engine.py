@@ -16,7 +16,10 @@ Model (all times in seconds):
   tasks in proportion to their limits (processor sharing), so co-located tasks slow each other.
 * Completion time = queueing + network (path latency + input over the bottleneck bandwidth) +
   execution. A task violates its SLO when completion exceeds its deadline or its path latency
-  exceeds its latency budget.
+  exceeds its latency budget. By default every transfer has its path's bottleneck bandwidth to
+  itself; with ``dynamics.network.sharing: max-min`` concurrent transfers share each link
+  max-min fairly (:mod:`edge_allocator.sim.network`) and a task starts executing only once its
+  input has arrived (holding its requests on the node meanwhile).
 * Background load drifts per node (Ornstein-Uhlenbeck, sampled every tick) and shows in
   measured usage but not in requests; failed nodes lose their tasks, which restart elsewhere.
 * Measured usage reaches the policy as the live scheduler sees it: each node's average over
@@ -55,9 +58,10 @@ from edge_allocator.sim.generate import (
     build_tasks,
     rng_for,
 )
+from edge_allocator.sim.network import Transfers, link_paths
 from edge_allocator.sim.scenario import Scenario
 
-_ARRIVAL, _COMPLETE, _TICK, _FAIL, _RECOVER, _METRICS = range(6)
+_ARRIVAL, _COMPLETE, _TICK, _FAIL, _RECOVER, _METRICS, _TRANSFER = range(7)
 _EPS = 1e-7
 
 
@@ -157,6 +161,8 @@ class Simulator:
         self._allowed_by_key: dict[tuple[int, float, int], tuple[int, ...]] = {}
         self._allowed_of: dict[int, tuple[tuple[int, float, int], tuple[int, ...]] | None] = {}
         self._shapes: dict[tuple[int, float, int] | None, set[tuple[int, int]]] = {}
+        self.shared_links = scenario.dynamics.network.sharing == "max-min"
+        self.link_path = link_paths(self.cluster.sites, self.cluster.links)
 
     # -- state -----------------------------------------------------------------------------
     def _reset(self) -> None:
@@ -194,6 +200,10 @@ class Simulator:
         self.measured = list(self.bg)
         self.published_at = 0.0
         self.placed_at: dict[int, float] = {}
+        # max-min link sharing: transfers in flight, and the tasks waiting for their input
+        self.transfers = Transfers([lk.bandwidth_mbps for lk in self.cluster.links])
+        self.transfer_version = 0
+        self.arriving: list[set[int]] = [set() for _ in range(n)]
 
     def _push(self, t: float, kind: int, a: int, b: float = 0.0) -> None:
         self.seq += 1
@@ -232,6 +242,7 @@ class Simulator:
         placed, req = self.placed_at, self.tasks.cpu_request_m
         # strictly after the sample, as the extender's cache compares bind time and sample time
         extra = sum(int(req[tid]) for tid in self.running[i] if placed[tid] > since)
+        extra += sum(int(req[tid]) for tid in self.arriving[i] if placed[tid] > since)
         return int(self.measured[i] * 1000) + extra
 
     def _reschedule(self, i: int, t: float) -> None:
@@ -272,7 +283,7 @@ class Simulator:
                 self.mem_req[i],
                 self.measured_cpu_m(i),
                 self.mem_req[i],
-                len(self.running[i]),
+                len(self.running[i]) + len(self.arriving[i]),
                 self.ready[i],
             )
         self.revision += 1
@@ -421,6 +432,9 @@ class Simulator:
         finish = np.full(n_tasks, np.nan)
         net_ms = np.full(n_tasks, np.nan)
         lat_ms = np.full(n_tasks, np.nan)
+        # network time added to finish - arrival: all of it, unless the transfer delayed the
+        # start (max-min sharing), when only the latency is left to add
+        added_ms = np.full(n_tasks, np.nan)
         pending: deque[int] = deque()
         decision_tasks: list[int] = []
         unplaceable: list[int] = []
@@ -444,17 +458,41 @@ class Simulator:
             k = chooser.choose(snap, self.task_spec(tid), cand_names, tid)
             i = cands[k]
             decision_tasks.append(tid)
-            self._advance(i, t)
             req = int(tk.cpu_request_m[tid])
-            demand = min(req / 1000.0 * BURST_FACTOR, self.cores[i])
-            self.running[i][tid] = [float(tk.work_cpu_s[tid]), demand]
             self.placed_at[tid] = t
             self.cpu_req[i] += req
             self.mem_req[i] += int(tk.mem_request_mib[tid])
             placed_node[tid] = i
             lat_ms[tid], net_ms[tid] = self.path(tid, i)
-            self._reschedule(i, t)
+            added_ms[tid] = net_ms[tid]
+            src_site = self.node_site[int(tk.source_node[tid])]
+            links = self.link_path[src_site][self.node_site[i]]
+            megabits = float(tk.input_mb[tid]) * 8.0
+            if self.shared_links and links and megabits > 0 and int(tk.source_node[tid]) != i:
+                # the input crosses shared links first; the task starts when it has arrived
+                self.arriving[i].add(tid)
+                self.transfers.add(t, tid, links, megabits)
+                added_ms[tid] = lat_ms[tid]
+                self.dirty.add(i)
+                self._snap = None
+                retime_transfers()
+                return True
+            start(tid, i, t)
             return True
+
+        def start(tid: int, i: int, t: float) -> None:
+            self._advance(i, t)
+            req = int(tk.cpu_request_m[tid])
+            demand = min(req / 1000.0 * BURST_FACTOR, self.cores[i])
+            self.running[i][tid] = [float(tk.work_cpu_s[tid]), demand]
+            self._reschedule(i, t)
+
+        def retime_transfers() -> None:
+            """Rates changed: the next transfer end is a new event (older ones are stale)."""
+            self.transfer_version += 1
+            end = self.transfers.next_end()
+            if math.isfinite(end):
+                self._push(end, _TRANSFER, 0, float(self.transfer_version))
 
         def drain_pending(t: float) -> None:
             """Retry every waiting task in FIFO order, as kube-scheduler retries every
@@ -540,6 +578,17 @@ class Simulator:
                     self._push(t + bg_spec.tick_s, _TICK, 0)
                 # no retry here: background load changes no request, so no task fits now
                 # that did not fit after the last completion, failure or recovery
+            elif kind == _TRANSFER:
+                if int(b) != self.transfer_version:
+                    continue
+                self.transfers.advance(t)
+                for tid in self.transfers.done():
+                    self.transfers.remove(t, tid)
+                    i = int(placed_node[tid])
+                    self.arriving[i].discard(tid)
+                    net_ms[tid] = lat_ms[tid] + (t - self.placed_at[tid]) * 1000.0
+                    start(tid, i, t)
+                retime_transfers()
             elif kind == _METRICS:
                 self._publish_metrics(t)
                 if n_done + len(unplaceable) < n_tasks:
@@ -548,11 +597,17 @@ class Simulator:
                 if not self.ready[a]:
                     continue
                 self._advance(a, t)
-                for tid in self.running[a]:
+                lost = [*self.running[a], *sorted(self.arriving[a])]
+                for tid in lost:
                     restarts += 1
                     start_wait[tid] = t
                     pending.appendleft(tid)
                 self.running[a].clear()
+                if self.arriving[a]:  # transfers to a dead node stop
+                    for tid in self.arriving[a]:
+                        self.transfers.remove(t, tid)
+                    self.arriving[a].clear()
+                    retime_transfers()
                 self.cpu_req[a] = 0
                 self.mem_req[a] = 0
                 self.ready[a] = False
@@ -572,11 +627,12 @@ class Simulator:
                 next_arrival >= n_tasks
                 and pending
                 and not any(self.running)
+                and not len(self.transfers)
                 and not any(e[2] == _RECOVER for e in self.heap)
             ):
                 break
 
-        completion = finish - tk.arrival_s + net_ms / 1000.0
+        completion = finish - tk.arrival_s + added_ms / 1000.0
         deadline = tk.deadline_s
         budget = tk.latency_budget_ms
         with np.errstate(invalid="ignore"):

@@ -173,10 +173,21 @@ class Metrics(_Strict):
     interval_s: float = Field(default=15.0, ge=0, le=600)
 
 
+class Network(_Strict):
+    """How transfers use the links. ``none``: every transfer gets its path's bottleneck
+    bandwidth however many share it, and the task starts at once (the transfer time is added
+    to its completion). ``max-min``: concurrent transfers share each link max-min fairly along
+    their paths (:mod:`edge_allocator.sim.network`), and a task starts executing when its input
+    has arrived (it holds its requests on the node meanwhile)."""
+
+    sharing: Literal["none", "max-min"] = "none"
+
+
 class Dynamics(_Strict):
     background: BackgroundLoad = Field(default_factory=BackgroundLoad)
     failures: Failures | None = None
     metrics: Metrics = Field(default_factory=Metrics)
+    network: Network = Field(default_factory=Network)
 
 
 class Scenario(_Strict):
