@@ -18,7 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from edge_allocator.devcluster import paths
-from edge_allocator.devcluster.components import GROUPS, MIN_GO, ComponentGroup
+from edge_allocator.devcluster.components import GROUPS, MIN_GO, NODE_GROUPS, ComponentGroup
 
 
 class BuildError(RuntimeError):
@@ -54,7 +54,7 @@ def check_go(go: str = "go") -> None:
 
 
 def module_dir(group: ComponentGroup) -> Path:
-    return paths.repo_root() / "hack" / "devcluster" / group.group
+    return paths.repo_root() / "hack" / "devcluster" / group.module_name
 
 
 def cache_key(group: ComponentGroup) -> str:
@@ -111,14 +111,19 @@ def _run_build(group: ComponentGroup, out_dir: Path, log: Callable[[str], None])
     log(f"[build] {group.group} done in {time.monotonic() - started:.0f}s")
 
 
-def ensure_binaries(log: Callable[[str], None] | None = None) -> dict[str, Path]:
-    """Build what is missing and link every binary into ``.cache/bin``; returns name -> path."""
+def ensure_binaries(
+    log: Callable[[str], None] | None = None, *, node: bool = False
+) -> dict[str, Path]:
+    """Build what is missing and link every binary into ``.cache/bin``; returns name -> path.
+
+    ``node`` adds the real node's components (kubelet, kube-proxy, pause, CoreDNS).
+    """
     say = log or (lambda s: print(s, file=sys.stderr, flush=True))
     result: dict[str, Path] = {}
     bin_dir = paths.bin_dir()
     bin_dir.mkdir(parents=True, exist_ok=True)
     checked_go = False
-    for group in GROUPS:
+    for group in (*GROUPS, *(NODE_GROUPS if node else ())):
         out_dir = group_output_dir(group)
         if not all((out_dir / name).is_file() for name in group.packages):
             if not checked_go:

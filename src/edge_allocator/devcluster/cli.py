@@ -9,6 +9,8 @@ from pathlib import Path
 from edge_allocator.devcluster.build import BuildError, ensure_binaries
 from edge_allocator.devcluster.cluster import DEFAULT_API_PORT, DevCluster, DevClusterError
 from edge_allocator.devcluster.fleet import FleetSpec
+from edge_allocator.devcluster.image import ImageBuilder, ImageError
+from edge_allocator.devcluster.prereqs import PrerequisiteError
 
 
 def _scheduler_arg(text: str) -> tuple[str, Path]:
@@ -36,13 +38,32 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     sub.add_parser("down", help="stop the cluster and remove its state")
     sub.add_parser("status", help="print the cluster's state as JSON")
-    sub.add_parser("build", help="build (or reuse) the cached Kubernetes binaries")
+    build = sub.add_parser("build", help="build (or reuse) the cached Kubernetes binaries")
+    build.add_argument(
+        "--real-node",
+        action="store_true",
+        help="also the real node's kubelet, kube-proxy, pause and CoreDNS",
+    )
+    image = sub.add_parser(
+        "image", help="build the product image from the Dockerfile with buildah (no Docker)"
+    )
+    image.add_argument("--tag", default="dev", help="tag of localhost/edge-allocator (default dev)")
+    image.add_argument(
+        "--rebuild-base", action="store_true", help="debootstrap the base image again"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     try:
+        if args.dev_command == "image":
+            built = ImageBuilder(tag=args.tag).build(rebuild_base=args.rebuild_base)
+            print(json.dumps({
+                "image": built.name, "id": built.image_id, "size_bytes": built.size_bytes,
+                "archive": str(built.archive), "seconds": round(built.seconds),
+            }, indent=2))  # fmt: skip
+            return 0
         if args.dev_command == "build":
-            for name, path in ensure_binaries().items():
+            for name, path in ensure_binaries(node=args.real_node).items():
                 print(f"{name}\t{path.resolve()}")
             return 0
         if args.dev_command == "up":
@@ -57,6 +78,6 @@ def run(args: argparse.Namespace) -> int:
         status = cluster.status()
         print(json.dumps(status, indent=2))
         return 0 if status["running"] else 1
-    except (BuildError, DevClusterError, ValueError) as e:
+    except (BuildError, DevClusterError, ImageError, PrerequisiteError, ValueError) as e:
         print(f"edge-allocator dev {args.dev_command}: {e}")
         return 2

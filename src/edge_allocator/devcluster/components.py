@@ -20,6 +20,11 @@ class ComponentGroup:
     packages: dict[str, str]  # binary name -> Go package
     stamps: tuple[str, ...] = ()  # Go package paths whose version variables get -X stamps
     extra_ldflags: tuple[str, ...] = ()
+    module: str = ""  # directory under hack/devcluster; default: the group's name
+
+    @property
+    def module_name(self) -> str:
+        return self.module or self.group
 
     def ldflags(self) -> str:
         flags = ["-s", "-w", *self.extra_ldflags]
@@ -75,3 +80,31 @@ GROUPS: tuple[ComponentGroup, ...] = (
 )
 
 BINARIES: tuple[str, ...] = tuple(name for g in GROUPS for name in g.packages)
+
+# The real node (``dev up --real-node``): built only when asked for. kubelet and kube-proxy come
+# from the same release and staging replace set as the control plane (their own module, so the
+# control plane's cache key does not change); the pod sandbox and CoreDNS are small modules.
+NODE_GROUPS: tuple[ComponentGroup, ...] = (
+    ComponentGroup(
+        group="kubernetes-node",
+        version=KUBERNETES_VERSION,
+        packages={
+            "kubelet": "k8s.io/kubernetes/cmd/kubelet",
+            "kube-proxy": "k8s.io/kubernetes/cmd/kube-proxy",
+        },
+        stamps=("k8s.io/component-base/version", "k8s.io/client-go/pkg/version"),
+    ),
+    ComponentGroup(
+        group="pause",
+        version="v1.0.0",
+        packages={"pause": "edge-allocator.io/hack/devcluster/pause"},
+    ),
+    ComponentGroup(
+        group="coredns",
+        version="v1.14.7",
+        packages={"coredns": "edge-allocator.io/hack/devcluster/coredns"},
+        extra_ldflags=("-X github.com/coredns/coredns/coremain.GitCommit=v1.14.7",),
+    ),
+)
+
+NODE_BINARIES: tuple[str, ...] = tuple(name for g in NODE_GROUPS for name in g.packages)

@@ -33,11 +33,26 @@ def bin_dir() -> Path:
     return cache_dir() / "bin"
 
 
+STATE_DIR_ENV = "EDGE_ALLOCATOR_DEVCLUSTER_DIR"
+
+
 def state_dir() -> Path:
-    """Cluster state: kubeconfig, kwokctl work dir, logs, pid files."""
+    """Cluster state: kubeconfig, kwokctl work dir, logs, pid files.
+
+    ``EDGE_ALLOCATOR_DEVCLUSTER_DIR`` moves it, so that a second cluster (another port, e.g.
+    the real-node tests) can run next to the default one.
+    """
+    env = os.environ.get(STATE_DIR_ENV)
+    if env:
+        return Path(env).resolve()
     return cache_dir() / "devcluster"
 
 
 def user_binary_cache() -> Path:
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / "edge-allocator" / "bin"
+
+
+def user_image_cache() -> Path:
+    """Base root filesystems and image archives (next to the binary cache)."""
+    return user_binary_cache().parent / "images"
