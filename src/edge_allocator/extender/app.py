@@ -492,5 +492,9 @@ def create_app(
 
     app.include_router(admin)
 
-    app.add_middleware(RequestGuard, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        RequestGuard,
+        max_body_bytes=settings.max_body_bytes,
+        drain_bytes=settings.max_drain_bytes,
+    )
     return app

@@ -31,11 +31,19 @@ def request_id_of(scope: Scope) -> str:
 
 
 class RequestGuard:
-    """Assigns a request id (or keeps a sane incoming one) and enforces ``max_body_bytes``."""
+    """Assigns a request id (or keeps a sane incoming one) and enforces ``max_body_bytes``.
 
-    def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
+    An oversized body is answered 413 with a JSON error. A client that writes its whole body
+    before reading the answer (Python's http.client, many proxies) would see a reset if the
+    connection closed with the body unread, so a body up to ``drain_bytes`` is read and thrown
+    away (the connection is kept; the server discards what is left of a declared length);
+    only a body beyond that gets ``Connection: close``.
+    """
+
+    def __init__(self, app: ASGIApp, max_body_bytes: int, drain_bytes: int | None = None) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        self.drain_bytes = max(drain_bytes if drain_bytes is not None else 0, max_body_bytes)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -59,13 +67,17 @@ class RequestGuard:
             await send(message)
 
         limit = self.max_body_bytes
+        too_big_text = f"request body exceeds {limit} bytes"
         if length is not None:
             try:
-                too_big = int(length) > limit
+                declared = int(length)
             except ValueError:
-                too_big = False
-            if too_big:
-                await self._reject(send_with_id, 413, f"request body exceeds {limit} bytes", rid)
+                declared = 0
+            if declared > limit:
+                # within the drain allowance the server reads and drops the rest of the body
+                # after the answer and keeps the connection; beyond it, close
+                close = declared > self.drain_bytes
+                await self._reject(send_with_id, 413, too_big_text, rid, close=close)
                 return
             await self.app(scope, receive, send_with_id)
             return
@@ -80,11 +92,16 @@ class RequestGuard:
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
-                if seen > limit:  # answer now; the app sees a disconnected client
-                    rejected = True
-                    await self._reject(
-                        send_with_id, 413, f"request body exceeds {limit} bytes", rid
-                    )
+                if seen > limit:  # drain what the allowance covers, answer; the app sees a
+                    rejected = True  # disconnected client
+                    more = message.get("more_body", False)
+                    while more and seen <= self.drain_bytes:
+                        message = await receive()
+                        if message["type"] != "http.request":
+                            break
+                        seen += len(message.get("body", b""))
+                        more = message.get("more_body", False)
+                    await self._reject(send_with_id, 413, too_big_text, rid, close=more)
                     return {"type": "http.disconnect"}
             return message
 
@@ -99,19 +116,15 @@ class RequestGuard:
                 raise
 
     @staticmethod
-    async def _reject(send: Send, status: int, message: str, rid: str) -> None:
+    async def _reject(send: Send, status: int, message: str, rid: str, *, close: bool) -> None:
         body = error_body(status, message, rid)
-        await send(
-            {
-                "type": "http.response.start",
-                "status": status,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                    (b"connection", b"close"),
-                ],
-            }
-        )
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+        ]
+        if close:
+            headers.append((b"connection", b"close"))
+        await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
 
 

@@ -20,6 +20,9 @@ class Settings:
     admin_token: str | None = None
     """Bearer token for /v1/*; None leaves the admin API open (a warning is logged)."""
     max_body_bytes: int = 8 * 1024 * 1024
+    max_drain_bytes: int = 256 * 1024 * 1024
+    """An oversized body up to this size is read and dropped, so the client gets its 413
+    instead of a reset connection; a larger one is answered 413 and the connection closed."""
     admin_rate_per_s: float = 20.0
     admin_burst: int = 40
     decision_capacity: int = 10_000
