@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
@@ -18,6 +19,7 @@ from edge_allocator.dashboard import (
     summarize_model,
 )
 from edge_allocator.dashboard.model_card import comparison_from_rows
+from edge_allocator.dashboard.view import EDGETASKS_PATH, StateCache, list_edgetasks
 
 
 def _snapshot() -> ClusterSnapshot:
@@ -130,7 +132,7 @@ def test_routes_serve_the_page_assets_and_state_without_a_cdn() -> None:
         assert asset.status_code == 200 and "//cdn" not in asset.text
     assert client.get("/ui/static/../router.py").status_code == 404
     state = client.get("/ui/api/state").json()
-    assert calls == ["/apis/edge-allocator.io/v1alpha1/edgetasks"]
+    assert calls == ["/apis/edge-allocator.io/v1alpha1/edgetasks?limit=500"]
     assert state["model"]["name"] == "gnn" and state["placements"][0]["node"] == "a-0"
     assert len(state["nodes"]) == 2 and state["errors"] == []
 
@@ -164,3 +166,116 @@ def test_reads_a_card_shaped_as_the_evaluation_harness_writes_it(tmp_path: Path)
     summary = summarize_model("gnn", "gnn", "1.0.0", model)
     assert summary.card == "gnn-1.0.0.card.json" and summary.split == "heldout"
     assert {c.policy: c.relative for c in summary.comparison} == {"gnn": 0.6, "kube-default": 1.0}
+
+
+def _paged_api(total: int, calls: list[str]) -> Any:
+    """An API server holding ``total`` EdgeTasks that honours ``limit`` and ``continue``."""
+    from urllib.parse import parse_qs, urlsplit
+
+    def api_get(path: str) -> dict[str, Any]:
+        calls.append(path)
+        url = urlsplit(path)
+        assert url.path == EDGETASKS_PATH
+        query = {k: v[0] for k, v in parse_qs(url.query).items()}
+        start = int(query.get("continue", "start=0").split("=")[1])
+        end = min(start + int(query["limit"]), total)
+        items = [
+            _task(f"t{i}", f"2026-01-01T00:{i // 60:02d}:{i % 60:02d}Z") for i in range(start, end)
+        ]
+        meta = {"continue": f"start={end}"} if end < total else {}
+        return {"items": items, "metadata": meta}
+
+    return api_get
+
+
+@pytest.mark.parametrize(
+    ("total", "page", "cap", "want_calls", "want_items", "truncated"),
+    [
+        (0, 500, 5000, 1, 0, False),
+        (7, 3, 5000, 3, 7, False),  # 3 + 3 + 1
+        (6, 3, 5000, 2, 6, False),  # the last full page carries no continue token
+        (10, 4, 6, 2, 6, True),  # 4 + min(4, 6 - 4): stops at the cap and says so
+    ],
+)
+def test_edgetasks_are_listed_in_pages(
+    total: int, page: int, cap: int, want_calls: int, want_items: int, truncated: bool
+) -> None:
+    calls: list[str] = []
+    tasks, more = list_edgetasks(_paged_api(total, calls), page, cap)
+    assert (len(calls), len(tasks), more) == (want_calls, want_items, truncated)
+    assert calls[0] == f"{EDGETASKS_PATH}?limit={min(page, cap)}"
+    if len(calls) > 1:  # the continue token is URL-encoded ('=' -> %3D)
+        assert calls[1].endswith(f"&continue=start%3D{page}")
+    assert len({t["metadata"]["name"] for t in tasks}) == want_items
+
+
+def test_a_truncated_list_is_reported_on_the_page() -> None:
+    calls: list[str] = []
+    source = DashboardSource(
+        snapshot=_snapshot, api_get=_paged_api(12, calls), model=lambda: None,
+        page_size=5, max_tasks=10,
+    )  # fmt: skip
+    state = StateCache(source).get()
+    assert state["placementCount"] == 10 and len(calls) == 2
+    assert state["errors"] == ["only the first 10 EdgeTasks were read"]
+
+
+def test_the_state_is_computed_once_per_ttl_for_every_poll() -> None:
+    calls: list[str] = []
+    now = [100.0]
+    source = DashboardSource(
+        snapshot=_snapshot, api_get=_paged_api(3, calls), model=lambda: None, state_ttl_s=3.0
+    )
+    cache = StateCache(source, clock=lambda: now[0])
+    first = cache.get()
+    now[0] += 2.9
+    assert cache.get() is first and len(calls) == 1
+    now[0] += 0.2
+    assert cache.get() is not first and len(calls) == 2
+    # through the route: polls within the TTL share one LIST
+    app = FastAPI()
+    app.include_router(create_router(source), prefix="/ui")
+    client = TestClient(app)
+    calls.clear()
+    for _ in range(5):
+        assert client.get("/ui/api/state").json()["placementCount"] == 3
+    assert len(calls) == 1
+
+
+@pytest.mark.parametrize(
+    ("header", "status"),
+    [
+        (None, 401),
+        ("Bearer wrong", 401),
+        ("secret", 401),  # not a bearer credential
+        ("Basic c2VjcmV0", 401),
+        ("Bearer secret", 200),
+    ],
+)
+def test_the_state_needs_the_admin_token_when_one_is_set(header: str | None, status: int) -> None:
+    from test_extender_helpers import make_app
+
+    calls: list[str] = []
+    app, _, _ = make_app(admin_token="secret")  # mounted as the extender mounts it
+    source = DashboardSource(snapshot=_snapshot, api_get=_paged_api(1, calls), model=lambda: None)
+    app.include_router(create_router(source, admin_token="secret"), prefix="/ui")
+    client = TestClient(app)
+    headers = {"authorization": header} if header else {}
+    r = client.get("/ui/api/state", headers=headers)
+    assert r.status_code == status
+    if status == 401:
+        assert r.headers["www-authenticate"] == "Bearer"
+        assert "admin token" in r.json()["error"]["message"]
+        assert calls == []  # nothing read for an unauthenticated caller
+    else:
+        assert r.json()["placementCount"] == 1
+    # the page and its assets hold no cluster data: always served
+    assert client.get("/ui/").status_code == 200
+    assert client.get("/ui/static/app.js").status_code == 200
+
+
+def test_without_an_admin_token_the_state_is_open() -> None:
+    source = DashboardSource(snapshot=_snapshot, api_get=_paged_api(0, []), model=lambda: None)
+    app = FastAPI()
+    app.include_router(create_router(source, admin_token=None), prefix="/ui")
+    assert TestClient(app).get("/ui/api/state").status_code == 200

@@ -6,9 +6,12 @@ snapshot and the page stays a thin renderer.
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 from edge_allocator.cluster.snapshot import ClusterSnapshot, NodeState
 from edge_allocator.dashboard.model_card import ModelSummary
@@ -28,12 +31,19 @@ class DashboardSource:
         api_get: GET on the Kubernetes API, used to list EdgeTasks (placements and why).
         model: the active model and its model-card comparison, or None when unknown.
         max_placements: how many of the most recent placements the page shows.
+        page_size: EdgeTasks per LIST call (``limit``; the rest follows ``continue``).
+        max_tasks: the most EdgeTasks read per refresh (the page says when it stopped there).
+        state_ttl_s: how long one computed state serves every poll (any number of open pages
+            then cost the API server one paged LIST per ``state_ttl_s``).
     """
 
     snapshot: Callable[[], ClusterSnapshot | None]
     api_get: ApiGet
     model: Callable[[], ModelSummary | None]
     max_placements: int = 50
+    page_size: int = 500
+    max_tasks: int = 5000
+    state_ttl_s: float = 3.0
 
 
 def _fraction(used: int, allocatable: int) -> float:
@@ -118,11 +128,32 @@ def build_state(
     }
 
 
+def list_edgetasks(
+    api_get: ApiGet, page_size: int = 500, max_tasks: int = 5000
+) -> tuple[list[Mapping[str, Any]], bool]:
+    """EdgeTasks in pages of ``page_size`` (``limit``/``continue``), at most ``max_tasks``;
+    True when more were left unread."""
+    tasks: list[Mapping[str, Any]] = []
+    cont = ""
+    while True:
+        limit = min(page_size, max_tasks - len(tasks))
+        query = f"?limit={limit}" + (f"&continue={quote(cont, safe='')}" if cont else "")
+        body = api_get(EDGETASKS_PATH + query)
+        tasks.extend(body.get("items") or [])
+        cont = str((body.get("metadata") or {}).get("continue") or "")
+        if not cont:
+            return tasks, False
+        if len(tasks) >= max_tasks:
+            return tasks, True
+
+
 def collect_state(source: DashboardSource) -> dict[str, Any]:
-    """Read the source (one API call for the EdgeTasks) and build the state; never raises."""
+    """Read the source (paged LISTs of the EdgeTasks) and build the state; never raises."""
     errors: list[str] = []
     try:
-        tasks = list(source.api_get(EDGETASKS_PATH).get("items") or [])
+        tasks, truncated = list_edgetasks(source.api_get, source.page_size, source.max_tasks)
+        if truncated:
+            errors.append(f"only the first {source.max_tasks} EdgeTasks were read")
     except Exception as exc:  # the page still shows the graph and says why placements are missing
         tasks = []
         errors.append(f"listing EdgeTasks failed: {exc}")
@@ -134,3 +165,24 @@ def collect_state(source: DashboardSource) -> dict[str, Any]:
     return build_state(
         source.snapshot(), tasks, model, max_placements=source.max_placements, errors=errors
     )
+
+
+class StateCache:
+    """One computed state shared by every poll for ``source.state_ttl_s`` seconds; concurrent
+    polls of a stale state wait for one computation instead of each listing EdgeTasks."""
+
+    def __init__(
+        self, source: DashboardSource, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.source = source
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._state: dict[str, Any] | None = None
+        self._at = 0.0
+
+    def get(self) -> dict[str, Any]:
+        with self._lock:
+            if self._state is None or self.clock() - self._at >= self.source.state_ttl_s:
+                self._state = collect_state(self.source)
+                self._at = self.clock()
+            return self._state

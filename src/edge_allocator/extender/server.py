@@ -125,7 +125,8 @@ def serve(settings: Settings) -> int:
                 snapshot=cache.current,
                 api_get=api.get,
                 model=lambda: active_model_summary(models.active.name, models.active.policy),
-            )
+            ),
+            admin_token=settings.admin_token,
         ),
         prefix="/ui",
     )

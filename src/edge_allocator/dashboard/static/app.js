@@ -191,17 +191,53 @@ function render(state) {
   document.body.dataset.loaded = "true";
 }
 
+// When the extender has an admin token, api/state needs it. It is kept for this tab only
+// (sessionStorage) and can be handed over in the URL fragment (#token=...), which browsers
+// never send to the server.
+const TOKEN_KEY = "edge-allocator-admin-token";
+let timer = null;
+
+function tokenFromFragment() {
+  const m = /(?:^#|&)token=([^&]+)/.exec(location.hash);
+  if (m) {
+    sessionStorage.setItem(TOKEN_KEY, decodeURIComponent(m[1]));
+    history.replaceState(null, "", location.pathname + location.search);
+  }
+}
+
+function askForToken(message) {
+  document.getElementById("token-form").hidden = false;
+  document.getElementById("status").textContent = message;
+}
+
 async function poll() {
+  clearTimeout(timer);
   try {
-    const resp = await fetch("api/state", { cache: "no-store" });
+    const token = sessionStorage.getItem(TOKEN_KEY);
+    const headers = token ? { Authorization: `Bearer ${token}` } : {};
+    const resp = await fetch("api/state", { cache: "no-store", headers });
+    if (resp.status === 401) {
+      sessionStorage.removeItem(TOKEN_KEY);
+      askForToken(token ? "the admin token was refused" : "this dashboard needs the admin token");
+      return; // wait for the form
+    }
     if (!resp.ok) throw new Error(`HTTP ${resp.status}`);
+    document.getElementById("token-form").hidden = true;
     lastState = await resp.json();
     render(lastState);
   } catch (err) {
     document.getElementById("status").textContent = `cannot reach the extender: ${err.message}`;
-  } finally {
-    setTimeout(poll, POLL_MS);
   }
+  timer = setTimeout(poll, POLL_MS);
 }
 
+document.getElementById("token-form").addEventListener("submit", event => {
+  event.preventDefault();
+  const input = document.getElementById("token");
+  if (input.value.trim()) sessionStorage.setItem(TOKEN_KEY, input.value.trim());
+  input.value = "";
+  poll();
+});
+
+tokenFromFragment();
 poll();
