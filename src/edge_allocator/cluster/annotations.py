@@ -23,6 +23,7 @@ ANN_DATA_SOURCE_NODE = PREFIX + "data-source-node"
 ANN_LATENCY_BUDGET_MS = PREFIX + "latency-budget-ms"
 ANN_INPUT_MB = PREFIX + "input-mb"
 ANN_POLICY = PREFIX + "policy"
+ANN_BUDGET_SITES = PREFIX + "budget-sites"  # the sites the pod's required affinity allows
 
 # Annotation the extender writes (off the request path): a DecisionRecord as compact JSON.
 ANN_DECISION = PREFIX + "decision"

@@ -44,6 +44,13 @@ class ScoreRequest(_Strict):
     policy: str | None = Field(
         default=None, max_length=253, description="a policy name; default the active one"
     )
+    currentPodUid: str | None = Field(
+        default=None,
+        max_length=128,
+        description="re-placement: the uid of the task's running pod; the task is scored as if "
+        "that pod were not placed (its requests are taken off its node and used as the task's), "
+        "and the answer says how the pod's node compares with the chosen one",
+    )
 
 
 class BatchScoreRequest(_Strict):
@@ -65,6 +72,19 @@ class ScoreResponse(BaseModel):
     chosen: str | None
     candidates: list[CandidateOut]
     filtered: dict[str, str] = Field(description="node -> why the filter verb would drop it")
+    currentNode: str | None = Field(
+        default=None, description="with currentPodUid: the node that pod is bound to"
+    )
+    currentRank: int | None = Field(
+        default=None, description="the current node's rank (none when it was filtered out)"
+    )
+    predictedGainS: float | None = Field(
+        default=None,
+        description="estimated completion seconds saved by moving to the chosen node",
+    )
+    predictedGainRatio: float | None = Field(
+        default=None, description="the same gain as a fraction of the current estimate"
+    )
 
 
 class BatchScoreResponse(BaseModel):

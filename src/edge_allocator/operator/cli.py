@@ -17,6 +17,7 @@ import socket
 
 from edge_allocator.cluster.annotations import SCHEDULER_NAME
 from edge_allocator.operator.config import LeaderConfig, OperatorConfig
+from edge_allocator.operator.replacement import ReplacementConfig
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -72,6 +73,32 @@ def configure(parser: argparse.ArgumentParser) -> None:
     add("--metrics-port", type=int, default=8081, help="port for /metrics and /healthz (0: any)")
     add("--log-format", choices=("text", "json"), default="text")
     add("--verbose", "-v", action="store_true")
+    moves = parser.add_argument_group(
+        "re-placement (moving running tasks; defaults in the README's re-placement section)"
+    )
+    d = ReplacementConfig()
+    moves.add_argument(
+        "--replacement",
+        choices=("on", "dry-run", "off"),
+        default=d.mode,
+        help="on: move tasks; dry-run: only report what would move and why; off: neither",
+    )
+    for flag, attr, kind, what in (
+        ("--replacement-interval", "interval_s", float, "seconds between re-placement sweeps"),
+        ("--replacement-margin", "margin", float, "least predicted gain (fraction) to move"),
+        ("--replacement-min-gain", "min_gain_s", float, "least predicted gain in seconds"),
+        ("--replacement-cooldown", "cooldown_s", float, "seconds between moves of one task"),
+        ("--max-moves-in-flight", "max_in_flight", int, "moves at once, cluster-wide"),
+        ("--max-moves-per-node", "max_in_flight_per_node", int, "moves away from one node"),
+        ("--overload-cpu", "overload_cpu", float, "CPU fraction of allocatable: overloaded"),
+        ("--overload-samples", "overload_samples", int, "consecutive samples over it"),
+        ("--node-metrics-interval", "metrics_interval_s", float, "seconds between reads"),
+        ("--node-metrics-max-age", "metrics_max_age_s", float, "older samples are ignored"),
+        ("--move-timeout", "move_timeout_s", float, "seconds for the new pod to run"),
+    ):
+        moves.add_argument(
+            flag, type=kind, default=getattr(d, attr), help=f"{what} (default %(default)s)"
+        )
     lead = parser.add_argument_group("high availability (Lease-based leader election)")
     lead.add_argument(
         "--no-leader-election",
@@ -118,6 +145,20 @@ def run(args: argparse.Namespace) -> int:
             backoff_base_s=args.backoff_base,
             backoff_max_s=args.backoff_max,
             namespaces=tuple(args.namespaces),
+            replacement=ReplacementConfig(
+                mode=args.replacement,
+                interval_s=args.replacement_interval,
+                margin=args.replacement_margin,
+                min_gain_s=args.replacement_min_gain,
+                cooldown_s=args.replacement_cooldown,
+                max_in_flight=args.max_moves_in_flight,
+                max_in_flight_per_node=args.max_moves_per_node,
+                overload_cpu=args.overload_cpu,
+                overload_samples=args.overload_samples,
+                metrics_interval_s=args.node_metrics_interval,
+                metrics_max_age_s=args.node_metrics_max_age,
+                move_timeout_s=args.move_timeout,
+            ),
         )
         leader = LeaderConfig(
             enabled=args.leader_election,

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from edge_allocator.cluster.annotations import SCHEDULER_NAME
+from edge_allocator.operator.replacement import ReplacementConfig
 
 
 @dataclass(frozen=True)
@@ -23,6 +24,7 @@ class OperatorConfig:
         backoff_base_s, backoff_max_s: delay before attempt ``n+1`` is
             ``min(backoff_base_s * 2**(n-1), backoff_max_s)``.
         namespaces: namespaces to watch; empty means all namespaces.
+        replacement: when and how running tasks are moved (see ``replacement``).
     """
 
     scheduler_name: str = SCHEDULER_NAME
@@ -33,6 +35,7 @@ class OperatorConfig:
     backoff_base_s: float = 1.0
     backoff_max_s: float = 60.0
     namespaces: tuple[str, ...] = ()
+    replacement: ReplacementConfig = field(default_factory=ReplacementConfig)
 
     def __post_init__(self) -> None:
         if not self.scheduler_name:

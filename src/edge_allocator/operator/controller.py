@@ -17,19 +17,30 @@ from typing import Any
 
 import kopf
 
+from edge_allocator.cluster.quantity import QuantityError, cpu_millicores
 from edge_allocator.operator.cache import ClusterCache, TaskKey
 from edge_allocator.operator.config import OperatorConfig
-from edge_allocator.operator.extender_client import ExtenderDecisions
+from edge_allocator.operator.extender_client import ExtenderDecisions, WhatIfError
 from edge_allocator.operator.kubeapi import ApiError, KubeApi
 from edge_allocator.operator.metrics import OperatorMetrics, count_reschedule
 from edge_allocator.operator.network_status import network_status
 from edge_allocator.operator.planner import Observed, Plan, fail, plan, status_changes
 from edge_allocator.operator.podspec import build_pod
+from edge_allocator.operator.replacement import (
+    PRIORITY,
+    NodeLoad,
+    Reason,
+    Trigger,
+    Verdict,
+    decide,
+    trigger,
+)
 from edge_allocator.operator.views import (
     API_VERSION,
     TASK_KIND,
     PodView,
     TaskView,
+    parse_time,
 )
 from edge_allocator.operator.workqueue import WorkQueue
 
@@ -73,6 +84,13 @@ class Controller:
         self._pending: dict[TaskKey, tuple[dict[str, Any], float]] = {}  # status, due (loop time)
         self._timers: dict[TaskKey, tuple[float, asyncio.TimerHandle]] = {}
         self._asked_extender: dict[TaskKey, str] = {}
+        self._loops: list[asyncio.Task[None]] = []
+        self._sweeping = False
+        self.load = NodeLoad()
+        self._moves: dict[TaskKey, tuple[Trigger, Verdict]] = {}  # decided, not yet started
+        self._notes: dict[TaskKey, dict[str, Any]] = {}  # kept / dry-run verdicts to record
+        self._last_move_from: dict[str, dt.datetime] = {}  # node -> when a task last left it
+        self._asked_at: dict[TaskKey, dt.datetime | None] = {}  # newest sample when last asked
 
     # -- state -------------------------------------------------------------------------------
 
@@ -90,6 +108,9 @@ class Controller:
         self._written.pop(key, None)
         self._pending.pop(key, None)
         self._asked_extender.pop(key, None)
+        self._moves.pop(key, None)
+        self._notes.pop(key, None)
+        self._asked_at.pop(key, None)
         timer = self._timers.pop(key, None)
         if timer is not None:
             timer[1].cancel()
@@ -105,13 +126,23 @@ class Controller:
                 asyncio.get_running_loop().create_task(self._work(), name=f"reconciler-{i}")
                 for i in range(WORKERS)
             ]
+            if self.cfg.replacement.mode != "off":
+                loop = asyncio.get_running_loop()
+                self._loops = [
+                    loop.create_task(self._every(self.sweep, "interval_s"), name="replacement"),
+                    loop.create_task(
+                        self._every(self.poll_node_metrics, "metrics_interval_s"),
+                        name="node-metrics",
+                    ),
+                ]
         self.queue.add(key)
 
     async def stop(self) -> None:
-        for job in self._workers:
+        for job in self._workers + self._loops:
             job.cancel()
-        await asyncio.gather(*self._workers, return_exceptions=True)
+        await asyncio.gather(*self._workers, *self._loops, return_exceptions=True)
         self._workers = []
+        self._loops = []
         for _, handle in self._timers.values():
             handle.cancel()
         self._timers.clear()
@@ -185,7 +216,19 @@ class Controller:
             if p.owner_uid in (None, task.uid) or p.attempt == task.attempts
         }
         record, note = await self._ask_extender(task, pods.get(task.attempts))
-        obs = Observed(task, pods, nodes, topo, self.clock(), False, record, note)
+        obs = Observed(
+            task,
+            pods,
+            nodes,
+            topo,
+            self.clock(),
+            False,
+            record,
+            note,
+            move=self._moves.pop(key, None),
+            replacement_note=self._notes.pop(key, None),
+            move_timeout_s=self.cfg.replacement.move_timeout_s,
+        )
         p = plan(obs, self.cfg)
         if p.confirm_absent is not None:
             if await self.api.get_pod(task.namespace, p.confirm_absent) is not None:
@@ -195,6 +238,13 @@ class Controller:
         for pod in p.delete_pods:
             log.info("task %s/%s: deleting pod %s", task.namespace, task.name, pod.name)
             await self.api.delete_pod(pod.namespace, pod.name, pod.uid)
+        for pod in p.evict_pods:
+            log.info("task %s/%s: evicting pod %s (moved)", task.namespace, task.name, pod.name)
+            if not await self.api.evict_pod(pod.namespace, pod.name, pod.uid):
+                # both pods run until the budget allows it; the status waits with them
+                raise ApiError(429, "TooManyRequests", f"a PodDisruptionBudget holds {pod.name}")
+            if pod.node_name:
+                self._last_move_from[pod.node_name] = obs.now
         if p.create_attempt is not None:
             p = await self._create_pod(task, obs, p, p.create_attempt)
         await self._apply(server, task, p)
@@ -212,7 +262,9 @@ class Controller:
 
     async def _create_pod(self, task: TaskView, obs: Observed, p: Plan, attempt: int) -> Plan:
         site = str(p.status.get("dataSourceSite") or "")
-        body = build_pod(task, attempt, site, self.cfg.scheduler_name)
+        body = build_pod(
+            task, attempt, site, self.cfg.scheduler_name, p.create_budget, p.create_avoid
+        )
         name = body["metadata"]["name"]
         try:
             created = await self.api.create_pod(task.namespace, body)
@@ -291,6 +343,8 @@ class Controller:
             self.metrics.placements.inc()
         if p.rescheduled:
             count_reschedule(self.metrics, p.rescheduled)
+        if p.moved:
+            self.metrics.moves.labels(p.moved).inc()
         ref = kopf.Body(
             {
                 "apiVersion": API_VERSION,
@@ -302,6 +356,165 @@ class Controller:
             kopf.event(ref, type=ev.type, reason=ev.reason, message=ev.message)
         if p.requeue_after is not None:
             self.requeue(key, p.requeue_after)
+
+    # -- re-placement --------------------------------------------------------------------------
+
+    async def _every(self, job: Callable[[], Any], interval_attr: str) -> None:
+        """Run ``job`` every ``cfg.replacement.<interval_attr>`` seconds; errors never end it."""
+        while True:
+            await asyncio.sleep(getattr(self.cfg.replacement, interval_attr))
+            try:
+                await job()
+            except asyncio.CancelledError:
+                raise
+            except (ApiError, OSError, TimeoutError) as err:
+                log.warning("%s: %s", interval_attr, err)
+            except Exception:
+                log.exception("%s failed", interval_attr)
+
+    async def poll_node_metrics(self) -> None:
+        """Read node usage from metrics.k8s.io into the load tracker (stale samples dropped,
+        requests of this operator's pods bound since the sample added)."""
+        rc, now = self.cfg.replacement, self.clock()
+        try:
+            page = await self.api.request("GET", "/apis/metrics.k8s.io/v1beta1/nodes")
+        except ApiError as err:
+            if err.status in (404, 503):
+                return  # no metrics API here: overload detection is off until there is one
+            raise
+        for item in page.get("items") or []:
+            name = str((item.get("metadata") or {}).get("name", ""))
+            at = parse_time(item.get("timestamp"))
+            node = self.cache.nodes.get(name)
+            if at is None or node is None or not node.cpu_allocatable_m:
+                continue
+            if (now - at).total_seconds() > rc.metrics_max_age_s:
+                continue
+            try:
+                used = cpu_millicores((item.get("usage") or {}).get("cpu", "0"))
+            except QuantityError:
+                continue
+            for key in self.cache.tasks_on(name):
+                for pod in self.cache.pods_of(key):
+                    since = pod.scheduled_at
+                    if pod.node_name == name and pod.live and since is not None and since > at:
+                        used += pod.cpu_request_m
+            self.load.observe(name, at, used / node.cpu_allocatable_m, now)
+
+    def _in_flight(self) -> tuple[int, dict[str, int]]:
+        total, per_node = 0, dict[str, int]()
+        for key in self.cache.tasks:
+            task = self.task(key)
+            move = (task.status.get("move") if task is not None else None) or {}
+            if move:
+                total += 1
+                node = str(move.get("fromNode") or "")
+                per_node[node] = per_node.get(node, 0) + 1
+        for trig, _ in self._moves.values():
+            total += 1
+            per_node[trig.node] = per_node.get(trig.node, 0) + 1
+        return total, per_node
+
+    def topology_changed(self) -> None:
+        """Sites, links or node sites changed: tasks held for their budget look again at once,
+        and a sweep looks for running tasks the change put beyond their budget."""
+        for key, task in list(self.cache.tasks.items()):
+            if task.status.get("reason") == "BudgetUnsatisfiable":
+                self.spawn(key)
+        if self.cfg.replacement.mode != "off" and not self._sweeping:
+            asyncio.get_running_loop().create_task(self.sweep())
+
+    async def sweep(self) -> None:
+        """One pass of re-placement: find candidates, ask the policy, start the moves that
+        clear the margin within the disruption limits (budget repairs first)."""
+        if self._sweeping:
+            return
+        self._sweeping = True
+        try:
+            await self._sweep()
+        finally:
+            self._sweeping = False
+
+    async def _sweep(self) -> None:
+        rc, now, topo = self.cfg.replacement, self.clock(), self.cache.topology()
+        found: list[tuple[int, str, TaskView, Trigger]] = []
+        for key in list(self.cache.tasks):
+            task = self.task(key)
+            if task is None:
+                continue
+            pod = next((p for p in self.cache.pods_of(key) if p.attempt == task.attempts), None)
+            trig = trigger(task, pod, topo, self.load, rc, now, self._last_move_from)
+            if trig is not None:
+                found.append((PRIORITY[trig.reason], f"{key[0]}/{key[1]}", task, trig))
+        for reason in Reason:
+            self.metrics.move_candidates.labels(reason.value).set(
+                sum(1 for *_, t in found if t.reason is reason)
+            )
+        found.sort(key=lambda f: (f[0], f[1]))
+        total, per_node = self._in_flight()
+        asked = 0
+        for _, _, task, trig in found:
+            key = task.key
+            if key in self._moves or asked >= rc.max_checks_per_sweep:
+                continue
+            if rc.mode == "on" and total >= rc.max_in_flight:
+                break
+            if rc.mode == "on" and per_node.get(trig.node, 0) >= rc.max_in_flight_per_node:
+                continue
+            newest = self.load.newest(trig.node)
+            if trig.reason is Reason.OVERLOADED and self._asked_at.get(key) == newest:
+                continue  # kept on this very sample already: ask again on the next one
+            asked += 1
+            verdict = await self._verdict(task, trig)
+            if verdict is None:
+                break  # the extender is unreachable: no point asking for the others now
+            self._asked_at[key] = newest
+            outcome = "would-move" if verdict.move and rc.mode == "dry-run" else "kept"
+            if verdict.move and rc.mode == "on":
+                pdb_ok = await self.api.evict_pod(
+                    task.namespace, trig.pod.name, trig.pod.uid, dry_run=True
+                )
+                if pdb_ok:
+                    self._moves[key] = (trig, verdict)
+                    total += 1
+                    per_node[trig.node] = per_node.get(trig.node, 0) + 1
+                    self.spawn(key)
+                    continue
+                verdict = dataclasses.replace(
+                    verdict,
+                    move=False,
+                    message=verdict.message + "; a PodDisruptionBudget refuses the eviction now",
+                )
+            self._notes[key] = {
+                "pod": trig.pod.uid,
+                "outcome": outcome,
+                "reason": verdict.reason.value,
+                "message": verdict.message,
+            }
+            self.spawn(key)
+
+    async def _verdict(self, task: TaskView, trig: Trigger) -> Verdict | None:
+        """The policy's verdict on a move; ``None`` when it cannot be had now."""
+        if self.extender is not None:
+            try:
+                answer = await self.extender.where_now(task, trig.pod.uid)
+                return decide(trig, answer, self.cfg.replacement)
+            except WhatIfError as err:
+                self.metrics.errors.labels("extender").inc()
+                note = str(err)
+        else:
+            note = "no extender is configured"
+        if trig.reason is Reason.BUDGET_BROKEN:
+            # a correctness fault is repaired without the policy: the new pod's required
+            # affinity keeps it within the budget wherever kube-scheduler puts it
+            return Verdict(
+                True,
+                trig.reason,
+                f"{trig.detail}; the policy cannot be asked ({note}), so kube-scheduler "
+                "places it by the budget affinity alone",
+            )
+        log.info("task %s/%s: re-placement check deferred: %s", *task.key, note)
+        return None
 
     # -- EdgeNetwork status ------------------------------------------------------------------
 

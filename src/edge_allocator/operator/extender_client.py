@@ -1,4 +1,5 @@
-"""Ask the extender why it scored a pod the way it did (``GET /v1/decisions/{ns}/{pod}``).
+"""Ask the extender why it scored a pod the way it did (``GET /v1/decisions/{ns}/{pod}``),
+and where it would place a running task now (``POST /v1/score``, for re-placement).
 
 Used only when the decision annotation is not on the pod yet: the extender writes that
 annotation off its request path, so a freshly bound pod may not carry it. A slow or absent
@@ -14,6 +15,8 @@ from pathlib import Path
 import httpx
 
 from edge_allocator.cluster.annotations import DecisionRecord
+from edge_allocator.operator.replacement import WhatIf
+from edge_allocator.operator.views import TaskView
 
 
 class ExtenderDecisions:
@@ -62,3 +65,47 @@ class ExtenderDecisions:
         if uid and body.get("uid") and body["uid"] != uid:
             return None, "the extender's record is for an earlier pod of the same name"
         return record, None
+
+    async def where_now(self, task: TaskView, pod_uid: str) -> WhatIf:
+        """Where the policy would place ``task`` now, its running pod taken off its node
+        (``POST /v1/score`` with ``currentPodUid``). Raises :class:`WhatIfError` with a short
+        reason when the extender cannot answer."""
+        body = {
+            "task": {
+                # the extender takes the requests from the running pod (currentPodUid)
+                "cpuRequestM": 0,
+                "memRequestMib": 0,
+                "dataSourceSite": str(task.status.get("dataSourceSite") or ""),
+                "dataSourceNode": task.data_source_node,
+                "inputMb": float(task.input_mb),
+                "latencyBudgetMs": task.latency_budget_ms,
+            },
+            "policy": task.policy,
+            "currentPodUid": pod_uid,
+        }
+        try:
+            resp = await self._client.post(
+                f"{self._base}/v1/score", json=body, headers=self._headers()
+            )
+        except (httpx.HTTPError, OSError) as err:
+            raise WhatIfError(f"extender unreachable: {type(err).__name__}") from err
+        if resp.status_code != 200:
+            raise WhatIfError(f"extender answered HTTP {resp.status_code}: {resp.text[:200]}")
+        try:
+            data = resp.json()
+            return WhatIf(
+                chosen=data.get("chosen"),
+                current_node=data.get("currentNode"),
+                current_rank=data.get("currentRank"),
+                gain_s=data.get("predictedGainS"),
+                gain_ratio=data.get("predictedGainRatio"),
+                policy=str(data["policy"]),
+                model_version=str(data["modelVersion"]),
+                filtered=dict(data.get("filtered") or {}),
+            )
+        except (ValueError, TypeError, KeyError) as err:
+            raise WhatIfError("the extender's what-if answer could not be parsed") from err
+
+
+class WhatIfError(Exception):
+    """The extender could not say where a task would go (down, refusing, or not synced)."""

@@ -43,6 +43,7 @@ def build_registry(ctl: Controller) -> kopf.OperatorRegistry:
         def fire() -> None:
             refresh["handle"] = None
             asyncio.get_running_loop().create_task(ctl.update_networks())
+            ctl.topology_changed()
 
         refresh["handle"] = asyncio.get_running_loop().call_later(NETWORK_REFRESH_DELAY_S, fire)
 

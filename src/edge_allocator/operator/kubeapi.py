@@ -164,6 +164,32 @@ class KubeApi:
             if err.status not in (404, 409):
                 raise
 
+    async def evict_pod(
+        self, namespace: str, name: str, uid: str, *, dry_run: bool = False, grace_s: int = 0
+    ) -> bool:
+        """Evict exactly this pod through the Eviction API, so PodDisruptionBudgets hold.
+
+        True when evicted (or already gone); False when a PodDisruptionBudget refuses it now
+        (HTTP 429). ``dry_run`` asks the API server without evicting.
+        """
+        body: dict[str, Any] = {
+            "apiVersion": "policy/v1",
+            "kind": "Eviction",
+            "metadata": {"name": name, "namespace": namespace},
+            "deleteOptions": {"gracePeriodSeconds": grace_s, "preconditions": {"uid": uid}},
+        }
+        if dry_run:
+            body["deleteOptions"]["dryRun"] = ["All"]
+        path = f"/api/v1/namespaces/{namespace}/pods/{name}/eviction"
+        try:
+            await self.request("POST", path, body)
+        except ApiError as err:
+            if err.status == 429:
+                return False
+            if err.status not in (404, 409):
+                raise
+        return True
+
     # -- custom resources ---------------------------------------------------------------------
 
     async def patch_task_status(

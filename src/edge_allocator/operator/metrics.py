@@ -71,6 +71,18 @@ class OperatorMetrics:
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
             registry=self.registry,
         )
+        self.moves = Counter(
+            "edge_allocator_operator_moves_total",
+            "Running tasks moved to another node (make-before-break), by reason",
+            ["reason"],
+            registry=self.registry,
+        )
+        self.move_candidates = Gauge(
+            "edge_allocator_operator_move_candidates",
+            "Running tasks that the last re-placement sweep considered moving, by reason",
+            ["reason"],
+            registry=self.registry,
+        )
         self.errors = Counter(
             "edge_allocator_operator_errors_total",
             "Errors while reconciling, by kind",

@@ -21,11 +21,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from edge_allocator.cluster.affinity import BudgetPlacement, budget_placement
 from edge_allocator.cluster.annotations import DecisionRecord
 from edge_allocator.operator.conditions import set_condition
 from edge_allocator.operator.config import OperatorConfig
 from edge_allocator.operator.decisions import parse_record, recorded_decision, unrecorded_decision
 from edge_allocator.operator.podspec import pod_name
+from edge_allocator.operator.replacement import Trigger, Verdict
 from edge_allocator.operator.topology import Topology
 from edge_allocator.operator.views import (
     TERMINAL_TASK_PHASES,
@@ -40,6 +42,11 @@ COND_SCHEDULED = "Scheduled"
 COND_READY = "Ready"
 COND_COMPLETED = "Completed"
 COND_FAILED = "Failed"
+COND_REPLACED = "Replaced"
+
+BUDGET_RECHECK_S = 30.0
+"""How often a task held for an unsatisfiable budget looks again (EdgeNetwork and node changes
+wake it sooner)."""
 
 
 @dataclass(frozen=True)
@@ -54,6 +61,9 @@ class Observed:
     pod_gone_confirmed: bool = False  # a direct GET found the current attempt's pod absent
     extender_record: DecisionRecord | None = None
     extender_note: str | None = None
+    move: tuple[Trigger, Verdict] | None = None  # start this move (decided by the sweep)
+    replacement_note: Mapping[str, Any] | None = None  # a kept or dry-run verdict to record
+    move_timeout_s: float = 120.0
 
 
 @dataclass(frozen=True)
@@ -76,6 +86,11 @@ class Plan:
     confirm_absent: str | None = None  # GET this pod before believing it is gone
     rescheduled: str | None = None  # reason, when an attempt ended and another will follow
     placed: bool = False  # the pod was seen bound for the first time
+    create_budget: BudgetPlacement | None = None  # the budget affinity of the pod to create
+    create_avoid: str | None = None  # keep the pod to create off this node (a move)
+    evict_pods: list[PodView] = field(default_factory=list)  # via the Eviction API (PDBs)
+    moved: str | None = None  # reason, when a move completed
+    move_started: str | None = None  # reason, when a move started
 
 
 def plan(obs: Observed, cfg: OperatorConfig) -> Plan:
@@ -151,6 +166,10 @@ class _Planner:
 
     def _follow(self, n: int) -> None:
         st, obs = self.out.status, self.obs
+        move = st.get("move")
+        if isinstance(move, dict):
+            self._follow_move(n, move)
+            return
         pending_next = parse_time(st.get("nextAttemptTime"))
         if pending_next is not None:
             self._wait_or_start_next(n, pending_next)
@@ -158,7 +177,7 @@ class _Planner:
         pod = obs.pods.get(n)
         if pod is None:
             if not st.get("podUID"):
-                self.out.create_attempt = n  # created but not confirmed (e.g. restart): retry
+                self._create(n)  # created but not confirmed (e.g. restart): retry
             elif not obs.pod_gone_confirmed:
                 self.out.confirm_absent = pod_name(self.task.name, n)
             else:
@@ -202,6 +221,155 @@ class _Planner:
                 self._requeue(left)
         self._observe_placement(pod)
         self._observe_progress(pod)
+        self._replacement(pod)
+
+    # -- re-placement (make-before-break) ---------------------------------------------------
+
+    def _replacement(self, pod: PodView) -> None:
+        """Start the move the sweep decided, or record a kept / dry-run verdict."""
+        st, obs = self.out.status, self.obs
+        if self.out.create_attempt is not None or st.get("phase") != "Running":
+            return
+        if obs.move is not None:
+            trig, verdict = obs.move
+            if trig.pod.uid == pod.uid and verdict.move:
+                self._start_move(trig, verdict)
+                return
+        note = obs.replacement_note
+        if note is not None and note.get("pod") == pod.uid:
+            old = st.get("replacementCheck") or {}
+            st["replacementCheck"] = {**note, "at": format_time(obs.now)}
+            dry = note.get("outcome") == "would-move"
+            reason = "DryRun" if dry else "Kept"
+            message = str(note.get("message") or "")
+            self._cond(COND_REPLACED, False, reason, message)
+            if old.get("message") != message:
+                self._event("Normal", "WouldMove" if dry else "Kept", message)
+
+    def _start_move(self, trig: Trigger, verdict: Verdict) -> None:
+        st, task, now = self.out.status, self.task, self.obs.now
+        n = task.attempts
+        if not self._create(n + 1, avoid=trig.node):
+            return
+        name = pod_name(task.name, n + 1)
+        st.update(
+            {
+                "attempts": n + 1,
+                "podName": name,
+                "podUID": None,
+                "createdPodTime": format_time(now),
+                "reason": "Moving",
+                "message": f"moving from {trig.node}: {verdict.message}",
+                "move": {
+                    "reason": verdict.reason.value,
+                    "message": verdict.message,
+                    "fromAttempt": n,
+                    "fromPod": trig.pod.name,
+                    "fromNode": trig.node,
+                    "predictedNode": verdict.target,
+                    "predictedGainRatio": verdict.gain_ratio,
+                    "startedAt": format_time(now),
+                },
+            }
+        )
+        self.out.move_started = verdict.reason.value
+        self._cond(COND_REPLACED, False, "Moving", st["message"])
+        self._event("Normal", "Moving", f"pod {name} created to move the task: {verdict.message}")
+        self._requeue(self.obs.move_timeout_s)
+
+    def _follow_move(self, n: int, move: Mapping[str, Any]) -> None:
+        """A move in flight: the old pod runs until the new one does (make-before-break)."""
+        st, obs = self.out.status, self.obs
+        old = obs.pods.get(_int(move.get("fromAttempt"), -1))
+        new = obs.pods.get(n)
+        if old is not None and old.phase == "Succeeded":
+            # the work finished where it was: the move is moot
+            st["move"] = None
+            st["attempts"], st["podName"], st["podUID"] = old.attempt, old.name, old.uid
+            if new is not None and new.live:
+                self.out.delete_pods.append(new)
+            self._observe_placement(old)
+            self._succeed(old)
+            return
+        if new is None:
+            if not st.get("podUID"):
+                if not self._create(n, avoid=str(move.get("fromNode") or "")):
+                    self._abort_move(move, old, None, "no site is within the budget any more")
+            elif not obs.pod_gone_confirmed:
+                self.out.confirm_absent = pod_name(self.task.name, n)
+            else:
+                self._abort_move(move, old, None, f"pod {st.get('podName')} was deleted")
+            return
+        if st.get("podUID") != new.uid:
+            st["podUID"] = new.uid
+        if new.deleting or new.phase in ("Failed", "Succeeded"):
+            if new.phase == "Succeeded":
+                st["move"] = None
+                if old is not None and old.live:
+                    self.out.delete_pods.append(old)
+                self._observe_placement(new)
+                self._succeed(new)
+                return
+            self._abort_move(move, old, new, f"pod {new.name} {new.phase.lower()}")
+            return
+        if new.phase == "Running" and new.node_name:
+            self._complete_move(move, old, new)
+            return
+        started = parse_time(move.get("startedAt")) or obs.now
+        left = obs.move_timeout_s - (obs.now - started).total_seconds()
+        if left <= 0:
+            why = new.unschedulable_message or f"still {new.phase} on {new.node_name or 'no node'}"
+            self._abort_move(
+                move, old, new, f"pod {new.name} not running after {obs.move_timeout_s:g}s: {why}"
+            )
+            return
+        if old is not None and not old.live:
+            # the old pod ended (its node died, say): the new pod is the task now
+            self._observe_placement(new)
+            self._observe_progress(new)
+        self._requeue(min(left, 5.0))
+
+    def _complete_move(self, move: Mapping[str, Any], old: PodView | None, new: PodView) -> None:
+        st, now = self.out.status, self.obs.now
+        if old is not None and old.live:
+            self.out.evict_pods.append(old)
+        from_node = str(move.get("fromNode") or "")
+        reason = str(move.get("reason") or "Moved")
+        st["move"] = None
+        st["moves"] = _int(st.get("moves")) + 1
+        st["previousNode"] = from_node
+        st["lastMoveTime"] = format_time(now)
+        st["lastMoveReason"] = reason
+        st["startTime"] = None
+        st["scheduledTime"] = None
+        self._observe_placement(new)
+        self._observe_progress(new)
+        gain = move.get("predictedGainRatio")
+        gain_text = f" (predicted gain {gain:.0%})" if isinstance(gain, (int, float)) else ""
+        message = f"moved from {from_node} to {new.node_name}{gain_text}: {move.get('message')}"
+        self._cond(COND_REPLACED, True, reason, message)
+        self._event("Normal", "Moved", message)
+        self.out.moved = reason
+
+    def _abort_move(
+        self, move: Mapping[str, Any], old: PodView | None, new: PodView | None, why: str
+    ) -> None:
+        """Give the move up: the old pod stays the task's, the new one goes."""
+        st, now = self.out.status, self.obs.now
+        if new is not None and new.live:
+            self.out.delete_pods.append(new)
+        st["move"] = None
+        st["attempts"] = _int(move.get("fromAttempt"), self.task.attempts)
+        st["podName"] = move.get("fromPod")
+        st["podUID"] = old.uid if old is not None else None
+        st["lastMoveTime"] = format_time(now)  # the cooldown applies to failed moves too
+        if old is not None:
+            self._observe_placement(old)
+            self._observe_progress(old)
+        st["reason"] = "MoveAborted"
+        st["message"] = f"move from {move.get('fromNode')} given up: {why}"
+        self._cond(COND_REPLACED, False, "MoveAborted", st["message"])
+        self._event("Warning", "MoveAborted", st["message"])
 
     def _wait_or_start_next(self, n: int, due: dt.datetime) -> None:
         left = (due - self.obs.now).total_seconds()
@@ -210,9 +378,40 @@ class _Planner:
             return
         self._start_attempt(n + 1, str(self.out.status.get("dataSourceSite") or ""))
 
+    def _budget(self, source_site: str) -> BudgetPlacement | None:
+        budget = self.task.latency_budget_ms
+        if budget is None:
+            return None
+        return budget_placement(
+            self.obs.topology, source_site, self.task.data_source_node, float(budget)
+        )
+
+    def _create(self, attempt: int, avoid: str | None = None) -> bool:
+        """Plan pod ``attempt`` with the budget affinity; False (and the task held Pending
+        with the reason) when no site is within the budget."""
+        st = self.out.status
+        source = str(st.get("dataSourceSite") or "")
+        placement = self._budget(source)
+        if placement is not None and not placement.satisfiable:
+            budget = float(self.task.latency_budget_ms or 0)
+            message = placement.unsatisfiable_message(source, budget)
+            if st.get("reason") != "BudgetUnsatisfiable" or st.get("message") != message:
+                self._event("Warning", "BudgetUnsatisfiable", message)
+            st.update({"phase": "Pending", "reason": "BudgetUnsatisfiable", "message": message})
+            self._cond(COND_SCHEDULED, False, "BudgetUnsatisfiable", message)
+            self._requeue(BUDGET_RECHECK_S)
+            return False
+        self.out.create_attempt = attempt
+        self.out.create_budget = placement
+        self.out.create_avoid = avoid
+        return True
+
     def _start_attempt(self, attempt: int, source_site: str) -> None:
         st, task, now = self.out.status, self.task, self.obs.now
         name = pod_name(task.name, attempt)
+        st["dataSourceSite"] = source_site
+        if not self._create(attempt):
+            return
         for key in (
             "podUID",
             "nodeName",
@@ -237,7 +436,6 @@ class _Planner:
         )
         self._cond(COND_SCHEDULED, False, "Pending", f"waiting for {self.cfg.scheduler_name}")
         self._cond(COND_READY, False, "PodPending", f"pod {name} is not running yet")
-        self.out.create_attempt = attempt
         self._event("Normal", "PodCreated", st["message"])
 
     def _observe_placement(self, pod: PodView) -> None:
@@ -323,7 +521,7 @@ class _Planner:
         st, task, now = self.out.status, self.task, self.obs.now
         st["lastFailure"] = f"attempt {n}: {reason}: {message}"
         self._cond(COND_READY, False, reason, message)
-        if n >= task.max_attempts:
+        if n - _int(st.get("moves")) >= task.max_attempts:
             self._fail_for_good(
                 reason, f"gave up after {n} of {task.max_attempts} attempts; last: {message}"
             )
@@ -345,6 +543,7 @@ class _Planner:
         if delay <= 0:
             st["nextAttemptTime"] = None
             self.out.create_attempt = None
+            self.out.create_budget = None
             self._start_attempt(n + 1, str(st.get("dataSourceSite") or ""))
         else:
             self._requeue(math.ceil(delay))
@@ -371,12 +570,17 @@ class _Planner:
 
     def _delete_strays(self) -> None:
         """Live pods of other attempts must go: one live pod per task, at most."""
-        keep = self.task.attempts if self.out.create_attempt is None else self.out.create_attempt
-        if self.out.status.get("phase") in TERMINAL_TASK_PHASES:
-            keep = -1
+        st = self.out.status
+        keep = (
+            _int(st.get("attempts")) if self.out.create_attempt is None else self.out.create_attempt
+        )
+        also = _int((st.get("move") or {}).get("fromAttempt"), -1)
+        if st.get("phase") in TERMINAL_TASK_PHASES:
+            keep = also = -1
+        gone = self.out.delete_pods + self.out.evict_pods
         for attempt, pod in self.obs.pods.items():
             mine = pod.owner_uid == self.task.uid
-            if attempt != keep and pod.live and mine and pod not in self.out.delete_pods:
+            if attempt not in (keep, also) and pod.live and mine and pod not in gone:
                 self.out.delete_pods.append(pod)
 
     # -- helpers -----------------------------------------------------------------------------
@@ -392,6 +596,10 @@ class _Planner:
     def _requeue(self, seconds: float) -> None:
         current = self.out.requeue_after
         self.out.requeue_after = seconds if current is None else min(current, seconds)
+
+
+def _int(value: object, default: int = 0) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else default
 
 
 def status_changes(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any]:

@@ -9,7 +9,9 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from edge_allocator.cluster.affinity import BudgetPlacement, avoid_node_term, require_terms
 from edge_allocator.cluster.annotations import (
+    ANN_BUDGET_SITES,
     ANN_DATA_SOURCE_NODE,
     ANN_DATA_SOURCE_SITE,
     ANN_INPUT_MB,
@@ -29,18 +31,29 @@ def pod_name(task: str, attempt: int) -> str:
 
 
 def build_pod(
-    task: TaskView, attempt: int, data_source_site: str, scheduler_name: str
+    task: TaskView,
+    attempt: int,
+    data_source_site: str,
+    scheduler_name: str,
+    budget: BudgetPlacement | None = None,
+    avoid_node: str | None = None,
 ) -> dict[str, Any]:
     """The pod manifest for ``attempt`` (1-based) of ``task``.
 
     Carries the placement inputs for the extender as annotations, the task and attempt as
     labels, and a controller owner reference so that deleting the task deletes its pods.
+    ``budget`` becomes a required node affinity (kube-scheduler enforces it, with or without
+    the extender); ``avoid_node`` keeps a moved task off the node it is leaving.
     """
     template = task.template
     tmeta = template.get("metadata") or {}
     spec: dict[str, Any] = copy.deepcopy(dict(template.get("spec") or {}))
     spec["schedulerName"] = scheduler_name
     spec.setdefault("restartPolicy", "Never")
+    if budget is not None:
+        require_terms(spec, budget.terms)
+    if avoid_node:
+        require_terms(spec, [avoid_node_term(avoid_node)])
     labels = {str(k): str(v) for k, v in (tmeta.get("labels") or {}).items()}
     labels.update({LABEL_TASK: task.name, LABEL_ATTEMPT: str(attempt), LABEL_MANAGED: "true"})
     annotations = {str(k): str(v) for k, v in (tmeta.get("annotations") or {}).items()}
@@ -52,6 +65,8 @@ def build_pod(
         annotations[ANN_LATENCY_BUDGET_MS] = str(task.latency_budget_ms)
     if task.policy:
         annotations[ANN_POLICY] = task.policy
+    if budget is not None:
+        annotations[ANN_BUDGET_SITES] = ",".join(budget.allowed_sites)
     return {
         "apiVersion": "v1",
         "kind": "Pod",

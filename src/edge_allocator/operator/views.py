@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from edge_allocator.cluster.annotations import ANN_DECISION, LABEL_ATTEMPT, LABEL_TASK, LABEL_ZONE
+from edge_allocator.cluster.quantity import QuantityError, cpu_millicores
 from edge_allocator.cluster.snapshot import Link, Site
 from edge_allocator.cluster.topology import NetworkDecl, parse_network
 
@@ -71,6 +72,7 @@ class TaskView:
     policy: str | None
     status: Mapping[str, Any] = field(default_factory=dict)
     deleting: bool = False
+    replacement: str | None = None  # Never | BudgetOnly | Auto (None: the CRD default)
 
     @property
     def key(self) -> tuple[str, str]:
@@ -106,6 +108,7 @@ class TaskView:
             policy=spec.get("policy"),
             status=dict(body.get("status") or {}),
             deleting=bool(meta.get("deletionTimestamp")),
+            replacement=spec.get("replacement"),
         )
 
 
@@ -129,6 +132,7 @@ class PodView:
     unschedulable_message: str | None
     decision_json: str | None
     owner_uid: str | None
+    cpu_request_m: int = 0  # the containers' CPU requests (what a new pod adds to its node)
 
     @property
     def terminal(self) -> bool:
@@ -181,7 +185,20 @@ class PodView:
             unschedulable_message=unsched,
             decision_json=(meta.get("annotations") or {}).get(ANN_DECISION),
             owner_uid=owner_uid,
+            cpu_request_m=_cpu_requests(spec),
         )
+
+
+def _cpu_requests(spec: Mapping[str, Any]) -> int:
+    total = 0
+    for c in spec.get("containers") or []:
+        value = ((c.get("resources") or {}).get("requests") or {}).get("cpu")
+        if value is not None:
+            try:
+                total += cpu_millicores(value)
+            except QuantityError:
+                continue
+    return total
 
 
 def _container_failure(status: Mapping[str, Any]) -> str | None:
@@ -203,6 +220,7 @@ class NodeView:
     ready: bool | None  # None: no Ready condition yet
     ready_changed: dt.datetime | None
     unschedulable: bool = False
+    cpu_allocatable_m: int | None = None
 
     @classmethod
     def from_body(cls, body: Mapping[str, Any]) -> NodeView:
@@ -222,7 +240,17 @@ class NodeView:
             ready=ready,
             ready_changed=changed,
             unschedulable=bool((body.get("spec") or {}).get("unschedulable")),
+            cpu_allocatable_m=_cpu_or_none((status.get("allocatable") or {}).get("cpu")),
         )
+
+
+def _cpu_or_none(value: object) -> int | None:
+    if value is None:
+        return None
+    try:
+        return cpu_millicores(value)  # type: ignore[arg-type]
+    except QuantityError:
+        return None
 
 
 @dataclass(frozen=True)
