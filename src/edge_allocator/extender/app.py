@@ -33,6 +33,7 @@ from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from edge_allocator.cluster.annotations import DecisionRecord
+from edge_allocator.cluster.quantity import QuantityError
 from edge_allocator.extender.api_models import (
     ActiveModel,
     BatchScoreRequest,
@@ -224,6 +225,12 @@ def create_app(
 
     def count_error(request: Request, kind: str) -> None:
         count(request.url.path.strip("/").split("/")[0], kind)
+
+    @app.exception_handler(QuantityError)
+    async def quantity_error(request: Request, exc: QuantityError) -> Response:
+        """A quantity that escaped a handler's own check is still the client's input: 400."""
+        count_error(request, "invalid")
+        return _error(request, 400, f"invalid quantity: {exc}")
 
     @app.exception_handler(NotReadyError)
     async def not_ready(request: Request, exc: NotReadyError) -> Response:

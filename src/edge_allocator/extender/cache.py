@@ -85,7 +85,7 @@ def parse_pod(obj: dict[str, Any]) -> PodInfo | None:
             spec.get("overhead") or {},
             reqs(spec),
         )
-    except QuantityError:
+    except (QuantityError, ArithmeticError):  # unreadable or out of range: count nothing
         cpu, mem = 0, 0
     bound_at = 0.0
     for cond in status.get("conditions") or []:
@@ -435,6 +435,6 @@ def parse_node_metrics(items: list[dict[str, Any]]) -> dict[str, Sample]:
             usage = obj.get("usage") or {}
             at = parse_time(obj.get("timestamp")) or 0.0
             out[name] = Sample(cpu_millicores(usage["cpu"]), memory_mib(usage["memory"]), at)
-        except (KeyError, TypeError, QuantityError):
+        except (KeyError, TypeError, QuantityError, ArithmeticError):
             continue
     return out

@@ -209,6 +209,10 @@ class ExtenderService:
             task = task_from_pod(pod.metadata.annotations, pod_requests(pod), snap)
         except QuantityError as exc:
             raise TaskInputError(f"Pod.spec resources: {exc}") from exc
+        except ArithmeticError as exc:  # e.g. decimal.Overflow from 1e999999999: bad input too
+            raise TaskInputError(
+                f"Pod.spec resources: a quantity is out of range ({exc!r})"
+            ) from exc
         return task, self.policies.resolve(pod.metadata.annotations.get(ANN_POLICY))
 
     def filter(self, args: ExtenderArgs) -> dict[str, Any]:
