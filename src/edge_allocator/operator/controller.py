@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import aiohttp
 import kopf
 
 from edge_allocator.cluster.quantity import QuantityError, cpu_millicores
@@ -86,6 +87,7 @@ class Controller:
         self._asked_extender: dict[TaskKey, str] = {}
         self._loops: list[asyncio.Task[None]] = []
         self._sweeping = False
+        self._stopped = False
         self.load = NodeLoad()
         self._moves: dict[TaskKey, tuple[Trigger, Verdict]] = {}  # decided, not yet started
         self._notes: dict[TaskKey, dict[str, Any]] = {}  # kept / dry-run verdicts to record
@@ -111,6 +113,7 @@ class Controller:
         self._moves.pop(key, None)
         self._notes.pop(key, None)
         self._asked_at.pop(key, None)
+        self.queue.backoff.forget(key)
         timer = self._timers.pop(key, None)
         if timer is not None:
             timer[1].cancel()
@@ -120,7 +123,10 @@ class Controller:
 
     def spawn(self, key: TaskKey) -> None:
         """Reconcile ``key`` soon, without making the caller wait (workers start on first use,
-        inside kopf's context, so that they can post Kubernetes events through kopf)."""
+        inside kopf's context, so that they can post Kubernetes events through kopf). Once
+        stopped (deposed, shutting down), nothing starts again."""
+        if self._stopped:
+            return
         if not self._workers:
             self._workers = [
                 asyncio.get_running_loop().create_task(self._work(), name=f"reconciler-{i}")
@@ -138,6 +144,7 @@ class Controller:
         self.queue.add(key)
 
     async def stop(self) -> None:
+        self._stopped = True
         for job in self._workers + self._loops:
             job.cancel()
         await asyncio.gather(*self._workers, *self._loops, return_exceptions=True)
@@ -186,7 +193,7 @@ class Controller:
             delay = backoff.failed(key)
             log.warning("task %s/%s: API error, retrying in %.1fs: %s", *key, delay, err)
             self.requeue(key, delay)
-        except (OSError, TimeoutError) as err:
+        except (OSError, TimeoutError, aiohttp.ClientError) as err:
             self.metrics.errors.labels("network").inc()
             delay = backoff.failed(key)
             log.warning("task %s/%s: network error, retrying in %.1fs: %s", *key, delay, err)
