@@ -9,6 +9,7 @@ import pytest
 
 from edge_allocator.cluster import annotations as ann
 from edge_allocator.cluster.features import node_arrays
+from edge_allocator.cluster.quantity import cpu_millicores, memory_mib
 from edge_allocator.cluster.snapshot import INCREMENTAL_KEY, ClusterSnapshot
 from edge_allocator.extender.cache import (
     NETWORKS,
@@ -19,7 +20,6 @@ from edge_allocator.extender.cache import (
     parse_node_metrics,
     parse_pod,
 )
-from edge_allocator.cluster.quantity import cpu_millicores, memory_mib
 from edge_allocator.extender.service import pod_requests
 from edge_allocator.extender.wire import Pod
 
