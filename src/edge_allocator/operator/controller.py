@@ -472,9 +472,11 @@ class Controller:
             if trig.reason is Reason.OVERLOADED and self._asked_at.get(key) == newest:
                 continue  # kept on this very sample already: ask again on the next one
             asked += 1
-            verdict = await self._verdict(task, trig)
+            verdict, reachable = await self._verdict(task, trig)
             if verdict is None:
-                break  # the extender is unreachable: no point asking for the others now
+                if not reachable:
+                    break  # the extender is down: no point asking for the others now
+                continue
             self._asked_at[key] = newest
             outcome = "would-move" if verdict.move and rc.mode == "dry-run" else "kept"
             if verdict.move and rc.mode == "on":
@@ -500,15 +502,17 @@ class Controller:
             }
             self.spawn(key)
 
-    async def _verdict(self, task: TaskView, trig: Trigger) -> Verdict | None:
-        """The policy's verdict on a move; ``None`` when it cannot be had now."""
+    async def _verdict(self, task: TaskView, trig: Trigger) -> tuple[Verdict | None, bool]:
+        """The policy's verdict on a move (``None`` when it cannot be had now), and whether
+        the extender could be reached at all."""
+        reachable = False
         if self.extender is not None:
             try:
                 answer = await self.extender.where_now(task, trig.pod.uid)
-                return decide(trig, answer, self.cfg.replacement)
+                return decide(trig, answer, self.cfg.replacement), True
             except WhatIfError as err:
                 self.metrics.errors.labels("extender").inc()
-                note = str(err)
+                note, reachable = str(err), err.reachable
         else:
             note = "no extender is configured"
         if trig.reason is Reason.BUDGET_BROKEN:
@@ -519,9 +523,9 @@ class Controller:
                 trig.reason,
                 f"{trig.detail}; the policy cannot be asked ({note}), so kube-scheduler "
                 "places it by the budget affinity alone",
-            )
+            ), reachable
         log.info("task %s/%s: re-placement check deferred: %s", *task.key, note)
-        return None
+        return None, reachable
 
     # -- EdgeNetwork status ------------------------------------------------------------------
 

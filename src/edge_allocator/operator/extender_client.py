@@ -88,7 +88,7 @@ class ExtenderDecisions:
                 f"{self._base}/v1/score", json=body, headers=self._headers()
             )
         except (httpx.HTTPError, OSError) as err:
-            raise WhatIfError(f"extender unreachable: {type(err).__name__}") from err
+            raise WhatIfError(f"extender unreachable: {type(err).__name__}", False) from err
         if resp.status_code != 200:
             raise WhatIfError(f"extender answered HTTP {resp.status_code}: {resp.text[:200]}")
         try:
@@ -109,3 +109,7 @@ class ExtenderDecisions:
 
 class WhatIfError(Exception):
     """The extender could not say where a task would go (down, refusing, or not synced)."""
+
+    def __init__(self, message: str, reachable: bool = True) -> None:
+        super().__init__(message)
+        self.reachable = reachable
