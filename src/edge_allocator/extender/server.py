@@ -41,10 +41,12 @@ def serve(settings: Settings) -> int:
     # threads contend with the event loop (measured ~30x slower p99 under load).
     torch.set_num_threads(1)
     try:
-        api = KubeApi(load_connection(settings.kubeconfig))
+        conn = load_connection(settings.kubeconfig)
+        api = KubeApi(conn)
     except Exception as exc:
         print(f"edge-allocator extender: no Kubernetes connection: {exc}", file=sys.stderr)
         return 2
+    log.info("Kubernetes API %s (credentials: %s)", conn.host, conn.source)
     policy = initial_policy(settings.policy)
     try:
         models = ModelManager(policy)
