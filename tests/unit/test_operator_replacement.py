@@ -105,13 +105,13 @@ def test_not_running_or_moving_tasks_are_left_alone() -> None:
 def test_overload_needs_consecutive_fresh_samples_after_the_last_move() -> None:
     load = NodeLoad()
     for i, frac in enumerate([0.95, 0.97, 0.5, 0.95, 0.96]):
-        assert load.observe("b1", at(15 * i), frac, at(15 * i))
+        assert load.observe("b1", at(15 * i), frac)
     assert load.overloaded("b1", RC, at(60), None) is None  # the dip at sample 3 breaks the run
-    assert load.observe("b1", at(75), 0.99, at(75))
+    assert load.observe("b1", at(75), 0.99)
     assert load.overloaded("b1", RC, at(75), None) == pytest.approx(0.95)
     assert load.overloaded("b1", RC, at(75 + 61), None) is None  # newest sample stale
     assert load.overloaded("b1", RC, at(75), after=at(45)) is None  # a move since sample 4
-    assert not load.observe("b1", at(75), 0.99, at(80))  # same timestamp: not a new sample
+    assert not load.observe("b1", at(75), 0.99)  # same timestamp: not a new sample
     t = task(running())
     assert trig_for(t, "b1", load, at(75)).reason is Reason.OVERLOADED
 
@@ -119,7 +119,7 @@ def test_overload_needs_consecutive_fresh_samples_after_the_last_move() -> None:
 def test_oscillating_load_never_makes_an_overload() -> None:
     load = NodeLoad()
     for i in range(40):
-        load.observe("b1", at(15 * i), 0.95 if i % 2 else 0.6, at(15 * i))
+        load.observe("b1", at(15 * i), 0.95 if i % 2 else 0.6)
         assert load.overloaded("b1", RC, at(15 * i), None) is None
 
 

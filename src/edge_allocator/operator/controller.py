@@ -406,7 +406,7 @@ class Controller:
                     since = pod.scheduled_at
                     if pod.node_name == name and pod.live and since is not None and since > at:
                         used += pod.cpu_request_m
-            self.load.observe(name, at, used / node.cpu_allocatable_m, now)
+            self.load.observe(name, at, used / node.cpu_allocatable_m)
 
     def _in_flight(self) -> tuple[int, dict[str, int]]:
         total, per_node = 0, dict[str, int]()

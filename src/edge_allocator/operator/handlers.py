@@ -87,6 +87,7 @@ def build_registry(ctl: Controller) -> kopf.OperatorRegistry:
         view = NodeView.from_body(body)
         if event.get("type") == "DELETED":
             cache.drop_node(view.name)
+            ctl.load.forget(view.name)
         elif not cache.put_node(view):
             return  # a heartbeat or usage update: nothing the operator acts on
         schedule_network_refresh()

@@ -29,7 +29,6 @@ import enum
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 from edge_allocator.cluster.budget import latency_within
 from edge_allocator.cluster.topology import Topology
@@ -44,7 +43,6 @@ class Reason(enum.StrEnum):
 
 PRIORITY = {Reason.BUDGET_BROKEN: 0, Reason.UNSCORED: 1, Reason.OVERLOADED: 2}
 
-REPLACEMENT_POLICIES = ("Never", "BudgetOnly", "Auto")
 DEFAULT_REPLACEMENT_POLICY = "Auto"
 
 
@@ -151,8 +149,9 @@ class NodeLoad:
     keep: int = 16
     samples: dict[str, deque[tuple[dt.datetime, float]]] = field(default_factory=dict)
 
-    def observe(self, node: str, at: dt.datetime, fraction: float, now: dt.datetime) -> bool:
-        """Record one sample; False (ignored) if stale, or not newer than the last one."""
+    def observe(self, node: str, at: dt.datetime, fraction: float) -> bool:
+        """Record one sample; False (ignored) if not newer than the last one (metrics-server
+        serves the same sample until its next scrape)."""
         seen = self.samples.setdefault(node, deque(maxlen=self.keep))
         if seen and at <= seen[-1][0]:
             return False
@@ -268,45 +267,14 @@ def decide(trig: Trigger, answer: WhatIf, cfg: ReplacementConfig) -> Verdict:
         )
     if target == trig.node:
         return Verdict(False, trig.reason, f"{trig.detail}; {by} would place it here again")
-    if trig.reason is Reason.BUDGET_BROKEN:
-        return Verdict(
-            True,
-            trig.reason,
-            f"{trig.detail}; {by} chooses {target}{gain}",
-            target,
-            answer.gain_ratio,
-            answer.gain_s,
-        )
     ratio, secs = answer.gain_ratio or 0.0, answer.gain_s or 0.0
-    if ratio < cfg.margin or secs < cfg.min_gain_s:
-        return Verdict(
-            False,
-            trig.reason,
+    clears = ratio >= cfg.margin and secs >= cfg.min_gain_s
+    if trig.reason is Reason.BUDGET_BROKEN or clears:  # budget repairs need no gain
+        message = f"{trig.detail}; {by} chooses {target}{gain}"
+    else:
+        message = (
             f"{trig.detail}; {by} prefers {target} but the predicted gain ({ratio:.0%}, "
-            f"{secs:.3g} s) is below the margin ({cfg.margin:.0%}, {cfg.min_gain_s:g} s)",
-            target,
-            answer.gain_ratio,
-            answer.gain_s,
+            f"{secs:.3g} s) is below the margin ({cfg.margin:.0%}, {cfg.min_gain_s:g} s)"
         )
-    return Verdict(
-        True,
-        trig.reason,
-        f"{trig.detail}; {by} chooses {target}{gain}",
-        target,
-        answer.gain_ratio,
-        answer.gain_s,
-    )
-
-
-def move_record(verdict: Verdict, trig: Trigger, attempt: int, now: str) -> dict[str, Any]:
-    """``status.move`` while a move is in flight (what a restarted operator continues)."""
-    return {
-        "reason": verdict.reason.value,
-        "message": verdict.message,
-        "fromAttempt": attempt,
-        "fromPod": trig.pod.name,
-        "fromNode": trig.node,
-        "predictedNode": verdict.target,
-        "predictedGainRatio": verdict.gain_ratio,
-        "startedAt": now,
-    }
+    move = trig.reason is Reason.BUDGET_BROKEN or clears
+    return Verdict(move, trig.reason, message, target, answer.gain_ratio, answer.gain_s)
