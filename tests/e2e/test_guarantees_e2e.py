@@ -88,7 +88,7 @@ class Operator:
         self.base = [
             "--kubeconfig", str(cluster.kubeconfig), "-n", namespace,
             "--extender-url", ext.url, "--lease-namespace", namespace,
-            "--lease-duration", "4", "--renew-deadline", "3", "--retry-period", "1",
+            "--lease-duration", "8", "--renew-deadline", "6", "--retry-period", "1",
             "--metrics-bind", "127.0.0.1", "--metrics-port", str(self.port),
             "--replacement-interval", "2", "--replacement-cooldown", "30",
             "--node-metrics-interval", "3", "--overload-samples", "2", "--overload-cpu", "0.8",
@@ -346,11 +346,15 @@ def test_link_change_repairs_broken_budgets_and_leaves_the_rest(
     changed_at = time.monotonic()
     apply(crds, network_doc(ab_ms=30))
 
-    def some_moving() -> bool:
-        return any(t["status"].get("move") for t in tasks(crds, namespace).values())
+    def some_moving() -> Any:
+        ts = tasks(crds, namespace).values()
+        if any(t["status"].get("move") for t in ts):
+            return "in flight"
+        return any(t["status"].get("moves") for t in ts) and "done"
 
-    wait_for("a move in flight", 60, some_moving, every=0.5)
-    op.kill()
+    caught = wait_for("a move started", 60, some_moving, every=0.1)
+    op.kill()  # mid-move when ``caught`` is "in flight" (the moves take about a second each)
+    print(f"operator killed with a move {caught}")
     op = operator("--max-moves-in-flight", "1")
 
     def repaired() -> Any:

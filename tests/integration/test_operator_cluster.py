@@ -62,10 +62,12 @@ class Operator:
             "default-scheduler",
             "--lease-namespace",
             namespace,
+            # roomy enough for a loaded two-core machine (Lease calls are cut off after
+            # (duration - deadline) / 2 = 1 s), short enough for a crash to hand over quickly
             "--lease-duration",
-            "4",
+            "8",
             "--renew-deadline",
-            "3",
+            "6",
             "--retry-period",
             "1",
             "--metrics-bind",
