@@ -35,6 +35,7 @@ class DashboardSource:
         max_tasks: the most EdgeTasks read per refresh (the page says when it stopped there).
         state_ttl_s: how long one computed state serves every poll (any number of open pages
             then cost the API server one paged LIST per ``state_ttl_s``).
+        shadow: the shadow policy's comparison with the active one, when there is a shadow.
     """
 
     snapshot: Callable[[], ClusterSnapshot | None]
@@ -44,6 +45,7 @@ class DashboardSource:
     page_size: int = 500
     max_tasks: int = 5000
     state_ttl_s: float = 3.0
+    shadow: Callable[[], Mapping[str, Any] | None] | None = None
 
 
 def _fraction(used: int, allocatable: int) -> float:
@@ -105,6 +107,7 @@ def build_state(
     *,
     max_placements: int = 50,
     errors: Sequence[str] = (),
+    shadow: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Everything the page draws, newest placements first."""
     rows = sorted(
@@ -124,6 +127,7 @@ def build_state(
         "placements": rows[:max_placements],
         "placementCount": len(rows),
         "model": model.to_dict() if model else None,
+        "shadow": dict(shadow) if shadow and shadow.get("name") else None,
         "errors": list(errors),
     }
 
@@ -162,8 +166,19 @@ def collect_state(source: DashboardSource) -> dict[str, Any]:
     except Exception as exc:
         model = None
         errors.append(f"reading the model card failed: {exc}")
+    shadow = None
+    if source.shadow is not None:
+        try:
+            shadow = source.shadow()
+        except Exception as exc:
+            errors.append(f"reading the shadow policy's record failed: {exc}")
     return build_state(
-        source.snapshot(), tasks, model, max_placements=source.max_placements, errors=errors
+        source.snapshot(),
+        tasks,
+        model,
+        max_placements=source.max_placements,
+        errors=errors,
+        shadow=shadow,
     )
 
 

@@ -29,7 +29,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from pydantic import ValidationError
+from pydantic import BaseModel, Field, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from edge_allocator.cluster.annotations import DecisionRecord
@@ -46,7 +46,7 @@ from edge_allocator.extender.api_models import (
     ScoreRequest,
     ScoreResponse,
 )
-from edge_allocator.extender.models import ModelValidationError, allowed_name
+from edge_allocator.extender.models import ModelValidationError, allowed_name, validate
 from edge_allocator.extender.scoring import filter_candidates, rank
 from edge_allocator.extender.security import (
     RequestGuard,
@@ -57,6 +57,7 @@ from edge_allocator.extender.security import (
 )
 from edge_allocator.extender.service import ExtenderService, NotReadyError
 from edge_allocator.extender.settings import Settings
+from edge_allocator.extender.shadow import card_regression
 from edge_allocator.extender.tls import client_cert_subject
 from edge_allocator.extender.wire import (
     ExtenderArgs,
@@ -98,6 +99,31 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 
 
 T = TypeVar("T")
+
+
+class ShadowRequest(BaseModel):
+    policy: str | None = Field(
+        description="Policy to shadow (a baseline, gnn or gnn@<version>); null stops shadowing."
+    )
+
+
+class ShadowStatus(BaseModel):
+    """The shadow policy's record since it was set (see ``extender.shadow``)."""
+
+    name: str | None = None
+    policy: str | None = None
+    version: str | None = None
+    scored: int = 0
+    sameTop: int = 0
+    agreement: float | None = Field(None, description="share of decisions with the same top")
+    meanRankCorrelation: float | None = Field(None, description="mean Spearman correlation")
+    meanPredictedGainS: float | None = Field(
+        None, description="mean estimated seconds saved had the shadow chosen (>0: it is faster)"
+    )
+    dropped: int = 0
+    failed: int = 0
+    queued: int = 0
+
 
 _VERBS = ("filter", "prioritize", "bind")
 _JSON = "application/json"
@@ -389,10 +415,23 @@ def create_app(
         raise HTTPException(404, f"no policy or model called {name!r}")
 
     @admin.post("/models/{name}/activate", response_model=ActiveModel)
-    async def activate(name: str) -> ActiveModel:
-        """Load, validate, then switch; a bad model is refused and the old one stays active."""
+    async def activate(name: str, force: bool = False) -> ActiveModel:
+        """Load, validate, then switch; a bad model is refused and the old one stays active.
+
+        A model whose held-out model card is worse than the active policy's is refused (409)
+        unless ``force=true``.
+        """
         if not allowed_name(name):
             raise HTTPException(404, f"no policy or model called {name!r}")
+        current = service.models.active.name
+        if not force and name != current:
+            worse = await run_in_threadpool(card_regression, name, current, service.policies.index)
+            if worse is not None:
+                raise HTTPException(
+                    409,
+                    f"model {name!r} refused ({worse}); {current!r} stays active, "
+                    "pass force=true to activate it anyway",
+                )
         try:
             await run_in_threadpool(service.models.activate, name, service.source.current())
         except UnknownPolicyError as exc:
@@ -405,6 +444,37 @@ def create_app(
         metrics.set_model(active.policy, active.version)
         log.info("activated policy %s (%s %s)", name, active.policy, active.version)
         return active
+
+    def shadow_out() -> ShadowStatus:
+        return ShadowStatus(**service.shadow.stats())
+
+    @admin.get("/shadow", response_model=ShadowStatus)
+    def get_shadow() -> ShadowStatus:
+        """The shadow policy and how its choices compare with the active policy's so far."""
+        return shadow_out()
+
+    def load_shadow(name: str) -> Any:
+        policy = get_policy(name)
+        validate(policy, service.source.current())
+        return policy
+
+    @admin.put("/shadow", response_model=ShadowStatus)
+    async def set_shadow(req: ShadowRequest) -> ShadowStatus:
+        """Shadow a policy from now on (its totals start at zero), or stop with ``null``."""
+        if req.policy is None:
+            service.shadow.set_policy(None, None)
+        else:
+            if not allowed_name(req.policy):
+                raise HTTPException(404, f"policy: no policy or model called {req.policy!r}")
+            try:
+                policy = await run_in_threadpool(load_shadow, req.policy)
+            except UnknownPolicyError as exc:
+                raise HTTPException(404, f"policy: {exc}") from exc
+            except (ModelLoadError, ModelValidationError) as exc:
+                raise HTTPException(422, f"policy: {req.policy!r} refused: {exc}") from exc
+            service.shadow.set_policy(req.policy, policy)
+        log.info("shadow policy: %s", req.policy or "none")
+        return shadow_out()
 
     def what_if(req: ScoreRequest) -> ScoreResponse:
         snap = service.snapshot()

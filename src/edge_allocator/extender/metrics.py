@@ -63,6 +63,33 @@ class ExtenderMetrics:
             registry=r,
         )
 
+        self.shadow_requests = Counter(
+            "edge_allocator_shadow_requests_total",
+            "Decisions the shadow policy scored, by outcome: same_top (it would have chosen the "
+            "active policy's node), different_top, dropped (its queue was full), failed.",
+            ["outcome"],
+            registry=r,
+        )
+        self.shadow_rank_correlation = Histogram(
+            "edge_allocator_shadow_rank_correlation",
+            "Spearman rank correlation of the shadow's and the active policy's candidate scores.",
+            buckets=(-0.5, 0.0, 0.25, 0.5, 0.75, 0.9, 0.95, 0.99, 1.0),
+            registry=r,
+        )
+        self.shadow_gain_seconds = Histogram(
+            "edge_allocator_shadow_predicted_gain_seconds",
+            "Estimated completion time on the active policy's node minus on the shadow's "
+            "(positive: the shadow's choice is predicted faster).",
+            buckets=(-10.0, -1.0, -0.1, -0.01, 0.0, 0.01, 0.1, 1.0, 10.0),
+            registry=r,
+        )
+        self.shadow_info = Gauge(
+            "edge_allocator_shadow_info",
+            "The shadow policy (value 1) with its name and version as labels; none when unset.",
+            ["policy", "version"],
+            registry=r,
+        )
+
     def bind_cache(self, age: Callable[[], float | None], nodes: Callable[[], int]) -> None:
         self.cache_age.set_function(lambda: -1.0 if (a := age()) is None else a)
         self.cache_nodes.set_function(lambda: float(nodes()))
@@ -70,3 +97,8 @@ class ExtenderMetrics:
     def set_model(self, policy: str, version: str) -> None:
         self.model_info.clear()
         self.model_info.labels(policy=policy, version=version).set(1)
+
+    def set_shadow(self, policy: str | None, version: str | None) -> None:
+        self.shadow_info.clear()
+        if policy is not None:
+            self.shadow_info.labels(policy=policy, version=version or "").set(1)

@@ -18,12 +18,17 @@ from edge_allocator.extender.decisions import AnnotationWriter, DecisionLog, ann
 from edge_allocator.extender.kubeapi import ApiError, KubeApi, load_connection
 from edge_allocator.extender.live import LiveCluster
 from edge_allocator.extender.metrics import ExtenderMetrics
-from edge_allocator.extender.models import ModelManager, ModelValidationError
+from edge_allocator.extender.models import ModelManager, ModelValidationError, validate
 from edge_allocator.extender.service import ExtenderService
 from edge_allocator.extender.settings import Settings
 from edge_allocator.extender.tls import TlsInfoProtocol, uvicorn_tls_options
 from edge_allocator.policy.model_file import ModelLoadError
-from edge_allocator.policy.registry import ModelIndex, UnknownPolicyError, shipped_model_path
+from edge_allocator.policy.registry import (
+    ModelIndex,
+    UnknownPolicyError,
+    get_policy,
+    shipped_model_path,
+)
 
 log = logging.getLogger("edge_allocator.extender")
 
@@ -107,6 +112,18 @@ def serve(settings: Settings) -> int:
         model_index=model_index,
     )
 
+    if settings.shadow_policy:
+        try:
+            shadow = get_policy(settings.shadow_policy)
+            validate(shadow, None)
+        except (UnknownPolicyError, ModelLoadError, ModelValidationError) as exc:
+            print(
+                f"edge-allocator extender: shadow policy {settings.shadow_policy!r}: {exc}",
+                file=sys.stderr,
+            )
+            return 2
+        service.shadow.set_policy(settings.shadow_policy, shadow)
+
     def node_count() -> int:
         snap = cache.current()
         return 0 if snap is None else len(snap.nodes)
@@ -127,6 +144,7 @@ def serve(settings: Settings) -> int:
                 snapshot=cache.current,
                 api_get=api.get,
                 model=lambda: active_model_summary(models.active.name, models.active.policy),
+                shadow=service.shadow.stats,
             ),
             admin_token=settings.admin_token,
         ),
@@ -169,6 +187,7 @@ def serve(settings: Settings) -> int:
         uvicorn.Server(config).run()
     finally:
         writer.stop(flush=True)
+        service.shadow.stop()
         model_index.stop()
         live.stop()
         api.close()

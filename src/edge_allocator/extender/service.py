@@ -38,6 +38,7 @@ from edge_allocator.extender.podtask import (
     task_from_pod,
 )
 from edge_allocator.extender.scoring import filter_candidates, rank, to_extender_scores
+from edge_allocator.extender.shadow import ShadowScorer
 from edge_allocator.extender.wire import ExtenderArgs, Pod
 from edge_allocator.policy.base import PlacementPolicy
 from edge_allocator.policy.model_file import ModelLoadError
@@ -194,6 +195,8 @@ class ExtenderService:
         self.writer = writer
         self.metrics = metrics or ExtenderMetrics()
         self.policies = PolicyResolver(models, model_index)
+        self.shadow = ShadowScorer(self.metrics)
+        """A second policy scoring every decision off the request path (none until set)."""
 
     def snapshot(self) -> ClusterSnapshot:
         snap = self.source.current()
@@ -279,6 +282,7 @@ class ExtenderService:
             return None
         scored = self.score(snap, task, candidates, policy, latencies="top")
         best = scored.candidates[scored.top]
+        self.shadow.submit(snap, task, scored.candidates, scored.raw, scored.top)
         self.source.assume(pod.metadata.uid, best, task.cpu_request_m, task.mem_request_mib)
         order = rank(scored.candidates, scored.raw, TOP_CANDIDATES_KEPT)
         record = DecisionRecord(

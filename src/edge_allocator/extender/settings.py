@@ -35,6 +35,9 @@ class Settings:
     bind_grace_s: float = 5.0
     """How long a decision waits for the bind verb to record it before it is PATCHed."""
     max_batch: int = 64
+    shadow_policy: str | None = None
+    """A second policy that scores every decision off the request path, for comparison (the
+    admin API can set or clear it later: PUT /v1/shadow)."""
     verb_workers: int = 1
     """Threads that run /filter and /prioritize off the event loop; 1 keeps decisions serial,
     so each pod of a burst is scored with the previous one's placement already counted."""

@@ -143,6 +143,22 @@ function drawPlacements(state) {
   }
 }
 
+function drawShadow(state) {
+  const box = document.getElementById("shadow");
+  const s = state.shadow;
+  box.hidden = !s;
+  if (!s) return;
+  const parts = [`shadow: ${s.name} (${s.policy} ${s.version})`, `${s.scored} decisions`];
+  if (s.agreement !== null) parts.push(`same node ${Math.round(s.agreement * 100)}%`);
+  if (s.meanRankCorrelation !== null) parts.push(`rank correlation ${s.meanRankCorrelation.toFixed(2)}`);
+  if (s.meanPredictedGainS !== null) {
+    const g = s.meanPredictedGainS;
+    parts.push(`predicted gain ${g >= 0 ? "+" : ""}${(g * 1000).toFixed(1)} ms per task`);
+  }
+  if (s.dropped) parts.push(`${s.dropped} skipped under load`);
+  box.textContent = parts.join(" · ");
+}
+
 function drawModel(state) {
   const box = document.getElementById("model");
   const chart = document.getElementById("model-chart");
@@ -184,6 +200,7 @@ function render(state) {
   drawGraph(state);
   drawPlacements(state);
   drawModel(state);
+  drawShadow(state);
   const status = document.getElementById("status");
   const problems = state.errors.length ? " · " + state.errors.join("; ") : "";
   status.textContent = (state.ready ? "live" : "waiting for the cluster snapshot") +
