@@ -9,7 +9,7 @@ EA := $(BIN)/edge-allocator
 PYTEST_ARGS ?=
 DEMO_ARGS ?=
 
-.PHONY: help venv binaries cluster cluster-down lint test test-unit demo demo-down bench
+.PHONY: help venv host-deps binaries cluster cluster-down lint test test-unit test-real image demo demo-down bench
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -21,6 +21,9 @@ $(VENV)/.installed: pyproject.toml
 	@touch $@
 
 venv: $(VENV)/.installed ## create .venv and install the package with its dev tools
+
+host-deps: ## Debian packages the tests need (installed when missing and root; else says what)
+	@bash hack/host-deps.sh test
 
 binaries: venv ## build (once) the Kubernetes, etcd, kwok, metrics-server and helm binaries
 	$(EA) dev build
@@ -36,8 +39,17 @@ lint: venv ## ruff + mypy strict
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
 
-test: lint binaries ## lint + unit, integration and e2e tests (starts and stops the dev cluster)
+test: host-deps lint binaries ## lint + unit, integration and e2e tests (starts and stops the dev cluster)
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+image: venv ## build the image from the Dockerfile with buildah (no Docker; root)
+	@bash hack/host-deps.sh real
+	$(EA) dev image
+
+test-real: venv ## the image + helm install on a real kubelet node, e2e (root; own cluster on port 36543)
+	@bash hack/host-deps.sh real
+	$(EA) dev build --real-node >/dev/null
+	$(BIN)/pytest -m real_node tests/e2e/test_real_helm.py -s $(PYTEST_ARGS)
 
 test-unit: venv ## unit tests only (no cluster)
 	$(BIN)/pytest tests/unit $(PYTEST_ARGS)

@@ -7,6 +7,7 @@ upstream release builds do.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import re
@@ -129,7 +130,13 @@ def ensure_binaries(
             if not checked_go:
                 check_go()
                 checked_go = True
-            _run_build(group, out_dir, say)
+            # One build per group at a time (two `make` runs, a test and a terminal): the
+            # second waits for the first and then finds the binaries.
+            out_dir.parent.mkdir(parents=True, exist_ok=True)
+            with out_dir.with_name(out_dir.name + ".lock").open("w") as lock:
+                fcntl.flock(lock, fcntl.LOCK_EX)
+                if not all((out_dir / name).is_file() for name in group.packages):
+                    _run_build(group, out_dir, say)
         for name in group.packages:
             link = bin_dir / name
             target = out_dir / name

@@ -11,6 +11,7 @@ from edge_allocator.devcluster.cluster import DEFAULT_API_PORT, DevCluster, DevC
 from edge_allocator.devcluster.fleet import FleetSpec
 from edge_allocator.devcluster.image import ImageBuilder, ImageError
 from edge_allocator.devcluster.prereqs import PrerequisiteError
+from edge_allocator.devcluster.realnode import RealNodeError
 
 
 def _scheduler_arg(text: str) -> tuple[str, Path]:
@@ -36,7 +37,21 @@ def configure(parser: argparse.ArgumentParser) -> None:
         metavar="NAME=CONFIG",
         help="also run a kube-scheduler with this KubeSchedulerConfiguration (repeatable)",
     )
-    sub.add_parser("down", help="stop the cluster and remove its state")
+    up.add_argument(
+        "--real-node",
+        action="store_true",
+        help="also run a real kubelet node (containerd, kube-proxy, CoreDNS; needs root)",
+    )
+    up.add_argument(
+        "--image",
+        action="append",
+        type=Path,
+        default=[],
+        metavar="OCI_ARCHIVE",
+        help="with --real-node: import this image archive into its containerd (repeatable); "
+        "the archive of `edge-allocator dev image` is imported when it exists",
+    )
+    sub.add_parser("down", help="stop the cluster (and its real node) and remove its state")
     sub.add_parser("status", help="print the cluster's state as JSON")
     build = sub.add_parser("build", help="build (or reuse) the cached Kubernetes binaries")
     build.add_argument(
@@ -68,8 +83,15 @@ def run(args: argparse.Namespace) -> int:
             return 0
         if args.dev_command == "up":
             sites = tuple(s.strip() for s in args.sites.split(",") if s.strip())
-            cluster = DevCluster(fleet=FleetSpec(nodes=args.nodes, sites=sites), api_port=args.port)
-            cluster.up(scheduler_configs=args.scheduler)
+            cluster = DevCluster(
+                fleet=FleetSpec(nodes=args.nodes, sites=sites),
+                api_port=args.port,
+                real_node=args.real_node,
+            )
+            images = list(args.image)
+            if args.real_node:
+                images += [p for p in (ImageBuilder().archive,) if p.exists()]
+            cluster.up(scheduler_configs=args.scheduler, images=images)
             return 0
         cluster = DevCluster()
         if args.dev_command == "down":
@@ -78,6 +100,13 @@ def run(args: argparse.Namespace) -> int:
         status = cluster.status()
         print(json.dumps(status, indent=2))
         return 0 if status["running"] else 1
-    except (BuildError, DevClusterError, ImageError, PrerequisiteError, ValueError) as e:
+    except (
+        BuildError,
+        DevClusterError,
+        ImageError,
+        PrerequisiteError,
+        RealNodeError,
+        ValueError,
+    ) as e:
         print(f"edge-allocator dev {args.dev_command}: {e}")
         return 2

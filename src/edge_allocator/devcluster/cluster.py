@@ -30,7 +30,7 @@ import yaml
 from edge_allocator.devcluster import paths
 from edge_allocator.devcluster.build import ensure_binaries
 from edge_allocator.devcluster.fleet import FleetSpec, fleet_manifest
-from edge_allocator.devcluster.kwokconfig import kwokctl_documents
+from edge_allocator.devcluster.kwokconfig import kwokctl_documents, real_node_patches
 from edge_allocator.devcluster.processes import (
     HOST,
     free_port,
@@ -38,6 +38,12 @@ from edge_allocator.devcluster.processes import (
     port_is_free,
     read_pid,
     terminate,
+)
+from edge_allocator.devcluster.realnode import (
+    KUBERNETES_SERVICE_IP,
+    SERVICE_CIDR,
+    RealNode,
+    node_ip,
 )
 
 CLUSTER_NAME = "edge-allocator"
@@ -56,6 +62,7 @@ class DevCluster:
     api_port: int = DEFAULT_API_PORT  # 0: any free port
     name: str = CLUSTER_NAME
     state_root: Path | None = None  # default: .cache/devcluster of the checkout
+    real_node: bool = False  # also run a real kubelet node (root; see realnode.py)
     log: Callable[[str], None] = field(
         default=lambda s: print(s, file=sys.stderr, flush=True), repr=False
     )
@@ -97,16 +104,42 @@ class DevCluster:
             finally:
                 fcntl.flock(f, fcntl.LOCK_UN)
 
-    def up(self, scheduler_configs: Sequence[tuple[str, Path]] = ()) -> None:
-        """Start the cluster (or reuse a healthy one), create the fleet, wait for Ready nodes."""
-        ensure_binaries(self.log)
-        with self._locked():
-            self._up(scheduler_configs)
+    @property
+    def real_node_marker(self) -> Path:
+        return self.state_dir / "real-node"
 
-    def _up(self, scheduler_configs: Sequence[tuple[str, Path]]) -> None:
+    def realnode(self) -> RealNode:
+        return RealNode(
+            state_dir=self.state_dir,
+            kubeconfig=self.kubeconfig,
+            ca_file=self.cluster_dir / "pki" / "ca.crt",
+            bin_dir=paths.bin_dir(),
+            log=self.log,
+        )
+
+    def up(
+        self, scheduler_configs: Sequence[tuple[str, Path]] = (), images: Sequence[Path] = ()
+    ) -> None:
+        """Start the cluster (or reuse a healthy one), create the fleet, wait for Ready nodes.
+
+        With ``real_node``, also the real kubelet node, with ``images`` (OCI archives) imported
+        into its containerd.
+        """
+        if self.real_node:
+            RealNode.check_prerequisites(self.log)
+        ensure_binaries(self.log, node=self.real_node)
+        with self._locked():
+            self._up(scheduler_configs, images)
+
+    def _up(self, scheduler_configs: Sequence[tuple[str, Path]], images: Sequence[Path]) -> None:
         started = time.monotonic()
         if self._healthy_or_recovering():
             self.log(f"[dev] cluster already running at https://{HOST}:{self._running_port()}")
+            if self.real_node and not self.real_node_marker.exists():
+                raise DevClusterError(
+                    f"the cluster in {self.state_dir} was started without --real-node (its API "
+                    f"server listens on {HOST} only); stop it first (`edge-allocator dev down`)"
+                )
         else:
             self._cleanup_stale()
             if self.api_port == 0:
@@ -114,6 +147,8 @@ class DevCluster:
             self._check_port_free(self.api_port)
             self._create()
         self.apply_fleet(self.fleet)
+        if self.real_node:
+            self.realnode().start(images)
         for name, cfg in scheduler_configs:
             self.start_scheduler(name, cfg)
         self.log(f"[dev] ready in {time.monotonic() - started:.0f}s; KUBECONFIG={self.kubeconfig}")
@@ -125,6 +160,8 @@ class DevCluster:
 
     def _down(self) -> None:
         self._stop_schedulers()
+        if (self.state_dir / "realnode").exists():
+            self.realnode().stop()
         pid_files = list((self.cluster_dir / "pids").glob("*.pid"))
         pids = [read_pid(p) for p in pid_files]
         if self.cluster_dir.exists() and self.binary("kwokctl").exists():
@@ -277,11 +314,20 @@ class DevCluster:
     def _create(self) -> None:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         config = self.state_dir / "kwokctl.yaml"
-        docs = kwokctl_documents(self.api_port, paths.bin_dir())
+        extra = (
+            real_node_patches(
+                node_ip(), SERVICE_CIDR, KUBERNETES_SERVICE_IP, self.cluster_dir / "pki"
+            )
+            if self.real_node
+            else None
+        )
+        docs = kwokctl_documents(self.api_port, paths.bin_dir(), extra)
         config.write_text("\n---\n".join(yaml.safe_dump(d) for d in docs))
         self.log(f"[dev] starting control plane on {HOST}:{self.api_port} (kwokctl, binaries)")
         self._kwokctl("create", "cluster", "--config", str(config), "--wait", "3m", timeout=400)
         shutil.copyfile(self.cluster_dir / "kubeconfig.yaml", self.kubeconfig)
+        if self.real_node:
+            self.real_node_marker.write_text("1")
         if not self.is_healthy():
             raise DevClusterError(
                 f"the API server did not become ready; see {self.cluster_dir / 'logs'}"

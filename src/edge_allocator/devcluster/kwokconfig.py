@@ -91,8 +91,53 @@ def _resource_metrics() -> dict[str, Any]:
     }  # fmt: skip
 
 
-def kwokctl_documents(api_port: int, bin_dir: Path) -> list[dict[str, Any]]:
-    """The KwokctlConfiguration plus the usage and metric resources, as YAML-ready dicts."""
+def real_node_patches(
+    node_ip: str, service_cidr: str, service_ip: str, pki_dir: Path
+) -> dict[str, Any]:
+    """Options for a cluster with a real kubelet node (``dev up --real-node``).
+
+    Real pods reach the API server through the ``kubernetes`` Service, whose endpoint is the
+    advertised address: the API server listens on all addresses and advertises the node's (its
+    certificate names the Service IP). kwok manages only the nodes annotated as fake, so it
+    leaves the real node to its kubelet. The API server authenticates to kubelet (logs, exec)
+    with the admin certificate.
+    """
+
+    def args(**kv: str) -> list[dict[str, str]]:
+        return [{"key": k.replace("_", "-"), "value": v} for k, v in kv.items()]
+
+    return {
+        "options": {"kubeApiserverCertSANs": [service_ip, node_ip]},
+        "componentsPatches": [
+            {
+                "name": "kube-apiserver",
+                "extraArgs": args(
+                    bind_address="0.0.0.0",
+                    advertise_address=node_ip,
+                    service_cluster_ip_range=service_cidr,
+                    kubelet_client_certificate=str(pki_dir / "admin.crt"),
+                    kubelet_client_key=str(pki_dir / "admin.key"),
+                    kubelet_preferred_address_types="InternalIP",
+                ),
+            },
+            {
+                "name": "kwok-controller",
+                "extraArgs": args(
+                    manage_all_nodes="false",
+                    manage_nodes_with_annotation_selector="kwok.x-k8s.io/node=fake",
+                ),
+            },
+        ],
+    }
+
+
+def kwokctl_documents(
+    api_port: int, bin_dir: Path, extra: dict[str, Any] | None = None
+) -> list[dict[str, Any]]:
+    """The KwokctlConfiguration plus the usage and metric resources, as YAML-ready dicts.
+
+    ``extra``: ``options`` merged into the options, ``componentsPatches`` (real_node_patches).
+    """
 
     def b(name: str) -> Path:
         return bin_dir / name
@@ -114,6 +159,7 @@ def kwokctl_documents(api_port: int, bin_dir: Path) -> list[dict[str, Any]]:
         "kubeControllerManagerNodeMonitorGracePeriodMilliseconds": 40_000,
         "nodeLeaseDurationSeconds": 40,
         "heartbeatFactor": 1.0,  # kwokctl's default multiplies the two above by 5
+        **(extra or {}).get("options", {}),
     }
     usage = {
         "apiVersion": "kwok.x-k8s.io/v1alpha1",
@@ -126,6 +172,11 @@ def kwokctl_documents(api_port: int, bin_dir: Path) -> list[dict[str, Any]]:
             "apiVersion": "config.kwok.x-k8s.io/v1alpha1",
             "kind": "KwokctlConfiguration",
             "options": options,
+            **(
+                {"componentsPatches": extra["componentsPatches"]}
+                if extra and extra.get("componentsPatches")
+                else {}
+            ),
         },
         usage,
         _resource_metrics(),
