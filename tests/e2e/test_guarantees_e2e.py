@@ -373,7 +373,7 @@ def test_link_change_repairs_broken_budgets_and_leaves_the_rest(
     print(f"link change: {len(movers)} tasks repaired in {repair_s:.1f}s")
     for name in (m["metadata"]["name"] for m in movers):
         st = after[name]["status"]
-        assert st["moves"] == 1 and st["lastMoveReason"] == "BudgetBroken", st
+        assert st.get("moves") == 1 and st.get("lastMoveReason") == "BudgetBroken", st
         assert sites[st["previousNode"]] == "site-b" and st["networkLatencyMs"] <= 12
         assert st["phase"] == "Running"
         cond = next(c for c in st["conditions"] if c["type"] == "Replaced")

@@ -312,8 +312,12 @@ class Controller:
         pending = self._pending.get(key)
         patch = status_changes(server.status, p.status)
         settled = p.status.get("phase") in ("Succeeded", "Failed")
-        hold = not settled and (
-            p.create_attempt is not None or (pending is not None and now < pending[1])
+        # A move's record is written at once: the old pod may be evicted on the next
+        # reconcile, and a restarted operator must find the move, not a stray pod.
+        hold = (
+            not settled
+            and p.move_started is None
+            and (p.create_attempt is not None or (pending is not None and now < pending[1]))
         )
         if patch and hold:
             due = pending[1] if pending is not None else now + FLUSH_DELAY_S
