@@ -240,3 +240,19 @@ def test_the_dashboard_shows_the_shadow_when_there_is_one() -> None:
     assert service.shadow.drain()
     shown: dict[str, Any] = collect_state(dash)["shadow"]
     assert shown["name"] == "latency" and shown["scored"] == 1
+
+
+def test_stop_never_blocks_even_with_a_full_queue() -> None:
+    scorer = ShadowScorer(ExtenderMetrics(), capacity=1)
+    stuck = Blocking()
+    scorer.set_policy("blocking", stuck)  # type: ignore[arg-type]
+    service = make_app()[1]
+    service.shadow = scorer
+    service.prioritize(_args(0))
+    assert stuck.entered.wait(20)
+    service.prioritize(_args(1))  # fills the queue
+    scorer.stop()  # returns at once
+    stuck.release.set()
+    assert scorer._thread is not None
+    scorer._thread.join(timeout=20)
+    assert not scorer._thread.is_alive()

@@ -21,6 +21,7 @@ model card is worse than the active policy's (the admin API then refuses unless 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import queue
@@ -128,6 +129,7 @@ class ShadowScorer:
         self._generation = 0
         self._stats = ShadowStats()
         self._thread: threading.Thread | None = None
+        self._stopping = threading.Event()
 
     @property
     def policy(self) -> PlacementPolicy | None:
@@ -196,11 +198,13 @@ class ShadowScorer:
         return True
 
     def stop(self) -> None:
-        if self._thread is not None:
-            self._queue.put(None)
+        """Stop the thread after its current job (never blocks, even on a full queue)."""
+        self._stopping.set()
+        with contextlib.suppress(queue.Full):  # full: the flag is seen after the current job
+            self._queue.put_nowait(None)
 
     def _run(self) -> None:
-        while True:
+        while not self._stopping.is_set():
             item = self._queue.get()
             try:
                 if item is None:
