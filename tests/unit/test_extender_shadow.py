@@ -256,3 +256,17 @@ def test_stop_never_blocks_even_with_a_full_queue() -> None:
     assert scorer._thread is not None
     scorer._thread.join(timeout=20)
     assert not scorer._thread.is_alive()
+
+
+def test_the_shadow_waits_while_a_verb_is_in_flight() -> None:
+    scorer = ShadowScorer(ExtenderMetrics(), quiet_s=0.0)
+    service = make_app()[1]
+    service.shadow = scorer
+    scorer.set_policy("latency", get_policy("latency"))
+    scorer.verb_started()  # as the app does around each verb
+    service.prioritize(_args(0))
+    assert not scorer.drain(timeout_s=0.2)  # queued, not scored: a verb is in flight
+    assert scorer.stats()["scored"] == 0
+    scorer.verb_finished()
+    assert scorer.drain()
+    assert scorer.stats()["scored"] == 1

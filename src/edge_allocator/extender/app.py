@@ -212,8 +212,16 @@ def create_app(
         workers.shutdown()
 
     async def off_loop(fn: Callable[..., T], *args: Any) -> T:
-        """Run ``fn`` on a verb worker: the event loop keeps serving while it scores."""
-        return await asyncio.get_running_loop().run_in_executor(workers.get(), partial(fn, *args))
+        """Run ``fn`` on a verb worker: the event loop keeps serving while it scores (and the
+        shadow policy, if any, waits)."""
+        shadow = service.shadow
+        shadow.verb_started()
+        try:
+            return await asyncio.get_running_loop().run_in_executor(
+                workers.get(), partial(fn, *args)
+            )
+        finally:
+            shadow.verb_finished()
 
     app = FastAPI(
         lifespan=lifespan,
