@@ -164,7 +164,7 @@ def wait_for(what: str, timeout: float, check: Callable[[], Any], every: float =
 
 
 def edge_task(
-    name: str, source: dict[str, str], budget: int | None = 12, **spec: Any
+    name: str, source: dict[str, str], budget: int | None = 12, cpu: str = "10m", **spec: Any
 ) -> dict[str, Any]:
     body: dict[str, Any] = {
         "dataSource": source,
@@ -174,7 +174,7 @@ def edge_task(
                     {
                         "name": "main",
                         "image": "example/app:1",
-                        "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}},
+                        "resources": {"requests": {"cpu": cpu, "memory": "16Mi"}},
                     }
                 ]
             }
@@ -488,7 +488,9 @@ def test_sustained_overload_moves_once_and_oscillation_moves_nothing(
     crds: DevCluster, namespace: str, extender: Extender, operator: Callable[..., Operator]
 ) -> None:
     op = operator()
-    create(crds, namespace, [edge_task("w", {"site": "site-b"}, budget=30)])
+    # a task that can use a core: a hot node slows it (a 10m task runs as fast on a busy
+    # node as on an idle one, so the policy rightly keeps it)
+    create(crds, namespace, [edge_task("w", {"site": "site-b"}, budget=30, cpu="1")])
     wait_for("w Running", 120, all_running(crds, namespace, 1))
     node = tasks(crds, namespace)["w"]["status"]["nodeName"]
     cores = allocatable_cores(crds, node)

@@ -29,7 +29,7 @@ from edge_allocator.operator.decisions import parse_record, recorded_decision, u
 from edge_allocator.operator.metrics import OperatorMetrics
 from edge_allocator.operator.network_status import network_status
 from edge_allocator.operator.podspec import build_pod, pod_name
-from edge_allocator.operator.topology import Topology, build_topology
+from edge_allocator.operator.topology import build_topology
 from edge_allocator.operator.views import NetworkView, NodeView, PodView, TaskView
 
 ROOT = Path(__file__).resolve().parents[2]

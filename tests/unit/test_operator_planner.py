@@ -16,7 +16,7 @@ from edge_allocator.cluster.annotations import (
 )
 from edge_allocator.operator.config import OperatorConfig
 from edge_allocator.operator.planner import Observed, plan, status_changes
-from edge_allocator.operator.topology import Topology, build_topology
+from edge_allocator.operator.topology import build_topology
 from edge_allocator.operator.views import NetworkView, NodeView, PodView, TaskView, format_time
 
 NOW = dt.datetime(2026, 1, 1, 12, 0, 0, tzinfo=dt.UTC)

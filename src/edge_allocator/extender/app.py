@@ -13,6 +13,7 @@ still document them in the OpenAPI document. Every error is JSON with the reques
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 import threading
@@ -59,6 +60,7 @@ from edge_allocator.extender.service import ExtenderService, NotReadyError
 from edge_allocator.extender.settings import Settings
 from edge_allocator.extender.shadow import card_regression
 from edge_allocator.extender.tls import client_cert_subject
+from edge_allocator.extender.whatif import predicted_gain, without_pod
 from edge_allocator.extender.wire import (
     ExtenderArgs,
     ExtenderBindingArgs,
@@ -487,6 +489,18 @@ def create_app(
     def what_if(req: ScoreRequest) -> ScoreResponse:
         snap = service.snapshot()
         task = req.task.to_task()
+        current: str | None = None
+        if req.currentPodUid:
+            found = service.source.pod_footprint(req.currentPodUid)
+            if found is None:
+                raise HTTPException(
+                    409,
+                    f"currentPodUid: pod {req.currentPodUid} is not bound in the extender's "
+                    "cache yet; ask again shortly",
+                )
+            current, cpu_m, mem_mib = found
+            snap = without_pod(snap, current, cpu_m, mem_mib)
+            task = dataclasses.replace(task, cpu_request_m=cpu_m, mem_request_mib=mem_mib)
         if task.data_source_site not in snap.site_index:
             raise HTTPException(422, f"task.dataSourceSite: unknown site {task.data_source_site!r}")
         names = req.candidates if req.candidates is not None else [n.name for n in snap.nodes]
@@ -519,6 +533,12 @@ def create_app(
                 )
                 for r, i in enumerate(order)
             ]
+        gain_s = gain_ratio = None
+        current_rank = None
+        if current is not None:
+            current_rank = next((c.rank for c in cands if c.node == current), None)
+            if chosen is not None and snap.has_node(current):
+                gain_s, gain_ratio = predicted_gain(snap, task, current, chosen)
         return ScoreResponse(
             policy=policy.name,
             modelVersion=policy.version,
@@ -526,6 +546,10 @@ def create_app(
             chosen=chosen,
             candidates=cands,
             filtered=filtered,
+            currentNode=current,
+            currentRank=current_rank,
+            predictedGainS=None if gain_s is None else round(gain_s, 6),
+            predictedGainRatio=None if gain_ratio is None else round(gain_ratio, 6),
         )
 
     @admin.post("/score", response_model=ScoreResponse)

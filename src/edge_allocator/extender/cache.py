@@ -216,6 +216,12 @@ class WatchCache:
             tuple(nodes), revision=self._revision, taken_at=self.clock(), changed=changed
         )
 
+    def pod_footprint(self, pod_uid: str) -> tuple[str, int, int] | None:
+        """(node, millicores, MiB) of a bound pod the watch has seen, for what-if questions."""
+        with self._lock:
+            info = self._pods.get(pod_uid)
+        return None if info is None else (info.node, info.cpu_m, info.mem_mib)
+
     # ----- reflector store interface ----------------------------------------------------------
 
     def replace(self, kind: str, items: list[dict[str, Any]]) -> None:

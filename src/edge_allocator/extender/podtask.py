@@ -11,8 +11,8 @@ import math
 from collections.abc import Iterable, Mapping
 
 from edge_allocator.cluster import annotations as ann
-from edge_allocator.cluster.snapshot import ClusterSnapshot, TaskSpec
 from edge_allocator.cluster.quantity import cpu_millicores, memory_mib
+from edge_allocator.cluster.snapshot import ClusterSnapshot, TaskSpec
 
 Requests = Mapping[str, str | int | float]
 

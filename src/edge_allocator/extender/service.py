@@ -57,6 +57,7 @@ class SnapshotSource(Protocol):
     def current(self) -> ClusterSnapshot | None: ...
     def age_seconds(self) -> float | None: ...
     def assume(self, pod_uid: str, node: str, cpu_m: int, mem_mib: int) -> None: ...
+    def pod_footprint(self, pod_uid: str) -> tuple[str, int, int] | None: ...
 
 
 class StaticSource:
@@ -74,6 +75,12 @@ class StaticSource:
 
     def assume(self, pod_uid: str, node: str, cpu_m: int, mem_mib: int) -> None:
         self.assumed.append((pod_uid, node, cpu_m, mem_mib))
+
+    def pod_footprint(self, pod_uid: str) -> tuple[str, int, int] | None:
+        for uid, node, cpu, mem in self.assumed:
+            if uid == pod_uid:
+                return node, cpu, mem
+        return None
 
 
 class NotReadyError(Exception):
