@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import re
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 
 _QUANTITY = re.compile(r"^([+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+))([eE][+-]?[0-9]+|[a-zA-Z]*)$")
 
@@ -55,20 +55,34 @@ def parse_quantity(value: str | int | float) -> Decimal:
     number, suffix = m.groups()
     try:
         base = Decimal(number)
-        if suffix[:1] in ("e", "E"):
+        if suffix[:1] in ("e", "E") and suffix not in _SUFFIX:  # 1e3, not the E/Ei suffixes
             return base * (Decimal(10) ** int(suffix[1:]))
-    except (InvalidOperation, ValueError) as exc:
+    except ArithmeticError as exc:  # InvalidOperation, and Overflow from a huge exponent
+        raise QuantityError(f"{value!r} is not a representable quantity") from exc
+    except ValueError as exc:
         raise QuantityError(f"{value!r} is not a quantity") from exc
     if suffix not in _SUFFIX:
         raise QuantityError(f"{value!r}: unknown suffix {suffix!r}")
     return base * _SUFFIX[suffix]
 
 
+_INT64_MAX = 2**63 - 1
+
+
+def _counted(value: str | int | float, scale: Decimal, unit: str) -> Decimal:
+    """The quantity in the integer unit kube-scheduler counts it in (int64: millicores for
+    CPU, bytes for memory); beyond that range it is refused, as the scheduler cannot add it."""
+    scaled = parse_quantity(value) * scale
+    if abs(scaled) > _INT64_MAX:
+        raise QuantityError(f"{value!r} is too large (more than 2^63-1 {unit})")
+    return scaled
+
+
 def cpu_millicores(value: str | int | float) -> int:
     """CPU quantity to millicores, rounded up."""
-    return math.ceil(parse_quantity(value) * 1000)
+    return math.ceil(_counted(value, Decimal(1000), "millicores"))
 
 
 def memory_mib(value: str | int | float) -> int:
     """Memory quantity to MiB, rounded up."""
-    return math.ceil(parse_quantity(value) / _MIB)
+    return math.ceil(_counted(value, Decimal(1), "bytes") / _MIB)
