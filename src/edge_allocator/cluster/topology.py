@@ -28,7 +28,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from edge_allocator.cluster.annotations import DEFAULT_INTRA_LATENCY_MS
-from edge_allocator.cluster.budget import BudgetSites, sites_within_budget
 from edge_allocator.cluster.snapshot import ClusterSnapshot, Link, Site
 
 log = logging.getLogger(__name__)
@@ -149,13 +148,6 @@ class Topology:
         """The node's site (an EdgeNetwork override wins over the zone label)."""
         return self._node_site.get(node)
 
-    def occupied_sites(self) -> frozenset[str]:
-        return frozenset(self._node_site.values())
-
-    def nodes_of(self, sites: Iterable[str]) -> list[str]:
-        wanted = set(sites)
-        return sorted(n for n, s in self._node_site.items() if s in wanted)
-
     def nodes_in(self, sites: Iterable[str]) -> int:
         wanted = set(sites)
         return sum(1 for s in self._node_site.values() if s in wanted)
@@ -178,10 +170,3 @@ class Topology:
         """Shortest-path latency between two sites, rounded; ``None`` if unknown/unreachable."""
         value = self.latency_exact_ms(source_site, target_site)
         return None if math.isinf(value) else round(value)
-
-    def budget_sites(self, source_site: str, budget_ms: float) -> BudgetSites:
-        """Sites with nodes within ``budget_ms`` of ``source_site`` (the one rule in
-        :mod:`edge_allocator.cluster.budget`), and the nearest site with nodes."""
-        if source_site not in self.sites:
-            return BudgetSites((), None, None)
-        return sites_within_budget(self._graph, source_site, budget_ms, self.occupied_sites())

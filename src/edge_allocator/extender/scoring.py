@@ -26,6 +26,7 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from edge_allocator.cluster.budget import latency_within
 from edge_allocator.cluster.snapshot import ClusterSnapshot, TaskSpec
 
 MAX_SCORE = 10
@@ -67,7 +68,7 @@ def filter_candidates(
                 if net < 0:
                     net = snapshot.site_latency_ms(task.data_source_site, node.site)
                     per_site[node.site] = net
-            if net > budget:
+            if not latency_within(net, budget):  # the one budget rule
                 unresolvable[name] = (
                     f"{format_ms(net)} from {task.data_source_site} exceeds budget "
                     f"{format_ms(budget)}"
