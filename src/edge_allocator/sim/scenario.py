@@ -5,16 +5,29 @@ of every offending field (``workload.task_classes.0.cpu_request_m``) and the rul
 Sizes are generative (a node count, site sizes, ranges), so one family file can be run at 10
 or 1,000 nodes with :meth:`Scenario.resized`, and offered load is a fraction of cluster CPU, so
 the pressure stays comparable across sizes.
+
+Every field added for fidelity (per-site overrides, explicit links, several hubs, result
+transfers, intra-site bandwidth, link and site failures, per-class arrivals, sources and CPU
+speeds) defaults to the behaviour before it existed, so an older file gives the same results.
+Checks that span sections name the full dotted path too (``sites.0.node_classes.big``).
 """
 
 from __future__ import annotations
 
+import re
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 Range = tuple[float, float]
 
@@ -28,12 +41,49 @@ def _check_range(r: Range, name: str) -> None:
         raise ValueError(f"{name}: lower bound {r[0]} is above upper bound {r[1]}")
 
 
+def _as_range(v: Any) -> Any:
+    """A bare number ``x`` means the range ``[x, x]``."""
+    return (v, v) if isinstance(v, int | float) and not isinstance(v, bool) else v
+
+
 class NodeClass(_Strict):
     name: str = Field(min_length=1)
     weight: float = Field(default=1.0, gt=0)
     cpu_m: int = Field(gt=0, description="capacity in millicores")
     mem_mib: int = Field(gt=0)
     at: Literal["edge", "hub", "any"] = "any"
+    cpu_speed: float = Field(
+        default=1.0, gt=0, description="work done per CPU-second, relative to work_cpu_s"
+    )
+
+
+class LinkSpec(_Strict):
+    """One explicit link between two named sites; a range is drawn per seed (latency
+    uniformly, bandwidth log-uniformly, as generated links are), a missing value from the
+    topology's ``link_latency_ms`` / ``link_bandwidth_mbps``."""
+
+    a: str = Field(min_length=1)
+    b: str = Field(min_length=1)
+    latency_ms: Range | None = None
+    bandwidth_mbps: Range | None = None
+
+    _ranges_in = field_validator("latency_ms", "bandwidth_mbps", mode="before")(
+        lambda v: _as_range(v)
+    )
+
+    @model_validator(mode="after")
+    def _ends(self) -> LinkSpec:
+        if self.a == self.b:
+            raise ValueError(f"b: a link joins two different sites (both are {self.a!r})")
+        if self.latency_ms is not None:
+            _check_range(self.latency_ms, "latency_ms")
+            if self.latency_ms[0] < 0:
+                raise ValueError("latency_ms: must be >= 0")
+        if self.bandwidth_mbps is not None:
+            _check_range(self.bandwidth_mbps, "bandwidth_mbps")
+            if self.bandwidth_mbps[0] <= 0:
+                raise ValueError("bandwidth_mbps: must be positive")
+        return self
 
 
 class Topology(_Strict):
@@ -42,12 +92,22 @@ class Topology(_Strict):
     shape: Literal["star", "ring", "tree", "line", "mesh"] = "tree"
     tree_fanout: int = Field(default=3, ge=1)
     mesh_extra_links: float = Field(default=0.5, ge=0, description="extra chords per site")
-    hub_nodes: int = Field(default=0, ge=0, description="nodes at the central site 0")
+    hub_nodes: int = Field(default=0, ge=0, description="nodes at the central site(s)")
+    hubs: int = Field(default=1, ge=1, description="hub sites sharing hub_nodes (generated)")
     hub_latency_ms: Range = (10.0, 30.0)
     hub_bandwidth_mbps: Range = (1000.0, 10000.0)
     intra_latency_ms: float = Field(default=0.5, ge=0)
+    intra_bandwidth_mbps: float | None = Field(
+        default=None, gt=0, description="between two nodes of one site; none: not limited"
+    )
     link_latency_ms: Range = (1.0, 10.0)
     link_bandwidth_mbps: Range = (100.0, 1000.0)
+    links: list[LinkSpec] | None = Field(
+        default=None, min_length=1, description="explicit links instead of the generated shape"
+    )
+    hub_sites: list[str] | None = Field(
+        default=None, min_length=1, description="with explicit links: the sites of hub_nodes"
+    )
     node_classes: list[NodeClass] = Field(min_length=1)
 
     @model_validator(mode="after")
@@ -73,7 +133,43 @@ class Topology(_Strict):
             raise ValueError("node_classes: hub_nodes > 0 needs a class with at: hub or any")
         if not any(c.at in ("edge", "any") for c in self.node_classes):
             raise ValueError("node_classes: need a class with at: edge or any")
+        if len({c.name for c in self.node_classes}) < len(self.node_classes):
+            raise ValueError("node_classes: class names must be unique")
+        if self.links is None:
+            if self.hub_sites is not None:
+                raise ValueError("hub_sites: only with explicit links (use hubs: N otherwise)")
+            return self
+        if self.hubs != 1:
+            raise ValueError("hubs: with explicit links, name the hub sites in hub_sites")
+        pairs = [frozenset((lk.a, lk.b)) for lk in self.links]
+        for k, pair in enumerate(pairs):
+            if pair in pairs[:k]:
+                raise ValueError(f"links.{k}: a second link between {' and '.join(sorted(pair))}")
+        sites = self.link_sites()
+        for k, name in enumerate(self.hub_sites or ()):
+            if name not in sites:
+                raise ValueError(f"hub_sites.{k}: {name!r} is not a site of any link")
+        if self.hub_nodes and not self.hub_sites:
+            raise ValueError("hub_sites: hub_nodes > 0 with explicit links needs hub sites")
+        if self.hub_sites and not self.hub_nodes:
+            raise ValueError("hub_nodes: hub_sites need hub_nodes > 0")
+        edge = self.edge_link_sites()
+        if not edge:
+            raise ValueError("hub_sites: every site is a hub; edge nodes need an edge site")
+        if self.nodes - self.hub_nodes < len(edge):
+            raise ValueError(
+                f"nodes: {self.nodes - self.hub_nodes} edge nodes cannot fill "
+                f"{len(edge)} edge sites (one node each at least)"
+            )
         return self
+
+    def link_sites(self) -> list[str]:
+        """The sites the explicit links name, in order of first appearance."""
+        return list(dict.fromkeys(n for lk in self.links or () for n in (lk.a, lk.b)))
+
+    def edge_link_sites(self) -> list[str]:
+        hubs = set(self.hub_sites or ())
+        return [s for s in self.link_sites() if s not in hubs]
 
 
 class PoissonArrivals(_Strict):
@@ -119,14 +215,23 @@ class Sources(_Strict):
 
 
 class TaskClass(_Strict):
+    """A kind of task. ``output_mb`` is the result sent back to the data source's site once
+    the CPU work is done; ``arrivals`` and ``sources``, when set, replace the workload's for
+    this class only (the class keeps its share of the offered load)."""
+
     name: str = Field(min_length=1)
     weight: float = Field(default=1.0, gt=0)
     cpu_request_m: tuple[int, int]
     mem_request_mib: tuple[int, int]
     work_cpu_s: float = Field(gt=0, description="mean CPU-seconds (exponential)")
     input_mb: Range = (0.0, 0.0)
+    output_mb: Range = (0.0, 0.0)
     latency_budget_ms: float | None = Field(default=None, gt=0)
     deadline_s: float | None = Field(default=None, gt=0)
+    arrivals: Arrivals | None = None
+    sources: Sources | None = None
+
+    _output_in = field_validator("output_mb", mode="before")(lambda v: _as_range(v))
 
     @model_validator(mode="after")
     def _ranges(self) -> TaskClass:
@@ -135,9 +240,11 @@ class TaskClass(_Strict):
             if lo <= 0:
                 raise ValueError(f"{name}: must be positive")
             _check_range((float(lo), float(hi)), name)
-        _check_range(self.input_mb, "input_mb")
-        if self.input_mb[0] < 0:
-            raise ValueError("input_mb: must be >= 0")
+        for name in ("input_mb", "output_mb"):
+            r: Range = getattr(self, name)
+            _check_range(r, name)
+            if r[0] < 0:
+                raise ValueError(f"{name}: must be >= 0")
         return self
 
 
@@ -159,9 +266,32 @@ class BackgroundLoad(_Strict):
     tick_s: float = Field(default=10.0, gt=0)
 
 
+class OutageRate(_Strict):
+    """Outages of one kind of element (a link, or a whole site): each element fails as a
+    Poisson process at ``rate_per_hour`` and stays down an exponential ``mean_down_s``."""
+
+    rate_per_hour: float = Field(gt=0)
+    mean_down_s: float = Field(gt=0)
+
+
 class Failures(_Strict):
-    mtbf_s: float = Field(gt=0, description="mean time between failures, per node")
-    mttr_s: float = Field(gt=0, description="mean time to repair")
+    """Node failures (``mtbf_s``/``mttr_s``, per node), link failures (a failed link makes
+    every path that crosses it unusable until it recovers) and site failures (every node of
+    the site down together). Any subset; each has its own random stream."""
+
+    mtbf_s: float | None = Field(default=None, gt=0, description="per node")
+    mttr_s: float | None = Field(default=None, gt=0, description="mean time to repair")
+    links: OutageRate | None = None
+    sites: OutageRate | None = None
+
+    @model_validator(mode="after")
+    def _some(self) -> Failures:
+        if (self.mtbf_s is None) != (self.mttr_s is None):
+            missing = "mttr_s" if self.mttr_s is None else "mtbf_s"
+            raise ValueError(f"{missing}: node failures need both mtbf_s and mttr_s")
+        if self.mtbf_s is None and self.links is None and self.sites is None:
+            raise ValueError("mtbf_s: give node (mtbf_s, mttr_s), links or sites failures")
+        return self
 
 
 class Metrics(_Strict):
@@ -190,6 +320,37 @@ class Dynamics(_Strict):
     network: Network = Field(default_factory=Network)
 
 
+class SiteOverride(_Strict):
+    """Settings of one site that differ from the scenario-wide ones. ``site`` is a site name
+    (``site-003``, ``hub``, ``hub-1``, or a name from explicit links) or an edge-site index.
+    A generated size may have fewer sites than an override names; that override then has no
+    effect (one family file runs at many sizes)."""
+
+    site: str | int
+    node_classes: dict[str, float] | None = Field(
+        default=None, description="class name -> weight at this site (others: 0)"
+    )
+    background_mean: float | None = Field(default=None, ge=0, lt=1)
+    source_weight: float | None = Field(default=None, ge=0, description="default 1")
+    node_mtbf_s: float | None = Field(default=None, gt=0)
+    site_failures_per_hour: float | None = Field(default=None, ge=0)
+
+    @model_validator(mode="after")
+    def _weights(self) -> SiteOverride:
+        if isinstance(self.site, int) and self.site < 0:
+            raise ValueError("site: an edge-site index is >= 0")
+        if self.node_classes is not None:
+            if not self.node_classes or sum(self.node_classes.values()) <= 0:
+                raise ValueError("node_classes: need a class with a positive weight")
+            for name, w in self.node_classes.items():
+                if w < 0:
+                    raise ValueError(f"node_classes.{name}: weight must be >= 0")
+        return self
+
+
+_GENERATED_SITE = re.compile(r"(site-\d{3,}|hub|hub-\d+)")
+
+
 class Scenario(_Strict):
     name: str = Field(min_length=1)
     family: str = Field(min_length=1)
@@ -198,6 +359,54 @@ class Scenario(_Strict):
     topology: Topology
     workload: Workload
     dynamics: Dynamics = Field(default_factory=Dynamics)
+    sites: list[SiteOverride] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _cross_checks(self) -> Scenario:
+        """Rules that span sections; each message starts with the full dotted path."""
+        topo, failures = self.topology, self.dynamics.failures
+        explicit = topo.link_sites() if topo.links is not None else None
+        hubs = set(topo.hub_sites or ()) if explicit is not None else set()
+        classes = {c.name: c for c in topo.node_classes}
+        seen: set[str | int] = set()
+        for k, ov in enumerate(self.sites):
+            at = f"sites.{k}"
+            if ov.site in seen:
+                raise ValueError(f"{at}.site: {ov.site!r} has an override already")
+            seen.add(ov.site)
+            if isinstance(ov.site, str):
+                known = (
+                    ov.site in explicit
+                    if explicit is not None
+                    else _GENERATED_SITE.fullmatch(ov.site) is not None
+                )
+                if not known:
+                    rule = (
+                        "a site of topology.links"
+                        if explicit is not None
+                        else ("site-NNN, hub or hub-N")
+                    )
+                    raise ValueError(f"{at}.site: {ov.site!r} is not {rule}")
+            elif explicit is not None and ov.site >= len(topo.edge_link_sites()):
+                raise ValueError(f"{at}.site: edge-site index {ov.site} is out of range")
+            hub = ov.site in hubs or (
+                explicit is None and isinstance(ov.site, str) and ov.site.startswith("hub")
+            )
+            for name, w in (ov.node_classes or {}).items():
+                if name not in classes:
+                    raise ValueError(f"{at}.node_classes.{name}: not a topology.node_classes name")
+                if w > 0 and classes[name].at not in ("hub" if hub else "edge", "any"):
+                    where = "a hub" if hub else "an edge site"
+                    raise ValueError(f"{at}.node_classes.{name}: class is not for {where}")
+            if ov.node_mtbf_s is not None and (failures is None or failures.mttr_s is None):
+                raise ValueError(f"{at}.node_mtbf_s: needs dynamics.failures.mttr_s")
+            if ov.site_failures_per_hour is not None and (
+                failures is None or failures.sites is None
+            ):
+                raise ValueError(
+                    f"{at}.site_failures_per_hour: needs dynamics.failures.sites (mean_down_s)"
+                )
+        return self
 
     def resized(self, nodes: int, tasks: int | None = None, load_scale: float = 1.0) -> Scenario:
         """The same family at ``nodes`` nodes (hub size kept below the total), optionally
@@ -228,8 +437,12 @@ def parse_scenario(data: object, source: str = "<scenario>") -> Scenario:
     except ValidationError as exc:
         lines = []
         for err in exc.errors():
-            loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
-            lines.append(f"  {loc}: {err['msg']}")
+            loc = ".".join(str(p) for p in err["loc"])
+            if not loc and err["type"] == "value_error":
+                # a cross-section rule: its message starts with the dotted path already
+                lines.append(f"  {err['msg'].removeprefix('Value error, ')}")
+                continue
+            lines.append(f"  {loc or '(top level)'}: {err['msg']}")
         raise ScenarioError(f"{source}: invalid scenario\n" + "\n".join(lines)) from None
 
 
