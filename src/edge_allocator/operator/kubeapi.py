@@ -1,22 +1,27 @@
 """A small asyncio client for the few API calls the operator makes itself.
 
 kopf watches; this client writes (pods, status, leases). It speaks plain JSON over aiohttp with
-the credentials of a kubeconfig or the in-cluster service account, so thousands of concurrent
-reconciles never wait on a thread pool or on model (de)serialisation.
+the credentials of a kubeconfig or the in-cluster service account (found, refreshed and turned
+into TLS settings by :mod:`edge_allocator.cluster.kubeclient`, as the extender's are), so
+thousands of concurrent reconciles never wait on a thread pool or on model (de)serialisation.
 """
 
 from __future__ import annotations
 
 import json
 import ssl
+import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
-from kubernetes import client as k8s_client
-from kubernetes import config as k8s_config
 
+from edge_allocator.cluster.kubeclient import (
+    Connection,
+    TokenSource,
+    load_connection,
+    ssl_context,
+)
 from edge_allocator.operator.views import GROUP, NETWORK_PLURAL, TASK_PLURAL, VERSION
 
 
@@ -30,45 +35,36 @@ class ApiError(Exception):
         self.message = message
 
 
-@dataclass
 class Credentials:
-    server: str
-    ssl_context: ssl.SSLContext | bool
-    configuration: Any  # kubernetes.client.Configuration, used for (refreshing) tokens
+    """Where the API server is, its TLS context and the bearer token to send now (a rotated
+    service-account token or refreshed kubeconfig credentials, re-read at most every
+    ``token_check_s``)."""
 
-    def auth_headers(self) -> dict[str, str]:
-        cfg = self.configuration
-        hook = getattr(cfg, "refresh_api_key_hook", None)
-        if hook is not None:
-            hook(cfg)
-        token = cfg.get_api_key_with_prefix("authorization") or cfg.get_api_key_with_prefix(
-            "BearerToken"
-        )
-        return {"Authorization": token} if token else {}
+    def __init__(
+        self,
+        conn: Connection,
+        *,
+        token_check_s: float = 1.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.connection = conn
+        self.server = conn.host
+        self.ssl_context: ssl.SSLContext = ssl_context(conn)
+        self.configuration: Any = conn.configuration
+        """The loader's kubernetes.client.Configuration (CA, client certificate), for kopf."""
+        self._tokens = TokenSource(conn, check_s=token_check_s, clock=clock)
 
-    def token(self) -> str | None:
+    def auth_headers(self, *, force: bool = False) -> dict[str, str]:
+        return self._tokens.headers(force=force)
+
+    def token(self, *, force: bool = False) -> str | None:
         """The bearer token without its scheme, if the credentials use one."""
-        header = self.auth_headers().get("Authorization", "")
-        return header.split(" ", 1)[1] if " " in header else header or None
+        return self._tokens.token(force=force)
 
 
 def load_credentials(kubeconfig: str | None) -> Credentials:
     """Credentials from ``kubeconfig`` (or $KUBECONFIG / ~/.kube/config), else in-cluster."""
-    cfg = k8s_client.Configuration()
-    try:
-        k8s_config.load_kube_config(config_file=kubeconfig, client_configuration=cfg)  # type: ignore[no-untyped-call]
-    except (k8s_config.ConfigException, OSError, TypeError):
-        if kubeconfig:
-            raise
-        k8s_config.load_incluster_config(client_configuration=cfg)  # type: ignore[no-untyped-call]
-    ctx: ssl.SSLContext | bool
-    if cfg.verify_ssl:
-        ctx = ssl.create_default_context(cafile=cfg.ssl_ca_cert)
-        if cfg.cert_file:
-            ctx.load_cert_chain(cfg.cert_file, cfg.key_file)
-    else:
-        ctx = False
-    return Credentials(server=cfg.host.rstrip("/"), ssl_context=ctx, configuration=cfg)
+    return Credentials(load_connection(kubeconfig))
 
 
 class KubeApi:
