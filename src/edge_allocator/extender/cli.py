@@ -17,6 +17,7 @@ from edge_allocator.extender.settings import Settings
 log = logging.getLogger("edge_allocator.extender")
 
 TOKEN_ENV = "EDGE_ALLOCATOR_ADMIN_TOKEN"
+SHADOW_ENV = "EDGE_ALLOCATOR_SHADOW_POLICY"
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -30,6 +31,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
         default=d.policy,
         help="initial policy: a registry name (gnn, est-completion, ...) or 'auto' "
         "(the shipped GNN when there is one, else est-completion)",
+    )
+    parser.add_argument(
+        "--shadow-policy",
+        help=f"policy to shadow from the start (or ${SHADOW_ENV}): it scores every decision "
+        "off the request path, for comparison; the names --policy takes (PUT /v1/shadow "
+        "changes it later)",
     )
     parser.add_argument("--kubeconfig", help="kubeconfig path (default $KUBECONFIG, in-cluster)")
     parser.add_argument("--tls-cert", help="serve HTTPS with this certificate (PEM)")
@@ -82,6 +89,7 @@ def _settings(args: argparse.Namespace) -> Settings:
         host=args.host,
         port=args.port,
         policy=args.policy,
+        shadow_policy=args.shadow_policy or os.environ.get(SHADOW_ENV) or None,
         kubeconfig=args.kubeconfig,
         tls_cert=args.tls_cert,
         tls_key=args.tls_key,
@@ -96,10 +104,29 @@ def _settings(args: argparse.Namespace) -> Settings:
     )
 
 
+def check_shadow_policy(name: str, option: str = "--shadow-policy") -> None:
+    """Load and validate the shadow policy as ``PUT /v1/shadow`` does (``get_policy`` and a
+    probe scoring); a ValueError naming ``option`` when it is unknown or refused, so a bad name
+    stops start-up at once, before the Kubernetes connection."""
+    from edge_allocator.extender.models import ModelValidationError, validate
+    from edge_allocator.policy.model_file import ModelLoadError
+    from edge_allocator.policy.registry import UnknownPolicyError, get_policy
+
+    try:
+        validate(get_policy(name), None)
+    except UnknownPolicyError as exc:
+        raise ValueError(f"{option} {name!r}: {exc}") from exc
+    except (ModelLoadError, ModelValidationError) as exc:
+        raise ValueError(f"{option} {name!r} refused: {exc}") from exc
+
+
 def run(args: argparse.Namespace) -> int:
     _setup_logging(args.log_level, args.log_json)
     try:
         settings = _settings(args)
+        if settings.shadow_policy:
+            option = "--shadow-policy" if args.shadow_policy else f"${SHADOW_ENV}"
+            check_shadow_policy(settings.shadow_policy, option)
     except (OSError, ValueError) as exc:
         print(f"edge-allocator extender: {exc}", file=sys.stderr)
         return 2
