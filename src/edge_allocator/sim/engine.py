@@ -55,13 +55,17 @@ from edge_allocator.sim.generate import (
     Tasks,
     build_cluster,
     build_failures,
+    build_link_failures,
+    build_site_failures,
     build_tasks,
     rng_for,
+    site_overrides,
 )
 from edge_allocator.sim.network import Transfers, link_paths
 from edge_allocator.sim.scenario import Scenario
 
 _ARRIVAL, _COMPLETE, _TICK, _FAIL, _RECOVER, _METRICS, _TRANSFER = range(7)
+_LINK_FAIL, _LINK_RECOVER = 7, 8
 _EPS = 1e-7
 
 
@@ -149,12 +153,25 @@ class Simulator:
         )
         last = float(self.tasks.arrival_s[-1])
         self.failures = build_failures(scenario, self.cluster, seed, horizon_s=last)
+        self.link_failures = build_link_failures(scenario, self.cluster, seed, horizon_s=last)
+        self.site_failures = build_site_failures(scenario, self.cluster, seed, horizon_s=last)
         self.base = ClusterSnapshot(self.cluster.nodes, self.cluster.sites, self.cluster.links)
         sidx = self.base.site_index
         self.node_site = [sidx[n.site] for n in self.cluster.nodes]
         names = [s.name for s in self.cluster.sites]
         self.site_lat = [[self.base.site_latency_ms(a, b) for b in names] for a in names]
         self.site_bw = [[self.base.site_bandwidth_mbps(a, b) for b in names] for a in names]
+        self.speed = [self.cluster.speed(i) for i in range(len(self.cluster.nodes))]
+        self.has_output = bool((self.tasks.output_mb > 0).any())
+        overrides = site_overrides(scenario, self.cluster)
+        bg_mean = scenario.dynamics.background.mean
+        site_mean = {
+            k: ov.background_mean for k, ov in overrides.items() if ov.background_mean is not None
+        }
+        # per node when some site has its own mean (the draws around it are the same)
+        self.bg_mean: float | np.ndarray = (
+            np.array([site_mean.get(s, bg_mean) for s in self.node_site]) if site_mean else bg_mean
+        )
         self._site_nodes: dict[str, list[int]] = {}
         for i, nd in enumerate(self.cluster.nodes):
             self._site_nodes.setdefault(nd.site, []).append(i)
@@ -163,6 +180,14 @@ class Simulator:
         self._shapes: dict[tuple[int, float, int] | None, set[tuple[int, int]]] = {}
         self.shared_links = scenario.dynamics.network.sharing == "max-min"
         self.link_path = link_paths(self.cluster.sites, self.cluster.links)
+        self.capacity = [lk.bandwidth_mbps for lk in self.cluster.links]
+        intra = scenario.topology.intra_bandwidth_mbps
+        if intra is not None:
+            # between two nodes of a site: the site's own LAN, one more link to share
+            for a in range(len(names)):
+                self.site_bw[a][a] = intra
+                self.link_path[a][a] = (len(self.capacity),)
+                self.capacity.append(intra)
 
     # -- state -----------------------------------------------------------------------------
     def _reset(self) -> None:
@@ -176,10 +201,11 @@ class Simulator:
         self.mem_alloc = [nd.mem_allocatable_mib for nd in nodes]
         self.cpu_req = [0] * n
         self.mem_req = [0] * n
-        mu = np.clip(bg_spec.mean * (1 + bg_spec.heterogeneity * rng.standard_normal(n)), 0, 0.9)
+        mu = np.clip(self.bg_mean * (1 + bg_spec.heterogeneity * rng.standard_normal(n)), 0, 0.9)
         self.bg_mu = mu.tolist()
         self.bg = [float(m) * c for m, c in zip(mu, self.cores, strict=True)]
         self.ready = [True] * n
+        self.down = [0] * n  # failures in effect (a node's own, its site's)
         self.running: list[dict[int, list[float]]] = [{} for _ in range(n)]
         self.factor = [1.0] * n
         self.last_t = [0.0] * n
@@ -201,9 +227,17 @@ class Simulator:
         self.published_at = 0.0
         self.placed_at: dict[int, float] = {}
         # max-min link sharing: transfers in flight, and the tasks waiting for their input
-        self.transfers = Transfers([lk.bandwidth_mbps for lk in self.cluster.links])
+        self.transfers = Transfers(self.capacity)
         self.transfer_version = 0
         self.arriving: list[set[int]] = [set() for _ in range(n)]
+        # tasks whose CPU work is done and whose result is on its way back (flow ~tid)
+        self.sending: list[set[int]] = [set() for _ in range(n)]
+        self.sent_at: dict[int, float] = {}
+        # failed links: how many failures hold each down, and the sites each source site
+        # cannot reach meanwhile (cached until a link fails or recovers)
+        self.link_down = [0] * len(self.capacity)
+        self.links_down = 0
+        self._blocked: dict[int, frozenset[int]] = {}
 
     def _push(self, t: float, kind: int, a: int, b: float = 0.0) -> None:
         self.seq += 1
@@ -243,6 +277,7 @@ class Simulator:
         # strictly after the sample, as the extender's cache compares bind time and sample time
         extra = sum(int(req[tid]) for tid in self.running[i] if placed[tid] > since)
         extra += sum(int(req[tid]) for tid in self.arriving[i] if placed[tid] > since)
+        extra += sum(int(req[tid]) for tid in self.sending[i] if placed[tid] > since)
         return int(self.measured[i] * 1000) + extra
 
     def _reschedule(self, i: int, t: float) -> None:
@@ -283,7 +318,7 @@ class Simulator:
                 self.mem_req[i],
                 self.measured_cpu_m(i),
                 self.mem_req[i],
-                len(self.running[i]) + len(self.arriving[i]),
+                len(self.running[i]) + len(self.arriving[i]) + len(self.sending[i]),
                 self.ready[i],
             )
         self.revision += 1
@@ -323,6 +358,35 @@ class Simulator:
         transfer = 0.0 if math.isinf(bw) else float(self.tasks.input_mb[tid]) * 8000.0 / bw
         return lat, lat + transfer
 
+    def return_ms(self, tid: int, i: int) -> float:
+        """Network time of task ``tid``'s result from node ``i`` back to its source site, the
+        link-sharing aside: the same path's latency plus the output over its bottleneck
+        (nothing without output, or when the task ran on its source node)."""
+        out = float(self.tasks.output_mb[tid])
+        src = int(self.tasks.source_node[tid])
+        if out <= 0 or src == i:
+            return 0.0
+        a, b = self.node_site[src], self.node_site[i]
+        bw = self.site_bw[a][b]
+        return self.site_lat[a][b] + (0.0 if math.isinf(bw) else out * 8000.0 / bw)
+
+    def blocked_sites(self, src_site: int) -> frozenset[int]:
+        """The sites whose path from ``src_site`` crosses a failed link (paths are not
+        rerouted: a path is unusable until its links recover)."""
+        got = self._blocked.get(src_site)
+        if got is None:
+            down, paths = self.link_down, self.link_path[src_site]
+            got = frozenset(d for d, p in enumerate(paths) if any(down[k] for k in p))
+            self._blocked[src_site] = got
+        return got
+
+    def reachable(self, tid: int, i: int) -> bool:
+        """Whether task ``tid``'s data can move between its source and node ``i`` now."""
+        if not self.links_down:
+            return True
+        src = int(self.tasks.source_node[tid])
+        return src == i or self.node_site[i] not in self.blocked_sites(self.node_site[src])
+
     def contention_free_bound_s(self) -> float:
         """A lower bound on any policy's mean completion time (mean of
         :meth:`contention_free_bounds_s`). The gap between a policy and this bound is all
@@ -342,13 +406,18 @@ class Simulator:
         cpu_alloc = np.array([nd.cpu_allocatable_m for nd in self.cluster.nodes])
         mem_alloc = np.array([nd.mem_allocatable_mib for nd in self.cluster.nodes])
         cores = cpu_alloc / 1000.0
+        speed = np.array(self.speed)
         best = np.empty(len(tk))
         for tid in range(len(tk)):
             src = int(tk.source_node[tid])
             ss = site[src]
             net_ms = lat[ss, site] + float(tk.input_mb[tid]) * per_mb[ss, site]
+            out = float(tk.output_mb[tid])
+            if out > 0:  # the result goes back over the same path
+                net_ms = net_ms + lat[ss, site] + out * per_mb[ss, site]
             net_ms[src] = 0.0
             rate = np.minimum(float(tk.cpu_request_m[tid]) / 1000.0 * BURST_FACTOR, cores)
+            rate = rate * speed
             total = net_ms / 1000.0 + float(tk.work_cpu_s[tid]) / rate
             fits = (cpu_alloc >= tk.cpu_request_m[tid]) & (mem_alloc >= tk.mem_request_mib[tid])
             allowed = np.zeros(len(fits), dtype=bool)
@@ -409,15 +478,21 @@ class Simulator:
 
     def candidates(self, tid: int) -> list[int]:
         """The nodes kube-scheduler would pass for task ``tid`` now: ready, its requests
-        fit, and within its latency budget (never relaxed; empty means the task waits)."""
+        fit, and within its latency budget (never relaxed; empty means the task waits).
+        While a link is down, nodes whose path from the data crosses it are left out too."""
         cpu = int(self.tasks.cpu_request_m[tid])
         mem = int(self.tasks.mem_request_mib[tid])
         cr, ca, mr, ma, rd = self.cpu_req, self.cpu_alloc, self.mem_req, self.mem_alloc, self.ready
-        return [
+        out = [
             i
             for i in self.within_budget(tid)
             if rd[i] and cr[i] + cpu <= ca[i] and mr[i] + mem <= ma[i]
         ]
+        if self.links_down and out:
+            src = int(self.tasks.source_node[tid])
+            blocked, site = self.blocked_sites(self.node_site[src]), self.node_site
+            out = [i for i in out if i == src or site[i] not in blocked]
+        return out
 
     # -- run -------------------------------------------------------------------------------
     def run(self, chooser: Chooser, policy_name: str = "") -> SimResult:
@@ -447,7 +522,13 @@ class Simulator:
             self._push(self.metrics_interval, _METRICS, 0)
         for ft, node, down in self.failures:
             self._push(ft, _FAIL, node, down)
+        for ft, site, down in self.site_failures:  # every node of the site at once
+            for node in self._site_nodes[self.cluster.sites[site].name]:
+                self._push(ft, _FAIL, node, down)
+        for ft, link, down in self.link_failures:
+            self._push(ft, _LINK_FAIL, link, down)
         next_arrival = 0
+        has_output = self.has_output
 
         def place(tid: int, t: float) -> bool:
             cands = self.candidates(tid)
@@ -484,8 +565,52 @@ class Simulator:
             self._advance(i, t)
             req = int(tk.cpu_request_m[tid])
             demand = min(req / 1000.0 * BURST_FACTOR, self.cores[i])
-            self.running[i][tid] = [float(tk.work_cpu_s[tid]), demand]
+            self.running[i][tid] = [float(tk.work_cpu_s[tid]) / self.speed[i], demand]
             self._reschedule(i, t)
+
+        def release(tid: int, i: int) -> None:
+            """Task ``tid`` leaves node ``i``: its requests are free again."""
+            self.cpu_req[i] -= int(tk.cpu_request_m[tid])
+            self.mem_req[i] -= int(tk.mem_request_mib[tid])
+            self.dirty.add(i)
+            self._snap = None
+
+        def done_at(tid: int, t: float) -> None:
+            nonlocal n_done
+            finish[tid] = t
+            n_done += 1
+
+        def lost(tid: int, t: float) -> None:
+            """The task's work is lost (its node failed, or its data cannot move): it waits
+            at the head of the queue to be placed again, as after a node failure."""
+            nonlocal restarts
+            restarts += 1
+            start_wait[tid] = t
+            pending.appendleft(tid)
+
+        def send_result(tid: int, i: int, t: float) -> bool:
+            """The CPU work is done; the result goes back to the data's site. With shared
+            links it is a flow on the reversed input path (the task holds its requests until
+            the result is in); otherwise its time is added like the input's. False when a
+            failed link cuts the path: the result is lost and the task runs again."""
+            if not self.reachable(tid, i):
+                release(tid, i)
+                lost(tid, t)
+                return False
+            src = int(tk.source_node[tid])
+            links = self.link_path[self.node_site[src]][self.node_site[i]]
+            if self.shared_links and links and src != i:
+                self.sending[i].add(tid)
+                self.sent_at[tid] = t
+                self.transfers.add(t, ~tid, links[::-1], float(tk.output_mb[tid]) * 8.0)
+                added_ms[tid] += lat_ms[tid]
+                return True
+            release(tid, i)
+            extra = self.return_ms(tid, i)
+            added_ms[tid] += extra
+            net_ms[tid] += extra
+            done_at(tid, t)
+            return True
 
         def retime_transfers() -> None:
             """Rates changed: the next transfer end is a new event (older ones are stale)."""
@@ -502,12 +627,14 @@ class Simulator:
             task with the same set and requests at least as large is skipped untried; that
             keeps a long queue cheap without changing the outcome."""
             kept: deque[int] = deque()
-            failed: dict[tuple[int, float, int] | None, list[tuple[int, int]]] = {}
+            failed: dict[object, list[tuple[int, int]]] = {}
             cpu_req, mem_req = tk.cpu_request_m, tk.mem_request_mib
             while pending:
                 tid = pending.popleft()
                 entry = self._budget_entry(tid)
-                key = None if entry is None else entry[0]
+                key: object = None if entry is None else entry[0]
+                if self.links_down:  # then the candidates depend on the source site too
+                    key = (key, self.node_site[int(tk.source_node[tid])])
                 cpu, mem = int(cpu_req[tid]), int(mem_req[tid])
                 seen = failed.get(key)
                 if seen is not None and any(c <= cpu and m <= mem for c, m in seen):
@@ -542,13 +669,19 @@ class Simulator:
                 # the task the event was computed for, plus any that finish together
                 first = min(run, key=lambda k: run[k][0] / run[k][1])
                 done = [k for k, v in run.items() if k == first or v[0] <= _EPS]
+                sent = False
                 for tid in done:
                     del run[tid]
+                    if has_output and tk.output_mb[tid] > 0:
+                        sent |= send_result(tid, a, t)
+                        continue
                     self.cpu_req[a] -= int(tk.cpu_request_m[tid])
                     self.mem_req[a] -= int(tk.mem_request_mib[tid])
                     finish[tid] = t
                     n_done += 1
                 self._reschedule(a, t)
+                if sent:
+                    retime_transfers()
                 if pending:
                     drain_pending(t)
             elif kind == _TICK:
@@ -582,31 +715,49 @@ class Simulator:
                 if int(b) != self.transfer_version:
                     continue
                 self.transfers.advance(t)
-                for tid in self.transfers.done():
-                    self.transfers.remove(t, tid)
+                freed = False
+                for flow in self.transfers.done():
+                    self.transfers.remove(t, flow)
+                    if flow < 0:  # a result is back: the task is done
+                        tid = ~flow
+                        i = int(placed_node[tid])
+                        self.sending[i].discard(tid)
+                        net_ms[tid] += lat_ms[tid] + (t - self.sent_at.pop(tid)) * 1000.0
+                        release(tid, i)
+                        done_at(tid, t)
+                        freed = True
+                        continue
+                    tid = flow
                     i = int(placed_node[tid])
                     self.arriving[i].discard(tid)
                     net_ms[tid] = lat_ms[tid] + (t - self.placed_at[tid]) * 1000.0
                     start(tid, i, t)
                 retime_transfers()
+                if freed and pending:
+                    drain_pending(t)
             elif kind == _METRICS:
                 self._publish_metrics(t)
                 if n_done + len(unplaceable) < n_tasks:
                     self._push(t + self.metrics_interval, _METRICS, 0)
             elif kind == _FAIL:
-                if not self.ready[a]:
+                # a node down already (its own failure, or its site's) stays down until the
+                # last failure holding it is over
+                self.down[a] += 1
+                if self.down[a] > 1:
+                    self._push(t + b, _RECOVER, a)
                     continue
                 self._advance(a, t)
-                lost = [*self.running[a], *sorted(self.arriving[a])]
-                for tid in lost:
-                    restarts += 1
-                    start_wait[tid] = t
-                    pending.appendleft(tid)
+                gone = [*self.running[a], *sorted(self.arriving[a]), *sorted(self.sending[a])]
+                for tid in gone:
+                    lost(tid, t)
                 self.running[a].clear()
-                if self.arriving[a]:  # transfers to a dead node stop
+                if self.arriving[a] or self.sending[a]:  # transfers to a dead node stop
                     for tid in self.arriving[a]:
                         self.transfers.remove(t, tid)
+                    for tid in self.sending[a]:
+                        self.transfers.remove(t, ~tid)
                     self.arriving[a].clear()
+                    self.sending[a].clear()
                     retime_transfers()
                 self.cpu_req[a] = 0
                 self.mem_req[a] = 0
@@ -616,8 +767,38 @@ class Simulator:
                 if pending:
                     drain_pending(t)
             elif kind == _RECOVER:
+                self.down[a] -= 1
+                if self.down[a]:
+                    continue
                 self.ready[a] = True
                 self._reschedule(a, t)
+                if pending:
+                    drain_pending(t)
+            elif kind == _LINK_FAIL:
+                self._push(t + b, _LINK_RECOVER, a)
+                self.link_down[a] += 1
+                if self.link_down[a] > 1:
+                    continue
+                self.links_down += 1
+                self._blocked.clear()
+                # transfers crossing the link stop, as transfers to a failed node do
+                cut = sorted(f for f, path in self.transfers.path.items() if a in path)
+                for flow in cut:
+                    self.transfers.remove(t, flow)
+                    tid = ~flow if flow < 0 else flow
+                    i = int(placed_node[tid])
+                    (self.sending if flow < 0 else self.arriving)[i].discard(tid)
+                    release(tid, i)
+                    lost(tid, t)
+                if cut:
+                    retime_transfers()
+                    drain_pending(t)
+            elif kind == _LINK_RECOVER:
+                self.link_down[a] -= 1
+                if self.link_down[a]:
+                    continue
+                self.links_down -= 1
+                self._blocked.clear()
                 if pending:
                     drain_pending(t)
             if next_arrival >= n_tasks and n_done + len(unplaceable) >= n_tasks:
@@ -628,7 +809,7 @@ class Simulator:
                 and pending
                 and not any(self.running)
                 and not len(self.transfers)
-                and not any(e[2] == _RECOVER for e in self.heap)
+                and not any(e[2] in (_RECOVER, _LINK_RECOVER) for e in self.heap)
             ):
                 break
 

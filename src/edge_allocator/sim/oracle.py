@@ -99,6 +99,7 @@ class GreedyOraclePolicy:
             i = snapshot.index_of(c)
             node = snapshot.nodes[i]
             cores = sim.cores[i]
+            node_work = work / sim.speed[i]  # a faster CPU needs fewer seconds for it
             demand = min(task.cpu_request_m / 1000.0 * BURST_FACTOR, cores)
             avail = max(cores - sim.bg[i], 0.05 * cores)
             # remaining work as of now (the simulator advances lazily)
@@ -106,9 +107,9 @@ class GreedyOraclePolicy:
             f = sim.factor[i] * max(dt, 0.0)
             others = [(v[0] - v[1] * f, v[1]) for v in sim.running[i].values()]
             if self.marginal:
-                exec_s = marginal_cost_s(work, demand, others, avail)
+                exec_s = marginal_cost_s(node_work, demand, others, avail)
             else:
-                exec_s = finish_time_s(work, demand, others, avail)
+                exec_s = finish_time_s(node_work, demand, others, avail)
             net = snapshot.network_time_ms(task, node) / 1000.0
             out.append(-(net + exec_s) if math.isfinite(exec_s) else -1e12)
         return out
