@@ -65,7 +65,7 @@ from edge_allocator.sim.network import Transfers, link_paths
 from edge_allocator.sim.scenario import Scenario
 
 _ARRIVAL, _COMPLETE, _TICK, _FAIL, _RECOVER, _METRICS, _TRANSFER = range(7)
-_LINK_FAIL, _LINK_RECOVER = 7, 8
+_LINK_FAIL, _LINK_RECOVER, _SITE_FAIL, _SITE_RECOVER = 7, 8, 9, 10
 _EPS = 1e-7
 
 
@@ -522,9 +522,8 @@ class Simulator:
             self._push(self.metrics_interval, _METRICS, 0)
         for ft, node, down in self.failures:
             self._push(ft, _FAIL, node, down)
-        for ft, site, down in self.site_failures:  # every node of the site at once
-            for node in self._site_nodes[self.cluster.sites[site].name]:
-                self._push(ft, _FAIL, node, down)
+        for ft, site, down in self.site_failures:
+            self._push(ft, _SITE_FAIL, site, down)
         for ft, link, down in self.link_failures:
             self._push(ft, _LINK_FAIL, link, down)
         next_arrival = 0
@@ -618,6 +617,44 @@ class Simulator:
             end = self.transfers.next_end()
             if math.isfinite(end):
                 self._push(end, _TRANSFER, 0, float(self.transfer_version))
+
+        def fail_node(a: int, t: float, down_s: float | None) -> bool:
+            """Node ``a`` fails (its tasks and transfers are lost) and recovers ``down_s``
+            later (None: its site's recovery brings it back). A node down already (its own
+            failure, or its site's) stays down until the last failure holding it is over.
+            True when the node was up."""
+            self.down[a] += 1
+            if down_s is not None:
+                self._push(t + down_s, _RECOVER, a)
+            if self.down[a] > 1:
+                return False
+            self._advance(a, t)
+            gone = [*self.running[a], *sorted(self.arriving[a]), *sorted(self.sending[a])]
+            for tid in gone:
+                lost(tid, t)
+            self.running[a].clear()
+            if self.arriving[a] or self.sending[a]:  # transfers to a dead node stop
+                for tid in self.arriving[a]:
+                    self.transfers.remove(t, tid)
+                for tid in self.sending[a]:
+                    self.transfers.remove(t, ~tid)
+                self.arriving[a].clear()
+                self.sending[a].clear()
+                retime_transfers()
+            self.cpu_req[a] = 0
+            self.mem_req[a] = 0
+            self.ready[a] = False
+            self._reschedule(a, t)
+            return True
+
+        def recover_node(a: int, t: float) -> bool:
+            """One failure holding node ``a`` is over; True when the node is up again."""
+            self.down[a] -= 1
+            if self.down[a]:
+                return False
+            self.ready[a] = True
+            self._reschedule(a, t)
+            return True
 
         def drain_pending(t: float) -> None:
             """Retry every waiting task in FIFO order, as kube-scheduler retries every
@@ -740,39 +777,22 @@ class Simulator:
                 if n_done + len(unplaceable) < n_tasks:
                     self._push(t + self.metrics_interval, _METRICS, 0)
             elif kind == _FAIL:
-                # a node down already (its own failure, or its site's) stays down until the
-                # last failure holding it is over
-                self.down[a] += 1
-                if self.down[a] > 1:
-                    self._push(t + b, _RECOVER, a)
-                    continue
-                self._advance(a, t)
-                gone = [*self.running[a], *sorted(self.arriving[a]), *sorted(self.sending[a])]
-                for tid in gone:
-                    lost(tid, t)
-                self.running[a].clear()
-                if self.arriving[a] or self.sending[a]:  # transfers to a dead node stop
-                    for tid in self.arriving[a]:
-                        self.transfers.remove(t, tid)
-                    for tid in self.sending[a]:
-                        self.transfers.remove(t, ~tid)
-                    self.arriving[a].clear()
-                    self.sending[a].clear()
-                    retime_transfers()
-                self.cpu_req[a] = 0
-                self.mem_req[a] = 0
-                self.ready[a] = False
-                self._reschedule(a, t)
-                self._push(t + b, _RECOVER, a)
-                if pending:
+                if fail_node(a, t, b) and pending:
                     drain_pending(t)
             elif kind == _RECOVER:
-                self.down[a] -= 1
-                if self.down[a]:
-                    continue
-                self.ready[a] = True
-                self._reschedule(a, t)
+                if recover_node(a, t) and pending:
+                    drain_pending(t)
+            elif kind == _SITE_FAIL:  # every node of the site at once, then one retry
+                self._push(t + b, _SITE_RECOVER, a)
+                for i in self._site_nodes.get(self.cluster.sites[a].name, ()):
+                    fail_node(i, t, None)
                 if pending:
+                    drain_pending(t)
+            elif kind == _SITE_RECOVER:
+                back = [
+                    recover_node(i, t) for i in self._site_nodes.get(self.cluster.sites[a].name, ())
+                ]
+                if any(back) and pending:
                     drain_pending(t)
             elif kind == _LINK_FAIL:
                 self._push(t + b, _LINK_RECOVER, a)
@@ -809,7 +829,7 @@ class Simulator:
                 and pending
                 and not any(self.running)
                 and not len(self.transfers)
-                and not any(e[2] in (_RECOVER, _LINK_RECOVER) for e in self.heap)
+                and not any(e[2] in (_RECOVER, _LINK_RECOVER, _SITE_RECOVER) for e in self.heap)
             ):
                 break
 
