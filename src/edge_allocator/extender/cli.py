@@ -38,7 +38,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "off the request path, for comparison; the names --policy takes (PUT /v1/shadow "
         "changes it later)",
     )
-    parser.add_argument("--kubeconfig", help="kubeconfig path (default $KUBECONFIG, in-cluster)")
+    parser.add_argument(
+        "--kubeconfig",
+        help="kubeconfig path (default $KUBECONFIG, ~/.kube/config, then in-cluster)",
+    )
     parser.add_argument("--tls-cert", help="serve HTTPS with this certificate (PEM)")
     parser.add_argument("--tls-key", help="private key of --tls-cert (PEM)")
     parser.add_argument(
