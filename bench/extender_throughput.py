@@ -1,6 +1,7 @@
 """End-to-end scheduling throughput: default profile vs the edge-allocator profile, one run.
 
 Usage: python bench/extender_throughput.py [--nodes 1000] [--pods 2000] [--json out.json]
+       [--verbs filter,prioritize,bind]
 
 On the dev cluster (started if needed, never stopped here) it adds ``--nodes`` kwok nodes over
 10 sites (tainted and labelled, so no other workload lands on them), then runs two fresh
@@ -9,9 +10,15 @@ starts:
 
 * ``bench-default``: the default plugins only;
 * ``bench-edge``: the shipped ``deploy/scheduler`` profile with the extender (a real
-  ``edge-allocator extender`` process, nodeCacheCapable, decisions written to the pods).
+  ``edge-allocator extender`` process, nodeCacheCapable, decisions written to the pods);
+  ``--verbs`` overrides which extender verbs it calls, to weigh each one.
 
-Both get the same client QPS/burst (1000) so the API client limit caps neither. Throughput is
+Every pod carries the latency budget (``--budget-ms`` from its data-source site) as the
+required node affinity the operator writes, so both profiles filter the same sites.
+
+Both get the same client QPS/burst (1000) so the API client limit caps neither. During the
+edge rounds a thread probes the extender's ``/healthz`` every 50 ms (the liveness probe's view
+under load). Throughput is
 (pods - 1) / (time of the last binding - time of the first), timed by a watch on the pods;
 the profiles alternate over ``--rounds`` rounds (pods split evenly) so that load drift on a
 shared host affects both alike, and the per-round figures are summed.
@@ -36,6 +43,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "e2e"))
 
 from extender_harness import SCHEDULER_CONFIG, Extender, edge_pod
 
+from edge_allocator.cluster.affinity import budget_placement, require_terms
+from edge_allocator.cluster.topology import NetworkModel, Topology
 from edge_allocator.devcluster import DevCluster
 from edge_allocator.devcluster.fleet import NODE_CLASSES, node_manifest
 from edge_allocator.extender.kubeapi import KubeApi, load_connection
@@ -69,14 +78,26 @@ def network() -> dict[str, Any]:
     }
 
 
-def bench_pod(i: int, scheduler: str) -> dict[str, Any]:
-    pod = edge_pod(f"p-{i:05d}", site=SITES[i % len(SITES)], budget_ms=200, scheduler=scheduler)
+def budget_terms(budget_ms: float) -> dict[str, list[Any]]:
+    """The required node-affinity terms the operator would write, per data-source site."""
+    topo = Topology(NetworkModel.from_objects([network()]), [])
+    return {site: list(budget_placement(topo, site, None, budget_ms).terms) for site in SITES}
+
+
+def bench_pod(i: int, scheduler: str, budget_ms: float, terms: list[Any]) -> dict[str, Any]:
+    pod = edge_pod(
+        f"p-{i:05d}", site=SITES[i % len(SITES)], budget_ms=budget_ms, scheduler=scheduler
+    )
     pod["spec"]["tolerations"] = [{"key": BENCH_LABEL, "operator": "Exists"}]
     pod["spec"]["nodeSelector"] = {BENCH_LABEL: "true"}
+    require_terms(pod["spec"], terms)
     return pod
 
 
-def config(profile: str, extender_url: str | None, out: Path, bind: bool = True) -> Path:
+VERBS = ("filter", "prioritize", "bind")
+
+
+def config(profile: str, extender_url: str | None, out: Path, verbs: set[str]) -> Path:
     doc: dict[str, Any] = {
         "apiVersion": "kubescheduler.config.k8s.io/v1",
         "kind": "KubeSchedulerConfiguration",
@@ -85,9 +106,13 @@ def config(profile: str, extender_url: str | None, out: Path, bind: bool = True)
     if extender_url is not None:
         doc = yaml.safe_load(SCHEDULER_CONFIG.read_text())
         doc["profiles"][0]["schedulerName"] = profile
-        doc["extenders"][0]["urlPrefix"] = extender_url
-        if not bind:
-            doc["extenders"][0].pop("bindVerb", None)
+        ext = doc["extenders"][0]
+        ext["urlPrefix"] = extender_url
+        for verb in VERBS:
+            if verb not in verbs:
+                ext.pop(f"{verb}Verb", None)
+            else:
+                ext[f"{verb}Verb"] = verb
     doc["leaderElection"] = {"leaderElect": False}
     doc["clientConnection"] = {"qps": QPS, "burst": QPS}
     path = out / f"{profile}.yaml"
@@ -128,6 +153,39 @@ class BindWatch:
         self._stop = True
 
 
+class HealthProbe:
+    """GETs /healthz every ``period_s`` while running and keeps each round trip's seconds."""
+
+    def __init__(self, ext: Extender, period_s: float = 0.05) -> None:
+        self.ext, self.period_s = ext, period_s
+        self.times: list[float] = []
+        self.failures = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.period_s):
+            t0 = time.perf_counter()
+            try:
+                ok = self.ext.http.get("/healthz", timeout=5).status_code == 200
+            except Exception:
+                ok = False
+            self.times.append(time.perf_counter() - t0)
+            self.failures += not ok
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+
+def percentile_ms(xs: list[float], q: float) -> float:
+    if not xs:
+        return float("nan")
+    ordered = sorted(xs)
+    return 1e3 * ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
+
+
 namespaces: list[str] = []
 
 
@@ -138,11 +196,13 @@ def run_profile(
     cfg: Path,
     pods: int,
     timeout_s: float,
+    budget_ms: float,
+    terms: dict[str, list[Any]],
 ) -> dict[str, float]:
     ns = f"{profile}-{uuid.uuid4().hex[:6]}"
     namespaces.append(ns)
     dc.kubectl("create", "namespace", ns)
-    items = [bench_pod(i, profile) for i in range(pods)]
+    items = [bench_pod(i, profile, budget_ms, terms[SITES[i % len(SITES)]]) for i in range(pods)]
     for start in range(0, pods, 500):  # pending: no scheduler serves this profile yet
         chunk = {"apiVersion": "v1", "kind": "List", "items": items[start : start + 500]}
         dc.kubectl("create", "-n", ns, "-f", "-", input=json.dumps(chunk), timeout=600)
@@ -174,12 +234,23 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=2, help="alternating rounds per profile")
     ap.add_argument("--timeout", type=float, default=600)
     ap.add_argument("--json", help="also write the results here")
+    ap.add_argument("--budget-ms", type=float, default=20.0, help="every pod's latency budget")
     ap.add_argument(
-        "--no-bind",
-        action="store_true",
-        help="drop bindVerb: kube-scheduler binds, decisions are PATCHed in the background",
+        "--verbs",
+        default=None,
+        help="comma-separated extender verbs to call (default: the shipped configuration's); "
+        "without bind, kube-scheduler binds and decisions are PATCHed in the background",
     )
     args = ap.parse_args()
+    shipped = yaml.safe_load(SCHEDULER_CONFIG.read_text())["extenders"][0]
+    verbs = (
+        {v for v in args.verbs.split(",") if v}
+        if args.verbs is not None
+        else {v for v in VERBS if f"{v}Verb" in shipped}
+    )
+    if not verbs <= set(VERBS) or "prioritize" not in verbs:
+        raise SystemExit(f"--verbs: choose from {', '.join(VERBS)}; prioritize is required")
+    terms = budget_terms(args.budget_ms)
 
     dc = DevCluster()
     if not dc.is_healthy():
@@ -210,16 +281,30 @@ def main() -> None:
     try:
         wait_ready_nodes(dc, args.nodes, args.timeout)
         ext.start()
-        edge_cfg = config("bench-edge", ext.url, work, bind=not args.no_bind)
-        default_cfg = config("bench-default", None, work)
+        edge_cfg = config("bench-edge", ext.url, work, verbs)
+        default_cfg = config("bench-default", None, work, set())
+        probe: HealthProbe | None = None
         runs: dict[str, list[dict[str, float]]] = {"default": [], "edge-allocator": []}
+        health_times: list[float] = []
+        health_failures = 0
         per_round = args.pods // args.rounds
         for r in range(args.rounds):  # alternate, so load drift on the host hits both alike
             for name, profile, cfg in (
                 ("default", "bench-default", default_cfg),
                 ("edge-allocator", "bench-edge", edge_cfg),
             ):
-                out = run_profile(dc, api, profile, cfg, per_round, args.timeout)
+                if name == "edge-allocator":
+                    probe = HealthProbe(ext)
+                try:
+                    out = run_profile(
+                        dc, api, profile, cfg, per_round, args.timeout, args.budget_ms, terms
+                    )
+                finally:
+                    if probe is not None:
+                        probe.stop()
+                        health_times.extend(probe.times)
+                        health_failures += probe.failures
+                        probe = None
                 runs[name].append(out)
                 print(f"round {r + 1} {name}: {out}", file=sys.stderr)
         for name, rs in runs.items():
@@ -261,12 +346,18 @@ def main() -> None:
     decisions = metric('edge_allocator_decisions_total{outcome="written"}') + metric(
         'edge_allocator_decisions_total{outcome="with_binding"}'
     )
+
+    def calls(verb: str) -> float:
+        return metric(f'edge_allocator_extender_request_seconds_count{{verb="{verb}"}}')
+
     server_ms = {
         verb: 1e3
         * metric(f'edge_allocator_extender_request_seconds_sum{{verb="{verb}"}}')
-        / max(metric(f'edge_allocator_extender_request_seconds_count{{verb="{verb}"}}'), 1)
-        for verb in ("filter", "prioritize")
+        / max(calls(verb), 1)
+        for verb in VERBS
     }
+    edge_pods = results["edge-allocator"]["pods"]
+    per_pod_ms = {verb: server_ms[verb] * calls(verb) / edge_pods for verb in VERBS}
     inference_ms = (
         1e3
         * metric("edge_allocator_inference_seconds_sum")
@@ -283,8 +374,17 @@ def main() -> None:
         "results": results,
         "ratio": ratio,
         "decision_annotations_written": decisions,
+        "verbs": sorted(verbs),
         "extender_server_mean_ms": server_ms,
+        "extender_server_ms_per_pod": per_pod_ms,
         "policy_mean_ms": inference_ms,
+        "healthz_under_load_ms": {
+            "p50": percentile_ms(health_times, 50),
+            "p99": percentile_ms(health_times, 99),
+            "max": percentile_ms(health_times, 100),
+            "probes": len(health_times),
+            "failures": health_failures,
+        },
         "mean_candidates": candidates,
     }
     print(
@@ -295,10 +395,17 @@ def main() -> None:
     for name, r in results.items():
         print(f"{name:<16}{r['pods_per_s']:>9.1f}{r['first_to_last_s']:>15.1f}")
     print(f"ratio edge-allocator/default: {ratio:.2f} (policy {report['policy']})")
+    print(f"extender verbs called: {', '.join(sorted(verbs))}")
     print(
-        f"extender time per call (server side, mean): filter {server_ms['filter']:.2f} ms, "
-        f"prioritize {server_ms['prioritize']:.2f} ms (policy {inference_ms:.2f} ms, "
-        f"{candidates:.0f} candidates); decision annotations written: {decisions:.0f}"
+        "extender time per pod (server side, mean): "
+        + ", ".join(f"{v} {per_pod_ms[v]:.2f} ms" for v in VERBS)
+        + f" (policy {inference_ms:.2f} ms per call, {candidates:.0f} candidates); "
+        f"decision annotations written: {decisions:.0f}"
+    )
+    h = report["healthz_under_load_ms"]
+    print(
+        f"/healthz during the edge rounds: p50 {h['p50']:.1f} ms, p99 {h['p99']:.1f} ms, "
+        f"max {h['max']:.1f} ms over {h['probes']} probes, {h['failures']} failed"
     )
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2))

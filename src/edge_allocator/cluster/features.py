@@ -310,9 +310,7 @@ def candidate_arrays(
     """Task-conditioned per-candidate features, vectorised over the candidates."""
     topo = topology_arrays(snapshot)
     na = node_arrays(snapshot)
-    index = np.fromiter(
-        (snapshot.index_of(c) for c in candidates), dtype=np.int64, count=len(candidates)
-    )
+    index = snapshot.indices_of(candidates)
     src_site = snapshot.site_index[task.data_source_site]
     cand_site = topo.node_site[index]
     lat = topo.site_latency_ms[src_site, cand_site]

@@ -11,9 +11,12 @@ megabits per second (``_mbps``), megabytes (``_mb``).
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterable
+import operator
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+import numpy as np
 
 INCREMENTAL_KEY = "_incremental"
 """Derived-cache entry set by ``with_nodes(changed=...)``: (parent's derived data, changed)."""
@@ -171,8 +174,19 @@ class ClusterSnapshot:
     def has_node(self, name: str) -> bool:
         return name in self._node_index
 
+    def has_nodes(self, names: Iterable[str]) -> bool:
+        """Whether every one of ``names`` is a node here (C-speed membership checks)."""
+        return all(map(self._node_index.__contains__, names))
+
     def index_of(self, name: str) -> int:
         return self._node_index[name]
+
+    def indices_of(self, names: Sequence[str]) -> np.ndarray:
+        """Node indices of ``names`` (int64; KeyError if one is absent), at C speed."""
+        if not names:
+            return np.zeros(0, dtype=np.int64)
+        found = operator.itemgetter(*names)(self._node_index)
+        return np.array(found if len(names) > 1 else (found,), dtype=np.int64)
 
     @property
     def site_index(self) -> dict[str, int]:

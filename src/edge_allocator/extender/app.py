@@ -281,11 +281,12 @@ def create_app(
 
     # ----- dependencies -----------------------------------------------------------------------
 
-    def verb_auth(request: Request) -> None:
+    # async: FastAPI runs a plain-def dependency on a worker thread, a hop per request
+    async def verb_auth(request: Request) -> None:
         if settings.client_ca and client_cert_subject(request.scope) is None:
             raise HTTPException(403, "a client certificate signed by the configured CA is required")
 
-    def admin_auth(request: Request) -> None:
+    async def admin_auth(request: Request) -> None:
         if settings.admin_token and not token_matches(
             request.headers.get("authorization"), settings.admin_token
         ):

@@ -21,10 +21,11 @@ policy score never gets a lower extender score. Non-finite policy scores count a
 
 from __future__ import annotations
 
-import heapq
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
+
+import numpy as np
 
 from edge_allocator.cluster.budget import latency_within
 from edge_allocator.cluster.snapshot import ClusterSnapshot, TaskSpec
@@ -81,21 +82,28 @@ def filter_candidates(
     return FilterOutcome(passed, failed, unresolvable)
 
 
-def _key(candidates: Sequence[str], clean: Sequence[float]) -> Callable[[int], tuple[float, str]]:
-    return lambda i: (-clean[i], candidates[i])
+def _clean(raw: Sequence[float]) -> np.ndarray:
+    """Policy scores as float64, non-finite ones as -inf (they rank last)."""
+    arr = np.asarray(raw, dtype=np.float64)
+    return np.where(np.isfinite(arr), arr, -np.inf)
 
 
-def _clean(raw: Sequence[float]) -> list[float]:
-    return [r if math.isfinite(r) else -math.inf for r in raw]
+def _best_first(candidates: Sequence[str], clean: np.ndarray, idx: np.ndarray) -> list[int]:
+    """``idx`` sorted by the tie rule: (score descending, name ascending)."""
+    return sorted(idx.tolist(), key=lambda i: (-clean[i], candidates[i]))
 
 
 def rank(candidates: Sequence[str], raw: Sequence[float], k: int | None = None) -> list[int]:
     """Indices of ``candidates`` best first, by (raw descending, name ascending); the first
-    ``k`` only when given (without sorting them all)."""
-    key = _key(candidates, _clean(raw))
-    if k is not None:
-        return heapq.nsmallest(k, range(len(candidates)), key=key)
-    return sorted(range(len(candidates)), key=key)
+    ``k`` only when given (only the nodes that can be among them are sorted)."""
+    clean = _clean(raw)
+    n = clean.shape[0]
+    if k is None or k >= n:
+        return _best_first(candidates, clean, np.arange(n))
+    if k <= 0:
+        return []
+    kth = np.partition(clean, n - k)[n - k]  # the k-th best score; ties with it compete by name
+    return _best_first(candidates, clean, np.flatnonzero(clean >= kth))[:k]
 
 
 def to_extender_scores(candidates: Sequence[str], raw: Sequence[float]) -> tuple[list[int], int]:
@@ -105,18 +113,21 @@ def to_extender_scores(candidates: Sequence[str], raw: Sequence[float]) -> tuple
     if not candidates:
         return [], -1
     clean = _clean(raw)
-    top = min(range(len(candidates)), key=_key(candidates, clean))
-    finite = [r for r in clean if r != -math.inf]
-    hi = clean[top] if finite else 0.0
-    lo = min(finite) if finite else 0.0
-    span = hi - lo
+    finite = clean != -np.inf
+    hi = float(clean.max())
+    best = np.flatnonzero(clean == hi)
+    top = int(best[0]) if best.size == 1 else min(best.tolist(), key=candidates.__getitem__)
     nine = MAX_SCORE - 1
-    if span <= 0:
-        scores = [nine if r != -math.inf else 0 for r in clean]
+    if not finite.any():
+        scores = np.zeros(clean.shape[0], dtype=np.int64)
     else:
-        scale = nine / span
-        scores = [
-            min(max(round((r - lo) * scale), 0), nine) if r != -math.inf else 0 for r in clean
-        ]
-    scores[top] = MAX_SCORE
-    return scores, top
+        lo = float(clean[finite].min())
+        span = hi - lo
+        if span <= 0:
+            scores = np.where(finite, nine, 0)
+        else:  # np.rint rounds half to even, as round() does
+            scaled = np.rint((np.where(finite, clean, lo) - lo) * (nine / span))
+            scores = np.where(finite, np.clip(scaled, 0, nine), 0).astype(np.int64)
+    out: list[int] = scores.tolist()
+    out[top] = MAX_SCORE
+    return out, top

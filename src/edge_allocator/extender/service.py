@@ -268,7 +268,7 @@ class ExtenderService:
             task, policy = self._task(args.Pod, snap)
         except TaskInputError:  # filter already explained it; score neutrally
             return [(n, 0) for n in names]
-        known = [n for n in names if snap.has_node(n)]
+        known = names if snap.has_nodes(names) else [n for n in names if snap.has_node(n)]
         scored = self._decide(args.Pod, snap, task, policy, known)
         if scored is None:
             return [(n, 0) for n in names]

@@ -2,7 +2,9 @@
 
 Per snapshot (keyed by its topology cache and ``revision``) the GNN runs once and the node
 part of the head's first layer is pre-multiplied; each ``score`` call then costs a gather, two
-small matmuls and the rest of the head, O(candidates).
+small matmuls and the rest of the head, O(candidates). A new revision of the same topology is
+embedded incrementally from the last one (:mod:`edge_allocator.policy.incremental`): a
+placement recomputes the changed node's neighbourhood, not the cluster.
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ from torch import Tensor
 from edge_allocator.cluster.features import candidate_arrays, node_arrays, topology_arrays
 from edge_allocator.cluster.snapshot import ClusterSnapshot, TaskSpec
 from edge_allocator.policy.gnn import PlacementGNN
-from edge_allocator.policy.graph_input import single_graph
+from edge_allocator.policy.graph_input import vertex_matrix
+from edge_allocator.policy.incremental import IncrementalEmbedder
 
 
 @dataclass
@@ -48,6 +51,7 @@ class GNNPolicy:
         self._w_cand = w_cand.detach().t().contiguous()
         self._w_task = w_task.detach().t().contiguous()
         self._b1 = model.head1.bias.detach()
+        self.embedder = IncrementalEmbedder(model, self._w_node, self._w_pool, self._b1)
 
     @property
     def name(self) -> str:
@@ -64,13 +68,15 @@ class GNNPolicy:
             if hit is not None:
                 self._cache.move_to_end(key)
                 return hit
-        g = single_graph(topology_arrays(snapshot), node_arrays(snapshot))
-        with torch.inference_mode():
-            h, pooled = self.model.embed(
-                g.vertex_x, g.edge_index, g.edge_attr, g.node_mask, g.batch, g.num_graphs
-            )
-            node_part = h @ self._w_node + (pooled[0] @ self._w_pool + self._b1)
-        emb = _Embedding(snapshot.topology_cache, node_part.contiguous())
+        topo, nodes = topology_arrays(snapshot), node_arrays(snapshot)
+        node_part = self.embedder.embed(
+            snapshot.topology_cache,
+            topo.edge_index,
+            topo.edge_attr,
+            vertex_matrix(topo, nodes),
+            nodes.node_x.shape[0],
+        )
+        emb = _Embedding(snapshot.topology_cache, node_part)
         with self._lock:
             self._cache[key] = emb
             while len(self._cache) > self._cache_size:
