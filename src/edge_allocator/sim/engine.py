@@ -20,8 +20,22 @@ Model (all times in seconds):
   itself; with ``dynamics.network.sharing: max-min`` concurrent transfers share each link
   max-min fairly (:mod:`edge_allocator.sim.network`) and a task starts executing only once its
   input has arrived (holding its requests on the node meanwhile).
+* A task class with ``output_mb`` sends its result back to the data's site over the same
+  path once its CPU work is done, and completion includes it: with ``none`` its time (path
+  latency + output over the bottleneck) is added and the node is free at once; with
+  ``max-min`` it is a flow sharing the links with every input and result, and the task holds
+  its requests until the result is in. Transfers between two nodes of one site are free
+  unless ``topology.intra_bandwidth_mbps`` is set: then they take that bandwidth (with
+  ``max-min``, the site's transfers share it as one more link).
+* A node of class ``cpu_speed`` s does ``s`` CPU-seconds of ``work_cpu_s`` per second.
 * Background load drifts per node (Ornstein-Uhlenbeck, sampled every tick) and shows in
   measured usage but not in requests; failed nodes lose their tasks, which restart elsewhere.
+  A site failure takes all its nodes down at once; a node stays down while any failure
+  (its own, its site's) holds it. A failed link makes every path that crosses it unusable
+  (paths are not rerouted): nodes behind it are no candidates for tasks whose data must
+  cross it, transfers on it are lost like those to a failed node (the task restarts), and a
+  result that cannot go back is lost the same way. With ``none`` transfers take no
+  simulated time, so a link failure only changes placements and results.
 * Measured usage reaches the policy as the live scheduler sees it: each node's average over
   the last metrics interval, refreshed once per interval (metrics.k8s.io), while requests and
   running-task counts are exact (the scheduler's cache). As in the extender's watch cache,
