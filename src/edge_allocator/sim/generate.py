@@ -64,8 +64,10 @@ class Tasks:
     output_mb: np.ndarray = field(default_factory=lambda: np.zeros(0))  # result sent back
 
     def __post_init__(self) -> None:
-        if self.output_mb.shape[0] != len(self):  # built without results: none to send
+        if self.output_mb.shape[0] == 0:  # built without results: none to send
             object.__setattr__(self, "output_mb", np.zeros(len(self)))
+        elif self.output_mb.shape[0] != len(self):
+            raise ValueError(f"output_mb: {self.output_mb.shape[0]} values for {len(self)} tasks")
 
     def __len__(self) -> int:
         return int(self.arrival_s.shape[0])

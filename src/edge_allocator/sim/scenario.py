@@ -133,8 +133,6 @@ class Topology(_Strict):
             raise ValueError("node_classes: hub_nodes > 0 needs a class with at: hub or any")
         if not any(c.at in ("edge", "any") for c in self.node_classes):
             raise ValueError("node_classes: need a class with at: edge or any")
-        if len({c.name for c in self.node_classes}) < len(self.node_classes):
-            raise ValueError("node_classes: class names must be unique")
         if self.links is None:
             if self.hub_sites is not None:
                 raise ValueError("hub_sites: only with explicit links (use hubs: N otherwise)")
@@ -375,18 +373,10 @@ class Scenario(_Strict):
                 raise ValueError(f"{at}.site: {ov.site!r} has an override already")
             seen.add(ov.site)
             if isinstance(ov.site, str):
-                known = (
-                    ov.site in explicit
-                    if explicit is not None
-                    else _GENERATED_SITE.fullmatch(ov.site) is not None
-                )
-                if not known:
-                    rule = (
-                        "a site of topology.links"
-                        if explicit is not None
-                        else ("site-NNN, hub or hub-N")
-                    )
-                    raise ValueError(f"{at}.site: {ov.site!r} is not {rule}")
+                if explicit is not None and ov.site not in explicit:
+                    raise ValueError(f"{at}.site: {ov.site!r} is not a site of topology.links")
+                if explicit is None and not _GENERATED_SITE.fullmatch(ov.site):
+                    raise ValueError(f"{at}.site: {ov.site!r} is not site-NNN, hub or hub-N")
             elif explicit is not None and ov.site >= len(topo.edge_link_sites()):
                 raise ValueError(f"{at}.site: edge-site index {ov.site} is out of range")
             hub = ov.site in hubs or (
@@ -395,6 +385,8 @@ class Scenario(_Strict):
             for name, w in (ov.node_classes or {}).items():
                 if name not in classes:
                     raise ValueError(f"{at}.node_classes.{name}: not a topology.node_classes name")
+                if sum(c.name == name for c in topo.node_classes) > 1:
+                    raise ValueError(f"{at}.node_classes.{name}: two node classes have this name")
                 if w > 0 and classes[name].at not in ("hub" if hub else "edge", "any"):
                     where = "a hub" if hub else "an edge site"
                     raise ValueError(f"{at}.node_classes.{name}: class is not for {where}")
