@@ -262,3 +262,17 @@ def test_site_failure_takes_every_node_and_overlaps_a_node_failure() -> None:
     assert res.restarts == 1
     assert res.completion_s == pytest.approx([3.505])
     assert sim.down == [0, 0, 0] and all(sim.ready)
+
+
+def test_a_result_cut_on_its_way_back_is_lost() -> None:
+    """Work 0..1 s on b0, then 100 Mb back (1..2 s alone); the link fails at 1.5 s for 1 s:
+    the result is lost, the task restarts on b0 at 2.5 s, works to 3.5 s and sends its
+    result by 4.5 s; both directions add 5 ms."""
+    tasks = _tasks([0.0], [0.0], [100 / 8])
+    sim = Simulator(_scenario("max-min"), 1, cluster=_small_a0(), tasks=tasks)
+    sim.link_failures = [(1.5, 0, 1.0)]
+    res = sim.run(Prefer("b0"))
+    assert res.restarts == 1
+    assert res.completion_s == pytest.approx([4.51])
+    assert res.network_ms == pytest.approx([5 + 5 + 1000])
+    assert len(sim.transfers) == 0 and not any(sim.sending)
