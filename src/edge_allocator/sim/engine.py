@@ -291,7 +291,8 @@ class Simulator:
         # strictly after the sample, as the extender's cache compares bind time and sample time
         extra = sum(int(req[tid]) for tid in self.running[i] if placed[tid] > since)
         extra += sum(int(req[tid]) for tid in self.arriving[i] if placed[tid] > since)
-        extra += sum(int(req[tid]) for tid in self.sending[i] if placed[tid] > since)
+        if self.sending[i]:
+            extra += sum(int(req[tid]) for tid in self.sending[i] if placed[tid] > since)
         return int(self.measured[i] * 1000) + extra
 
     def _reschedule(self, i: int, t: float) -> None:
