@@ -52,11 +52,12 @@ from __future__ import annotations
 
 import heapq
 import math
+import sys
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, SupportsIndex, overload
 
 import numpy as np
 
@@ -91,21 +92,90 @@ class Chooser(Protocol):
     ) -> int: ...
 
 
+class CandidateNames(Sequence[str]):
+    """The candidates the simulator hands a chooser: node names in ascending node order, as a
+    read-only sequence (the list of names is only built when something reads it), with the
+    nodes' indices in the snapshot in :attr:`nodes`. A policy with ``score_indices`` scores
+    the indices directly, so a decision never turns a thousand indices into names."""
+
+    __slots__ = ("_list", "_names", "nodes")
+
+    def __init__(self, nodes: np.ndarray, names: np.ndarray) -> None:
+        self.nodes = nodes
+        self._names = names
+        self._list: list[str] | None = None
+
+    def _get(self) -> list[str]:
+        if self._list is None:
+            self._list = self._names[self.nodes].tolist()
+        return self._list
+
+    def __len__(self) -> int:
+        return int(self.nodes.shape[0])
+
+    @overload
+    def __getitem__(self, k: int) -> str: ...
+    @overload
+    def __getitem__(self, k: slice) -> list[str]: ...
+    def __getitem__(self, k: int | slice) -> str | list[str]:
+        return self._get()[k]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._get())
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._get()
+
+    def index(self, name: Any, start: SupportsIndex = 0, stop: SupportsIndex = sys.maxsize) -> int:
+        return self._get().index(name, start, stop)
+
+    def count(self, name: Any) -> int:
+        return self._get().count(name)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Sequence) and not isinstance(other, str):
+            return self._get() == list(other)
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return repr(self._get())
+
+
+def first_best(scores: Sequence[float] | np.ndarray) -> int:
+    """The index of the first highest score (ties: the first; a nan is never best; 0 when
+    none beats -inf), as a loop over ``s > best`` from -inf gives it."""
+    a = np.asarray(scores, dtype=np.float64)
+    if a.shape[0] == 0:
+        return 0
+    k = int(np.argmax(a))  # the first maximum, or the first nan
+    if not math.isnan(a[k]):
+        return k
+    best, best_i = -math.inf, 0
+    for i, s in enumerate(a.tolist()):
+        if s > best:
+            best, best_i = s, i
+    return best_i
+
+
 class PolicyChooser:
-    """Deterministic argmax over a policy's scores (first best on ties)."""
+    """Deterministic argmax over a policy's scores (first best on ties).
+
+    A policy with ``score_indices(snapshot, task, nodes) -> array`` (the baselines) scores
+    the candidates' node indices instead of their names: the same numbers, vectorised."""
 
     def __init__(self, policy: PlacementPolicy) -> None:
         self.policy = policy
+        self._by_index = getattr(policy, "score_indices", None)
 
     def choose(
         self, snapshot: ClusterSnapshot, task: TaskSpec, candidates: Sequence[str], task_id: int
     ) -> int:
-        scores = self.policy.score(snapshot, task, candidates)
-        best, best_i = -math.inf, 0
-        for i, s in enumerate(scores):
-            if s > best:
-                best, best_i = s, i
-        return best_i
+        nodes = getattr(candidates, "nodes", None)
+        if self._by_index is not None and isinstance(nodes, np.ndarray):
+            return first_best(self._by_index(snapshot, task, nodes))
+        return first_best(self.policy.score(snapshot, task, candidates))
 
 
 @dataclass
@@ -189,7 +259,13 @@ class Simulator:
         self._site_nodes: dict[str, list[int]] = {}
         for i, nd in enumerate(self.cluster.nodes):
             self._site_nodes.setdefault(nd.site, []).append(i)
+        self._node_site_np = np.array(self.node_site, dtype=np.int64)
+        self._names_np = np.array([nd.name for nd in self.cluster.nodes], dtype=object)
         self._allowed_by_key: dict[tuple[int, float, int], tuple[int, ...]] = {}
+        # the same node sets as arrays, by budget key (None: every node)
+        self._budget_nodes: dict[tuple[int, float, int] | None, np.ndarray] = {
+            None: np.arange(len(self.cluster.nodes), dtype=np.int64)
+        }
         self._allowed_of: dict[int, tuple[tuple[int, float, int], tuple[int, ...]] | None] = {}
         self._shapes: dict[tuple[int, float, int] | None, set[tuple[int, int]]] = {}
         self.shared_links = scenario.dynamics.network.sharing == "max-min"
@@ -215,6 +291,10 @@ class Simulator:
         self.mem_alloc = [nd.mem_allocatable_mib for nd in nodes]
         self.cpu_req = [0] * n
         self.mem_req = [0] * n
+        # what candidate filtering reads, as arrays kept in step with the lists (_sync)
+        self._cpu_free = np.array(self.cpu_alloc, dtype=np.int64)
+        self._mem_free = np.array(self.mem_alloc, dtype=np.int64)
+        self._ready_np = np.ones(n, dtype=bool)
         mu = np.clip(self.bg_mean * (1 + bg_spec.heterogeneity * rng.standard_normal(n)), 0, 0.9)
         self.bg_mu = mu.tolist()
         self.bg = [float(m) * c for m, c in zip(mu, self.cores, strict=True)]
@@ -252,6 +332,13 @@ class Simulator:
         self.link_down = [0] * len(self.capacity)
         self.links_down = 0
         self._blocked: dict[int, frozenset[int]] = {}
+        self._blocked_mask: dict[int, np.ndarray] = {}
+
+    def _sync(self, i: int) -> None:
+        """Node ``i``'s requests or readiness changed: update the filtering arrays."""
+        self._cpu_free[i] = self.cpu_alloc[i] - self.cpu_req[i]
+        self._mem_free[i] = self.mem_alloc[i] - self.mem_req[i]
+        self._ready_np[i] = self.ready[i]
 
     def _push(self, t: float, kind: int, a: int, b: float = 0.0) -> None:
         self.seq += 1
@@ -295,11 +382,15 @@ class Simulator:
             extra += sum(int(req[tid]) for tid in self.sending[i] if placed[tid] > since)
         return int(self.measured[i] * 1000) + extra
 
-    def _reschedule(self, i: int, t: float) -> None:
+    def _reschedule(self, i: int, t: float, touched: bool = True) -> None:
+        """Recompute node ``i``'s sharing factor and next completion. ``touched``: what the
+        policies see of the node may have changed (False for a background-load tick while
+        measured usage is a published sample: the snapshot's node state is the same)."""
         run = self.running[i]
         self.version[i] += 1
-        self.dirty.add(i)
-        self._snap = None
+        if touched:
+            self.dirty.add(i)
+            self._snap = None
         if not run:
             self.factor[i] = 1.0
             self._usage_changed(i, t)
@@ -385,6 +476,15 @@ class Simulator:
         bw = self.site_bw[a][b]
         return self.site_lat[a][b] + (0.0 if math.isinf(bw) else out * 8000.0 / bw)
 
+    def _blocked_sites_mask(self, src_site: int) -> np.ndarray:
+        """:meth:`blocked_sites` as a boolean array over the sites."""
+        got = self._blocked_mask.get(src_site)
+        if got is None:
+            got = np.zeros(len(self.cluster.sites), dtype=bool)
+            got[list(self.blocked_sites(src_site))] = True
+            self._blocked_mask[src_site] = got
+        return got
+
     def blocked_sites(self, src_site: int) -> frozenset[int]:
         """The sites whose path from ``src_site`` crosses a failed link (paths are not
         rerouted: a path is unusable until its links recover)."""
@@ -460,11 +560,14 @@ class Simulator:
                 sites = sites_within_budget(self.base, self.cluster.sites[src_site].name, budget)
                 in_sites = tuple(sorted(i for s in sites.allowed for i in self._site_nodes[s]))
                 self._allowed_by_key[site_key] = in_sites
+                self._budget_nodes[site_key] = np.array(in_sites, dtype=np.int64)
             entry = (site_key, in_sites)
             src_name = self.cluster.nodes[src].name
             if src not in in_sites and node_within_budget(self.base, self.task_spec(tid), src_name):
                 key = (src_site, budget, src)
                 entry = (key, tuple(sorted((*in_sites, src))))
+                if key not in self._budget_nodes:
+                    self._budget_nodes[key] = np.array(entry[1], dtype=np.int64)
         self._allowed_of[tid] = entry
         return entry
 
@@ -509,6 +612,30 @@ class Simulator:
             out = [i for i in out if i == src or site[i] not in blocked]
         return out
 
+    def candidate_nodes(self, tid: int) -> np.ndarray:
+        """:meth:`candidates` as an ascending int64 array, vectorised over the nodes: what a
+        run uses (:meth:`candidates` is the same rule written node by node, over the lists;
+        the arrays here follow the lists through :meth:`_sync`)."""
+        entry = self._budget_entry(tid)
+        nodes = self._budget_nodes[None if entry is None else entry[0]]
+        cpu = int(self.tasks.cpu_request_m[tid])
+        mem = int(self.tasks.mem_request_mib[tid])
+        if entry is None:  # every node: no gather
+            ok = self._cpu_free >= cpu
+            ok &= self._mem_free >= mem
+            ok &= self._ready_np
+            out = np.flatnonzero(ok)
+        else:
+            ok = self._cpu_free[nodes] >= cpu
+            ok &= self._mem_free[nodes] >= mem
+            ok &= self._ready_np[nodes]
+            out = nodes[ok]
+        if self.links_down and out.shape[0]:
+            src = int(self.tasks.source_node[tid])
+            blocked = self._blocked_sites_mask(self.node_site[src])
+            out = out[(out == src) | ~blocked[self._node_site_np[out]]]
+        return out
+
     # -- run -------------------------------------------------------------------------------
     def run(self, chooser: Chooser, policy_name: str = "") -> SimResult:
         wall0 = time.perf_counter()
@@ -516,7 +643,7 @@ class Simulator:
         tk = self.tasks
         n_tasks = len(tk)
         nodes = self.cluster.nodes
-        names = [nd.name for nd in nodes]
+        names = self._names_np
         placed_node = np.full(n_tasks, -1, dtype=np.int64)
         start_wait = tk.arrival_s.copy()
         finish = np.full(n_tasks, np.nan)
@@ -545,18 +672,18 @@ class Simulator:
         has_output = self.has_output
 
         def place(tid: int, t: float) -> bool:
-            cands = self.candidates(tid)
-            if not cands:
+            cands = self.candidate_nodes(tid)
+            if not cands.shape[0]:
                 return False
             snap = self.snapshot(t)
-            cand_names = [names[i] for i in cands]
-            k = chooser.choose(snap, self.task_spec(tid), cand_names, tid)
-            i = cands[k]
+            k = chooser.choose(snap, self.task_spec(tid), CandidateNames(cands, names), tid)
+            i = int(cands[k])
             decision_tasks.append(tid)
             req = int(tk.cpu_request_m[tid])
             self.placed_at[tid] = t
             self.cpu_req[i] += req
             self.mem_req[i] += int(tk.mem_request_mib[tid])
+            self._sync(i)
             placed_node[tid] = i
             lat_ms[tid], net_ms[tid] = self.path(tid, i)
             added_ms[tid] = net_ms[tid]
@@ -586,6 +713,7 @@ class Simulator:
             """Task ``tid`` leaves node ``i``: its requests are free again."""
             self.cpu_req[i] -= int(tk.cpu_request_m[tid])
             self.mem_req[i] -= int(tk.mem_request_mib[tid])
+            self._sync(i)
             self.dirty.add(i)
             self._snap = None
 
@@ -659,6 +787,7 @@ class Simulator:
             self.cpu_req[a] = 0
             self.mem_req[a] = 0
             self.ready[a] = False
+            self._sync(a)
             self._reschedule(a, t)
             return True
 
@@ -668,6 +797,7 @@ class Simulator:
             if self.down[a]:
                 return False
             self.ready[a] = True
+            self._sync(a)
             self._reschedule(a, t)
             return True
 
@@ -731,6 +861,7 @@ class Simulator:
                     self.mem_req[a] -= int(tk.mem_request_mib[tid])
                     finish[tid] = t
                     n_done += 1
+                self._sync(a)
                 self._reschedule(a, t)
                 if sent:
                     retime_transfers()
@@ -740,6 +871,8 @@ class Simulator:
                 utils = []
                 rng = self._bg_rng
                 noise = rng.standard_normal(len(nodes))
+                # background load shows in the snapshot only as exact usage (interval 0)
+                exact = self.metrics_interval <= 0
                 for i in range(len(nodes)):
                     c = self.cores[i]
                     frac = self.bg[i] / c
@@ -749,12 +882,13 @@ class Simulator:
                     if self.running[i]:
                         self._advance(i, t)
                         self.bg[i] = frac * c
-                        self._reschedule(i, t)
+                        self._reschedule(i, t, exact)
                     else:
                         self.bg[i] = frac * c
                         self._usage_changed(i, t)
-                        self.dirty.add(i)
-                        self._snap = None
+                        if exact:
+                            self.dirty.add(i)
+                            self._snap = None
                     if self.ready[i]:
                         utils.append(self.usage_cores(i) / c)
                 if utils:
@@ -816,6 +950,7 @@ class Simulator:
                     continue
                 self.links_down += 1
                 self._blocked.clear()
+                self._blocked_mask.clear()
                 # transfers crossing the link stop, as transfers to a failed node do
                 cut = sorted(f for f, path in self.transfers.path.items() if a in path)
                 for flow in cut:
@@ -834,6 +969,7 @@ class Simulator:
                     continue
                 self.links_down -= 1
                 self._blocked.clear()
+                self._blocked_mask.clear()
                 if pending:
                     drain_pending(t)
             if next_arrival >= n_tasks and n_done + len(unplaceable) >= n_tasks:
