@@ -39,14 +39,17 @@ lint: venv ## ruff + mypy strict
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
 
-test: host-deps lint binaries ## lint + unit, integration and e2e tests (starts and stops the dev cluster)
+test: host-deps lint binaries ## lint, unit, integration and e2e tests, then the real-node e2e (root)
+	@bash hack/host-deps.sh real
+	$(EA) dev build --real-node >/dev/null
 	$(BIN)/pytest $(PYTEST_ARGS)
+	$(BIN)/pytest -m real_node tests/e2e/test_real_helm.py -s $(PYTEST_ARGS)
 
 image: venv ## build the image from the Dockerfile with buildah (no Docker; root)
 	@bash hack/host-deps.sh real
 	$(EA) dev image
 
-test-real: venv ## the image + helm install on a real kubelet node, e2e (root; own cluster on port 36543)
+test-real: venv ## only the real-node e2e: image + helm install on a real kubelet (root; port 36543)
 	@bash hack/host-deps.sh real
 	$(EA) dev build --real-node >/dev/null
 	$(BIN)/pytest -m real_node tests/e2e/test_real_helm.py -s $(PYTEST_ARGS)

@@ -321,7 +321,19 @@ def main() -> None:
         ext.stop()
         for profile in ("bench-default", "bench-edge"):
             dc.stop_scheduler(profile)
-        for ns in namespaces:  # pods first, while kwok still runs their nodes
+        for ns in namespaces:  # pods first, at once (no kubelet is waiting to stop them)
+            dc.kubectl(
+                "delete",
+                "pods",
+                "--all",
+                "-n",
+                ns,
+                "--grace-period=0",
+                "--force",
+                "--wait=false",
+                check=False,
+                timeout=300,
+            )
             dc.kubectl("delete", "namespace", ns, "--wait=false", check=False)
         for ns in namespaces:
             dc.kubectl(

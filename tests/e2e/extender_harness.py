@@ -86,10 +86,13 @@ class Extender:
         return self.log_path.read_text(errors="replace")[-n:]
 
 
-def scheduler_config(extender_url: str, out_dir: Path) -> Path:
-    """The shipped configuration, pointed at ``extender_url``, without leader election."""
+def scheduler_config(extender_url: str, out_dir: Path, *, filter_verb: bool = False) -> Path:
+    """The shipped configuration, pointed at ``extender_url``, without leader election;
+    ``filter_verb``: also the opt-in /filter (budget check for pods made without the operator)."""
     doc: dict[str, Any] = yaml.safe_load(SCHEDULER_CONFIG.read_text())
     doc["extenders"][0]["urlPrefix"] = extender_url
+    if filter_verb:
+        doc["extenders"][0]["filterVerb"] = "filter"
     doc["leaderElection"] = {"leaderElect": False}
     path = out_dir / "edge-allocator-scheduler.yaml"
     path.write_text(yaml.safe_dump(doc))

@@ -56,7 +56,9 @@ def extender(
 ) -> Iterator[Extender]:
     ext = Extender(str(devcluster.kubeconfig), None, "--policy", "est-completion")
     ext.start()
-    cfg = scheduler_config(ext.url, tmp_path_factory.mktemp("sched"))
+    # pods made here carry the budget as an annotation only (no operator, no node affinity):
+    # the configuration with the opt-in /filter, which enforces it for them
+    cfg = scheduler_config(ext.url, tmp_path_factory.mktemp("sched"), filter_verb=True)
     devcluster.start_scheduler(SCHEDULER, cfg)
     wait_for_network(ext)
     yield ext

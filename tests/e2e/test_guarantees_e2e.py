@@ -246,6 +246,29 @@ def cordon(cluster: DevCluster, site: str, on: bool) -> list[str]:
 # -- tests -----------------------------------------------------------------------------------
 
 
+def test_one_feasible_node_is_still_a_recorded_decision(
+    crds: DevCluster, namespace: str, extender: Extender, operator: Callable[..., Operator]
+) -> None:
+    """With one feasible node kube-scheduler skips prioritize; the bind verb decides then, and
+    the EdgeTask records the decision like any other (the shipped configuration: no /filter)."""
+    operator()
+    node = sorted(n for n, s in node_sites(crds).items() if s == "site-a")[0]
+    task = edge_task("pinned", {"site": "site-a"})
+    task["spec"]["template"]["spec"]["nodeSelector"] = {"kubernetes.io/hostname": node}
+    create(crds, namespace, [task])
+
+    def recorded() -> Any:
+        status = tasks(crds, namespace)["pinned"].get("status", {})
+        decision = status.get("decision") or {}
+        return decision if decision.get("recorded") else None
+
+    decision = wait_for("a recorded decision", 60, recorded)
+    assert decision["chosenNode"] == node and decision["candidateCount"] == 1, decision
+    pod = live_pods(crds, namespace)["pinned"][0]
+    assert pod["spec"]["nodeName"] == node
+    assert ann.ANN_DECISION in pod["metadata"]["annotations"]  # carried by the Binding
+
+
 @pytest.mark.timeout(600)
 def test_stream_with_the_extender_killed_keeps_every_budget(
     crds: DevCluster, namespace: str, extender: Extender, operator: Callable[..., Operator]

@@ -30,6 +30,7 @@ ALL_OPTIONS = [
     "grafanaDashboard.enabled=true",
     "metrics.serviceMonitor.enabled=true",
     "extender.adminToken.enabled=true",
+    "scheduler.extenderFilter=true",
 ]
 
 
@@ -252,8 +253,22 @@ def test_scheduler_keeps_the_repository_profile_unless_overridden() -> None:
     config = yaml.safe_load(find(render(), "ConfigMap", "-scheduler")["data"]["config.yaml"])
     assert config["profiles"] == source["profiles"]
     ours, theirs = config["extenders"][0], source["extenders"][0]
-    for key in ("filterVerb", "prioritizeVerb", "weight", "nodeCacheCapable", "ignorable"):
-        assert ours[key] == theirs[key], key
+    for key in ("filterVerb", "prioritizeVerb", "bindVerb", "weight", "nodeCacheCapable"):
+        assert ours.get(key) == theirs.get(key), key
+    assert ours["ignorable"] == theirs["ignorable"]
+
+
+def test_extender_filter_is_opt_in() -> None:
+    def extender(*sets: str) -> dict[str, Any]:
+        config = yaml.safe_load(
+            find(render(*sets), "ConfigMap", "-scheduler")["data"]["config.yaml"]
+        )
+        ext: dict[str, Any] = config["extenders"][0]
+        return ext
+
+    assert "filterVerb" not in extender()
+    assert extender("scheduler.extenderFilter=true")["filterVerb"] == "filter"
+    assert "filterVerb" not in extender("scheduler.extenderFilter=false")
 
 
 def test_operator_rbac_is_the_repository_rbac() -> None:

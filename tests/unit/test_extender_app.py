@@ -32,6 +32,7 @@ def test_prioritize_top_node_is_the_policy_best() -> None:
     body = {"Pod": pod(), "NodeNames": NAMES}
     r = c.post("/prioritize", json=body)
     assert r.status_code == 200, r.text
+    assert float(r.headers["Server-Timing"].split("prioritize;dur=")[1]) > 0
     out = r.json()
     assert [h["Host"] for h in out] == NAMES
     assert all(set(h) == {"Host", "Score"} for h in out)
@@ -325,3 +326,39 @@ def test_bind_without_binder_asks_the_scheduler_to_bind() -> None:
     args = {"PodName": "p", "PodNamespace": "ns", "PodUID": "u", "Node": "n"}
     assert "not configured to bind" in c.post("/bind", json=args).json()["Error"]
     assert c.post("/bind", json={"PodName": "p"}).status_code == 422
+
+
+def test_bind_without_a_prioritize_call_records_the_one_node() -> None:
+    """kube-scheduler skips prioritize when one node is feasible: the bind verb decides then."""
+    service = ExtenderService(StaticSource(fleet()), ModelManager("est-completion"))
+    bound: list[tuple[str, str, dict[str, str]]] = []
+    pods = {
+        "single": pod("single", uid="u-single"),
+        "plain": {"metadata": {"name": "plain", "namespace": "ns", "uid": "u-plain"}},
+    }
+
+    def read_pod(ns: str, name: str) -> dict[str, Any] | None:
+        if name == "broken":
+            raise RuntimeError("API server unreachable")
+        return pods.get(name)
+
+    def binder(ns: str, name: str, uid: str, node: str, annotations: dict[str, str]) -> None:
+        bound.append((name, node, annotations))
+
+    c = TestClient(create_app(service, Settings(), binder=binder, read_pod=read_pod))
+    args = {"PodNamespace": "ns", "Node": "node-0003"}
+    r = c.post("/bind", json=dict(args, PodName="single", PodUID="u-single"))
+    assert r.json() == {"Error": ""}
+    record = DecisionRecord.from_json(bound[-1][2][ann.ANN_DECISION])
+    assert (record.chosen, record.candidate_count, record.policy) == (
+        "node-0003",
+        1,
+        "est-completion",
+    )
+    hit = service.log.get(("ns", "single"))
+    assert hit is not None and hit[0] == "u-single"
+    # not an edge task, another pod under the same name, gone, or unreadable: bound, no record
+    for name, uid in (("plain", "u-plain"), ("single", "u-other"), ("gone", "u"), ("broken", "u")):
+        r = c.post("/bind", json=dict(args, PodName=name, PodUID=uid))
+        assert r.json() == {"Error": ""} and bound[-1][:2] == (name, "node-0003")
+        assert bound[-1][2] == {}, name

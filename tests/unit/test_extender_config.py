@@ -32,7 +32,9 @@ def test_profile_and_extender() -> None:
     assert doc["kind"] == "KubeSchedulerConfiguration"
     assert [p["schedulerName"] for p in doc["profiles"]] == [SCHEDULER_NAME]
     (ext,) = doc["extenders"]
-    assert ext["filterVerb"] == "filter" and ext["prioritizeVerb"] == "prioritize"
+    # the budget is the pods' node affinity: no /filter round trip per pod (opt-in, see chart)
+    assert "filterVerb" not in ext and ext["prioritizeVerb"] == "prioritize"
+    assert ext["bindVerb"] == "bind"
     assert ext["nodeCacheCapable"] is True and ext["ignorable"] is True
     assert doc["leaderElection"]["resourceName"] != "kube-scheduler"
 

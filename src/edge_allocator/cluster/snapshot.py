@@ -10,6 +10,7 @@ megabits per second (``_mbps``), megabytes (``_mb``).
 
 from __future__ import annotations
 
+import dataclasses
 import heapq
 import operator
 from collections.abc import Iterable, Sequence
@@ -71,6 +72,18 @@ class NodeState:
     def mem_used_mib(self) -> int:
         """Measured memory when known, otherwise requested memory."""
         return self.mem_usage_mib if self.mem_usage_mib is not None else self.mem_requested_mib
+
+    def with_pods(self, cpu_m: int, mem_mib: int, pods: int) -> NodeState:
+        """This node with pods added (negative: removed) that a usage sample does not show yet:
+        their requests count in the requests and, when usage is measured, in the usage."""
+        return dataclasses.replace(
+            self,
+            cpu_requested_m=self.cpu_requested_m + cpu_m,
+            mem_requested_mib=self.mem_requested_mib + mem_mib,
+            running_tasks=self.running_tasks + pods,
+            cpu_usage_m=None if self.cpu_usage_m is None else self.cpu_usage_m + cpu_m,
+            mem_usage_mib=None if self.mem_usage_mib is None else self.mem_usage_mib + mem_mib,
+        )
 
 
 @dataclass(frozen=True, slots=True)

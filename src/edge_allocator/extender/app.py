@@ -85,6 +85,9 @@ Binder = Callable[[str, str, str, str, dict[str, str]], None]
 AnnotationReader = Callable[[str, str], tuple[str, str] | None]
 """(namespace, pod) -> (uid, decision annotation JSON) or None; may call the API server."""
 
+PodReader = Callable[[str, str], dict[str, Any] | None]
+"""(namespace, pod) -> the Pod object or None when absent; calls the API server."""
+
 _ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorResponse, "description": text}
     for code, text in (
@@ -204,6 +207,7 @@ def create_app(
     ready: Callable[[], dict[str, bool]] | None = None,
     read_annotation: AnnotationReader | None = None,
     binder: Binder | None = None,
+    read_pod: PodReader | None = None,
 ) -> FastAPI:
     """Build the app around ``service``; ``ready`` reports readiness checks by name."""
     workers = _Workers(settings.verb_workers)
@@ -305,6 +309,13 @@ def create_app(
 
     verbs = APIRouter(tags=["extender"], dependencies=[Depends(verb_auth)])
 
+    def timed(response: Response, verb: str, t0: float) -> Response:
+        """Observe the verb's server time and tell the client (``Server-Timing``, in ms)."""
+        seconds = time.perf_counter() - t0
+        metrics.request_seconds.labels(verb=verb).observe(seconds)
+        response.headers["Server-Timing"] = f"{verb};dur={seconds * 1e3:.3f}"
+        return response
+
     def _filter_answer(args: ExtenderArgs, body: bytes) -> Response:
         result = service.filter(args)
         if args.NodeNames is None:  # nodeCacheCapable: false - echo the Node objects kept
@@ -317,22 +328,31 @@ def create_app(
     def _prioritize_answer(args: ExtenderArgs) -> Response:
         return Response(_host_priorities(service.prioritize(args)), media_type=_JSON)
 
+    def _decide_at_bind(ns: str, name: str, uid: str, node: str) -> dict[str, str]:
+        assert read_pod is not None
+        try:
+            pod = read_pod(ns, name)
+        except Exception as exc:  # the binding goes ahead without a record
+            log.warning("bind %s/%s: reading the pod for its decision failed: %r", ns, name, exc)
+            return {}
+        if pod is None or (uid and (pod.get("metadata") or {}).get("uid") != uid):
+            return {}
+        return service.decide_at_bind(pod, node)
+
     @verbs.post("/filter", response_model=ExtenderFilterResult)
     async def filter_verb(args: ExtenderArgs, request: Request) -> Response:
         """Drop nodes that break the pod's latency budget or that the cache knows are gone."""
         t0 = time.perf_counter()
         body = await request.body() if args.NodeNames is None else b""
         response = await off_loop(_filter_answer, args, body)
-        metrics.request_seconds.labels(verb="filter").observe(time.perf_counter() - t0)
-        return response
+        return timed(response, "filter", t0)
 
     @verbs.post("/prioritize", response_model=list[HostPriority])
     async def prioritize_verb(args: ExtenderArgs) -> Response:
         """Integer scores 0..10 for every candidate; the policy's top node alone gets 10."""
         t0 = time.perf_counter()
         response = await off_loop(_prioritize_answer, args)
-        metrics.request_seconds.labels(verb="prioritize").observe(time.perf_counter() - t0)
-        return response
+        return timed(response, "prioritize", t0)
 
     @verbs.post("/bind", response_model=ExtenderBindingResult)
     async def bind_verb(args: ExtenderBindingArgs) -> Response:
@@ -346,6 +366,8 @@ def create_app(
         if binder is None:
             return _json({"Error": "this extender is not configured to bind"})
         annotations = service.binding_annotations(ns, name, uid)
+        if not annotations and read_pod is not None:  # bound without a prioritize call
+            annotations = await off_loop(_decide_at_bind, ns, name, uid, args.Node)
         try:
             await run_in_threadpool(binder, ns, name, uid, args.Node, annotations)
         except Exception as exc:

@@ -201,16 +201,7 @@ class WatchCache:
             return
         nodes = list(snap.nodes)
         for i in changed:
-            dc, dm, dt = deltas[i]
-            st = nodes[i]
-            nodes[i] = dataclasses.replace(
-                st,
-                cpu_requested_m=st.cpu_requested_m + dc,
-                mem_requested_mib=st.mem_requested_mib + dm,
-                running_tasks=st.running_tasks + dt,
-                cpu_usage_m=None if st.cpu_usage_m is None else st.cpu_usage_m + dc,
-                mem_usage_mib=None if st.mem_usage_mib is None else st.mem_usage_mib + dm,
-            )
+            nodes[i] = nodes[i].with_pods(*deltas[i])
         self._revision += 1
         self._snapshot = snap.with_nodes(
             tuple(nodes), revision=self._revision, taken_at=self.clock(), changed=changed

@@ -50,7 +50,9 @@ class KubeApi:
             base_url=conn.host,
             verify=ssl_context(conn),
             timeout=httpx.Timeout(timeout_s, read=timeout_s),
-            limits=httpx.Limits(max_connections=16, max_keepalive_connections=8),
+            # as many kept alive as allowed: a Binding per pod, many in flight, must not pay a
+            # TLS handshake each (the watches hold three connections for their lifetime)
+            limits=httpx.Limits(max_connections=32, max_keepalive_connections=32),
             headers={"Accept": "application/json", "User-Agent": "edge-allocator-extender"},
         )
         self._tokens = TokenSource(conn, check_s=token_check_s, clock=clock)

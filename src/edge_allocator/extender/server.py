@@ -18,7 +18,7 @@ from edge_allocator.extender.decisions import AnnotationWriter, DecisionLog, ann
 from edge_allocator.extender.kubeapi import ApiError, KubeApi, load_connection
 from edge_allocator.extender.live import LiveCluster
 from edge_allocator.extender.metrics import ExtenderMetrics
-from edge_allocator.extender.models import ModelManager, ModelValidationError, validate
+from edge_allocator.extender.models import ModelManager, ModelValidationError
 from edge_allocator.extender.service import ExtenderService
 from edge_allocator.extender.settings import Settings
 from edge_allocator.extender.tls import TlsInfoProtocol, uvicorn_tls_options
@@ -31,6 +31,8 @@ from edge_allocator.policy.registry import (
 )
 
 log = logging.getLogger("edge_allocator.extender")
+
+SWITCH_INTERVAL_S = 0.0005
 
 FALLBACK_POLICY = "est-completion"
 
@@ -73,13 +75,18 @@ def serve(settings: Settings) -> int:
     def patch(namespace: str, name: str, uid: str, text: str) -> None:
         api.merge_patch(f"/api/v1/namespaces/{namespace}/pods/{name}", annotation_patch(uid, text))
 
-    def read_annotation(namespace: str, name: str) -> tuple[str, str] | None:
+    def read_pod(namespace: str, name: str) -> dict[str, Any] | None:
         try:
-            pod = api.get(f"/api/v1/namespaces/{namespace}/pods/{name}")
+            return api.get(f"/api/v1/namespaces/{namespace}/pods/{name}")
         except ApiError as exc:
             if exc.status == 404:
                 return None
             raise
+
+    def read_annotation(namespace: str, name: str) -> tuple[str, str] | None:
+        pod = read_pod(namespace, name)
+        if pod is None:
+            return None
         meta = pod.get("metadata") or {}
         text = (meta.get("annotations") or {}).get(ANN_DECISION)
         return None if text is None else (str(meta.get("uid", "")), str(text))
@@ -112,17 +119,8 @@ def serve(settings: Settings) -> int:
         model_index=model_index,
     )
 
-    if settings.shadow_policy:
-        try:
-            shadow = get_policy(settings.shadow_policy)
-            validate(shadow, None)
-        except (UnknownPolicyError, ModelLoadError, ModelValidationError) as exc:
-            print(
-                f"edge-allocator extender: shadow policy {settings.shadow_policy!r}: {exc}",
-                file=sys.stderr,
-            )
-            return 2
-        service.shadow.set_policy(settings.shadow_policy, shadow)
+    if settings.shadow_policy:  # loaded and validated by the CLI before start-up
+        service.shadow.set_policy(settings.shadow_policy, get_policy(settings.shadow_policy))
 
     def node_count() -> int:
         snap = cache.current()
@@ -136,6 +134,7 @@ def serve(settings: Settings) -> int:
         ready=lambda: {"cache": cache.synced, "model": service.models.active is not None},
         read_annotation=read_annotation,
         binder=bind,
+        read_pod=read_pod,
     )
     # The web view reads the same cache and active model; it is not on the scheduler's path.
     app.include_router(
@@ -174,6 +173,10 @@ def serve(settings: Settings) -> int:
     # out of the cyclic GC's full collections, which would otherwise stall requests for ms.
     gc.collect()
     gc.freeze()
+    # The verb worker shares the interpreter lock with the reflectors, the binder threads and the
+    # event loop; a thread waiting for it waits whole switch intervals (5 ms by default), which
+    # on the scheduler's serial cycle is latency per pod. 0.5 ms bounds that wait.
+    sys.setswitchinterval(SWITCH_INTERVAL_S)
     log.info(
         "extender on %s://%s:%d, policy %s (%s %s)",
         "https" if settings.tls_cert else "http",

@@ -61,10 +61,17 @@ class SnapshotSource(Protocol):
 
 
 class StaticSource:
-    """A fixed snapshot: for tests, benchmarks and what-if tools."""
+    """A fixed snapshot: for tests, benchmarks and what-if tools.
 
-    def __init__(self, snapshot: ClusterSnapshot | None) -> None:
+    ``apply_assumptions``: each assumption becomes a new revision with that node's load patched
+    (as the watch cache does), so a stream of requests sees one node changed each time.
+    """
+
+    def __init__(
+        self, snapshot: ClusterSnapshot | None, *, apply_assumptions: bool = False
+    ) -> None:
         self.snapshot = snapshot
+        self.apply_assumptions = apply_assumptions
         self.assumed: list[tuple[str, str, int, int]] = []
 
     def current(self) -> ClusterSnapshot | None:
@@ -75,6 +82,14 @@ class StaticSource:
 
     def assume(self, pod_uid: str, node: str, cpu_m: int, mem_mib: int) -> None:
         self.assumed.append((pod_uid, node, cpu_m, mem_mib))
+        snap = self.snapshot
+        if self.apply_assumptions and snap is not None and snap.has_node(node):
+            i = snap.index_of(node)
+            nodes = list(snap.nodes)
+            nodes[i] = nodes[i].with_pods(cpu_m, mem_mib, 1)
+            self.snapshot = snap.with_nodes(
+                tuple(nodes), revision=snap.revision + 1, taken_at=snap.taken_at, changed=[i]
+            )
 
     def pod_footprint(self, pod_uid: str) -> tuple[str, int, int] | None:
         for uid, node, cpu, mem in self.assumed:
@@ -311,6 +326,21 @@ class ExtenderService:
         if self.writer is not None:
             self.writer.submit(key, pod.metadata.uid, record, self.bind_grace_s)
         return scored
+
+    def decide_at_bind(self, pod_obj: dict[str, Any], node: str) -> dict[str, str]:
+        """The decision for a pod bound without a scoring call (kube-scheduler skips prioritize
+        when one node is feasible; or this replica restarted in between): the policy scores
+        that one node and it is recorded like any other, carried by the Binding."""
+        pod = Pod.model_validate(pod_obj)
+        snap = self.source.current()
+        if not is_edge_task(pod.metadata.annotations) or snap is None or not snap.has_node(node):
+            return {}
+        try:
+            task, policy = self._task(pod, snap)
+        except TaskInputError:
+            return {}
+        self._decide(pod, snap, task, policy, [node])
+        return self.binding_annotations(pod.metadata.namespace, pod.metadata.name, pod.metadata.uid)
 
     def binding_annotations(self, namespace: str, name: str, uid: str) -> dict[str, str]:
         """The annotations a Binding of this pod should carry: its decision, when there is one.

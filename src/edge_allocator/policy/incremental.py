@@ -80,6 +80,7 @@ class IncrementalEmbedder:
         self._encoder = model.encoder
         self._convs = [_Conv(c.msg, c.upd, c.norm) for c in model.convs if _is_conv(c)]
         self._w_node, self._w_pool, self._b1 = w_node, w_pool, b1
+        self.full_pass_fraction = FULL_PASS_FRACTION
         self._last: _State | None = None
         self._lock = threading.Lock()
         self.full_passes = 0
@@ -100,7 +101,7 @@ class IncrementalEmbedder:
                 changed = np.flatnonzero((vertex_x != base.vertex_x).any(axis=1))
                 if changed.size == 0:
                     return base.node_part
-                if changed.size <= FULL_PASS_FRACTION * vertex_x.shape[0]:
+                if changed.size <= self.full_pass_fraction * vertex_x.shape[0]:
                     state = self._update(base, vertex_x, changed)
                     self.incremental_passes += 1
                 else:
