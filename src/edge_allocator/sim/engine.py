@@ -146,11 +146,11 @@ class CandidateNames(Sequence[str]):
 def first_best(scores: Sequence[float] | np.ndarray) -> int:
     """The index of the first highest score (ties: the first; a nan is never best; 0 when
     none beats -inf), as a loop over ``s > best`` from -inf gives it."""
-    a = np.asarray(scores, dtype=np.float64)
+    a = scores if isinstance(scores, np.ndarray) else np.asarray(scores, dtype=np.float64)
     if a.shape[0] == 0:
         return 0
-    k = int(np.argmax(a))  # the first maximum, or the first nan
-    if not math.isnan(a[k]):
+    k = int(a.argmax())  # the first maximum, or the first nan
+    if a[k] == a[k]:  # not nan
         return k
     best, best_i = -math.inf, 0
     for i, s in enumerate(a.tolist()):
@@ -235,6 +235,16 @@ class Simulator:
         self.tasks: Tasks = (
             tasks if tasks is not None else build_tasks(scenario, self.cluster, seed)
         )
+        tk = self.tasks
+        # the per-task numbers the event loop reads one at a time, as Python lists (reading
+        # a list is several times cheaper than a numpy scalar; the values are the same)
+        self._t_cpu: list[int] = tk.cpu_request_m.tolist()
+        self._t_mem: list[int] = tk.mem_request_mib.tolist()
+        self._t_src: list[int] = tk.source_node.tolist()
+        self._t_work: list[float] = tk.work_cpu_s.tolist()
+        self._t_in: list[float] = tk.input_mb.tolist()
+        self._t_out: list[float] = tk.output_mb.tolist()
+        self._t_budget: list[float] = tk.latency_budget_ms.tolist()
         last = float(self.tasks.arrival_s[-1])
         self.failures = build_failures(scenario, self.cluster, seed, horizon_s=last)
         self.link_failures = build_link_failures(scenario, self.cluster, seed, horizon_s=last)
@@ -374,12 +384,13 @@ class Simulator:
         if self.metrics_interval <= 0:
             return int(self.usage_cores(i) * 1000)
         since = self.published_at
-        placed, req = self.placed_at, self.tasks.cpu_request_m
+        placed, req = self.placed_at, self._t_cpu
         # strictly after the sample, as the extender's cache compares bind time and sample time
-        extra = sum(int(req[tid]) for tid in self.running[i] if placed[tid] > since)
-        extra += sum(int(req[tid]) for tid in self.arriving[i] if placed[tid] > since)
+        extra = sum([req[tid] for tid in self.running[i] if placed[tid] > since])
+        if self.arriving[i]:
+            extra += sum([req[tid] for tid in self.arriving[i] if placed[tid] > since])
         if self.sending[i]:
-            extra += sum(int(req[tid]) for tid in self.sending[i] if placed[tid] > since)
+            extra += sum([req[tid] for tid in self.sending[i] if placed[tid] > since])
         return int(self.measured[i] * 1000) + extra
 
     def _reschedule(self, i: int, t: float, touched: bool = True) -> None:
@@ -440,28 +451,28 @@ class Simulator:
         return self._snap
 
     def task_spec(self, tid: int) -> TaskSpec:
-        tk = self.tasks
-        src = int(tk.source_node[tid])
-        budget = float(tk.latency_budget_ms[tid])
+        src = self._t_src[tid]
+        budget = self._t_budget[tid]
+        node = self.cluster.nodes[src]
         return TaskSpec(
-            int(tk.cpu_request_m[tid]),
-            int(tk.mem_request_mib[tid]),
-            self.cluster.nodes[src].site,
-            self.cluster.nodes[src].name,
-            float(tk.input_mb[tid]),
-            float(tk.work_cpu_s[tid]),
-            None if math.isnan(budget) else budget,
+            self._t_cpu[tid],
+            self._t_mem[tid],
+            node.site,
+            node.name,
+            self._t_in[tid],
+            self._t_work[tid],
+            None if budget != budget else budget,  # nan: no budget
         )
 
     def path(self, tid: int, i: int) -> tuple[float, float]:
         """(path latency ms, network time ms) from task ``tid``'s source to node ``i``."""
-        src = int(self.tasks.source_node[tid])
+        src = self._t_src[tid]
         if src == i:
             return 0.0, 0.0
         a, b = self.node_site[src], self.node_site[i]
         lat = self.site_lat[a][b]
         bw = self.site_bw[a][b]
-        transfer = 0.0 if math.isinf(bw) else float(self.tasks.input_mb[tid]) * 8000.0 / bw
+        transfer = 0.0 if math.isinf(bw) else self._t_in[tid] * 8000.0 / bw
         return lat, lat + transfer
 
     def return_ms(self, tid: int, i: int) -> float:
@@ -580,8 +591,8 @@ class Simulator:
     def placeable(self, tid: int) -> bool:
         """Whether some node within the budget could hold task ``tid`` when idle and ready;
         if none can, no amount of waiting places it."""
-        cpu = int(self.tasks.cpu_request_m[tid])
-        mem = int(self.tasks.mem_request_mib[tid])
+        cpu = self._t_cpu[tid]
+        mem = self._t_mem[tid]
         entry = self._budget_entry(tid)
         key = None if entry is None else entry[0]
         shapes = self._shapes.get(key)
@@ -618,8 +629,8 @@ class Simulator:
         the arrays here follow the lists through :meth:`_sync`)."""
         entry = self._budget_entry(tid)
         nodes = self._budget_nodes[None if entry is None else entry[0]]
-        cpu = int(self.tasks.cpu_request_m[tid])
-        mem = int(self.tasks.mem_request_mib[tid])
+        cpu = self._t_cpu[tid]
+        mem = self._t_mem[tid]
         if entry is None:  # every node: no gather
             ok = self._cpu_free >= cpu
             ok &= self._mem_free >= mem
@@ -631,7 +642,7 @@ class Simulator:
             ok &= self._ready_np[nodes]
             out = nodes[ok]
         if self.links_down and out.shape[0]:
-            src = int(self.tasks.source_node[tid])
+            src = self._t_src[tid]
             blocked = self._blocked_sites_mask(self.node_site[src])
             out = out[(out == src) | ~blocked[self._node_site_np[out]]]
         return out
@@ -670,6 +681,8 @@ class Simulator:
             self._push(ft, _LINK_FAIL, link, down)
         next_arrival = 0
         has_output = self.has_output
+        t_cpu, t_mem, t_src = self._t_cpu, self._t_mem, self._t_src
+        arrivals: list[float] = tk.arrival_s.tolist()
 
         def place(tid: int, t: float) -> bool:
             cands = self.candidate_nodes(tid)
@@ -679,18 +692,18 @@ class Simulator:
             k = chooser.choose(snap, self.task_spec(tid), CandidateNames(cands, names), tid)
             i = int(cands[k])
             decision_tasks.append(tid)
-            req = int(tk.cpu_request_m[tid])
+            req = t_cpu[tid]
             self.placed_at[tid] = t
             self.cpu_req[i] += req
-            self.mem_req[i] += int(tk.mem_request_mib[tid])
+            self.mem_req[i] += t_mem[tid]
             self._sync(i)
             placed_node[tid] = i
             lat_ms[tid], net_ms[tid] = self.path(tid, i)
             added_ms[tid] = net_ms[tid]
-            src_site = self.node_site[int(tk.source_node[tid])]
-            links = self.link_path[src_site][self.node_site[i]]
-            megabits = float(tk.input_mb[tid]) * 8.0
-            if self.shared_links and links and megabits > 0 and int(tk.source_node[tid]) != i:
+            src = t_src[tid]
+            links = self.link_path[self.node_site[src]][self.node_site[i]]
+            megabits = self._t_in[tid] * 8.0
+            if self.shared_links and links and megabits > 0 and src != i:
                 # the input crosses shared links first; the task starts when it has arrived
                 self.arriving[i].add(tid)
                 self.transfers.add(t, tid, links, megabits)
@@ -704,15 +717,15 @@ class Simulator:
 
         def start(tid: int, i: int, t: float) -> None:
             self._advance(i, t)
-            req = int(tk.cpu_request_m[tid])
+            req = t_cpu[tid]
             demand = min(req / 1000.0 * BURST_FACTOR, self.cores[i])
-            self.running[i][tid] = [float(tk.work_cpu_s[tid]) / self.speed[i], demand]
+            self.running[i][tid] = [self._t_work[tid] / self.speed[i], demand]
             self._reschedule(i, t)
 
         def release(tid: int, i: int) -> None:
             """Task ``tid`` leaves node ``i``: its requests are free again."""
-            self.cpu_req[i] -= int(tk.cpu_request_m[tid])
-            self.mem_req[i] -= int(tk.mem_request_mib[tid])
+            self.cpu_req[i] -= t_cpu[tid]
+            self.mem_req[i] -= t_mem[tid]
             self._sync(i)
             self.dirty.add(i)
             self._snap = None
@@ -810,14 +823,14 @@ class Simulator:
             keeps a long queue cheap without changing the outcome."""
             kept: deque[int] = deque()
             failed: dict[object, list[tuple[int, int]]] = {}
-            cpu_req, mem_req = tk.cpu_request_m, tk.mem_request_mib
+            cpu_req, mem_req = t_cpu, t_mem
             while pending:
                 tid = pending.popleft()
                 entry = self._budget_entry(tid)
                 key: object = None if entry is None else entry[0]
                 if self.links_down:  # then the candidates depend on the source site too
-                    key = (key, self.node_site[int(tk.source_node[tid])])
-                cpu, mem = int(cpu_req[tid]), int(mem_req[tid])
+                    key = (key, self.node_site[t_src[tid]])
+                cpu, mem = cpu_req[tid], mem_req[tid]
                 seen = failed.get(key)
                 if seen is not None and any(c <= cpu and m <= mem for c, m in seen):
                     kept.append(tid)
@@ -830,7 +843,7 @@ class Simulator:
 
         t = 0.0
         while True:
-            arr_t = float(tk.arrival_s[next_arrival]) if next_arrival < n_tasks else math.inf
+            arr_t = arrivals[next_arrival] if next_arrival < n_tasks else math.inf
             if self.heap and self.heap[0][0] <= arr_t:
                 t, _, kind, a, b = heapq.heappop(self.heap)
             elif next_arrival < n_tasks:
@@ -854,11 +867,11 @@ class Simulator:
                 sent = False
                 for tid in done:
                     del run[tid]
-                    if has_output and tk.output_mb[tid] > 0:
+                    if has_output and self._t_out[tid] > 0:
                         sent |= send_result(tid, a, t)
                         continue
-                    self.cpu_req[a] -= int(tk.cpu_request_m[tid])
-                    self.mem_req[a] -= int(tk.mem_request_mib[tid])
+                    self.cpu_req[a] -= t_cpu[tid]
+                    self.mem_req[a] -= t_mem[tid]
                     finish[tid] = t
                     n_done += 1
                 self._sync(a)

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from edge_allocator.cluster.snapshot import ClusterSnapshot, TaskSpec
+from edge_allocator.policy.baselines import columns
+from edge_allocator.policy.baselines.columns import F64, I64
 from edge_allocator.policy.baselines.kube_default import least_allocated
 
 
@@ -29,4 +31,12 @@ class LowestLatencyPolicy:
             else:
                 lat = snapshot.site_latency_ms(task.data_source_site, node.site)
             out.append(-lat + least_allocated(node, task) * 1e-4)
+        return out
+
+    def score_indices(self, snapshot: ClusterSnapshot, task: TaskSpec, nodes: I64) -> F64:
+        """:meth:`score` for node indices, vectorised (the same floats)."""
+        lat = columns.site_latency(snapshot, task, nodes)
+        lat[columns.is_source(snapshot, task, nodes)] = 0.0
+        cols = columns.node_columns(snapshot)
+        out: F64 = -lat + columns.least_allocated(cols, task, nodes) * 1e-4
         return out

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
+
 from edge_allocator.cluster.snapshot import ClusterSnapshot, TaskSpec
+from edge_allocator.policy.baselines import columns
+from edge_allocator.policy.baselines.columns import F64, I64
 from edge_allocator.policy.baselines.kube_default import balanced_allocation
 
 
@@ -42,4 +46,17 @@ class NetworkOverheadPolicy:
             out.append(
                 self.network_weight * net + self.balance_weight * balanced_allocation(n, task)
             )
+        return out
+
+    def score_indices(self, snapshot: ClusterSnapshot, task: TaskSpec, nodes: I64) -> F64:
+        """:meth:`score` for node indices, vectorised (the same floats)."""
+        if not nodes.shape[0]:
+            return np.zeros(0)
+        costs = columns.site_latency(snapshot, task, nodes)
+        costs[columns.is_source(snapshot, task, nodes)] = 0.0
+        lo, hi = float(costs.min()), float(costs.max())
+        span = hi - lo
+        net = np.full(nodes.shape[0], 100.0) if span <= 0 else 100.0 * (hi - costs) / span
+        balanced = columns.balanced_allocation(columns.node_columns(snapshot), task, nodes)
+        out: F64 = self.network_weight * net + self.balance_weight * balanced
         return out

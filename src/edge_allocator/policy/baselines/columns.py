@@ -1,0 +1,207 @@
+"""Vectorised scoring for the baselines: the node numbers they read, per snapshot, as arrays.
+
+A baseline's ``score(snapshot, task, candidates)`` is the reference: a loop over candidate
+names, formula by formula. ``score_indices(snapshot, task, nodes)`` computes the same numbers
+for the candidates' node indices with numpy, in float64 and in the same order of operations,
+so every score is bit for bit the loop's (integers below 2**53 are exact in float64, and
+IEEE +, -, *, /, min and max round alike in both). The simulator's
+:class:`~edge_allocator.sim.engine.PolicyChooser` calls it when a policy has it;
+``tests/unit/test_baselines_vectorised.py`` checks the two agree.
+
+:func:`node_columns` is cached on the snapshot. A snapshot made with
+``with_nodes(..., changed=...)`` from one whose columns exist takes the parent's array over
+and rewrites only the changed nodes, so a producer that emits one snapshot per decision (the
+simulator) pays O(changed) per decision, not O(nodes). The parent's columns are then stale:
+read again, they are rebuilt from the parent's own nodes (never wrong, only slower), which a
+producer that moves forward one snapshot at a time never does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from edge_allocator.cluster.snapshot import INCREMENTAL_KEY, ClusterSnapshot, NodeState, TaskSpec
+
+F64 = npt.NDArray[np.float64]
+I64 = npt.NDArray[np.int64]
+
+COLUMNS_KEY = "baselines.columns"
+TOPOLOGY_KEY = "baselines.topology"
+
+# rows of NodeColumns.data, ordered so that each policy reads one contiguous block
+CPU_USED, CPU_ALLOC, CPU_ALLOC1, MEM_ALLOC1, CPU_REQ, MEM_REQ, CPU_USAGE, MEM_ALLOC = range(8)
+_ROWS = 8
+
+
+def _row(nd: NodeState) -> tuple[float, ...]:
+    return (
+        nd.cpu_used_m,
+        nd.cpu_allocatable_m,
+        max(nd.cpu_allocatable_m, 1),
+        max(nd.mem_allocatable_mib, 1),
+        nd.cpu_requested_m,
+        nd.mem_requested_mib,
+        np.nan if nd.cpu_usage_m is None else nd.cpu_usage_m,
+        nd.mem_allocatable_mib,
+    )
+
+
+class _Buffer:
+    """One array of columns and the :class:`NodeColumns` whose values it holds now."""
+
+    __slots__ = ("data", "owner")
+
+    def __init__(self, data: F64) -> None:
+        self.data = data
+        self.owner: NodeColumns | None = None
+
+
+class NodeColumns:
+    """``data[row, node]`` (float64) for the rows named above: used CPU (measured, else
+    requested), allocatable CPU, allocatable CPU and memory floored at 1 (the divisors
+    kube-scheduler uses), requests, measured CPU (nan without a measurement), allocatable
+    memory."""
+
+    __slots__ = ("_buf",)
+
+    def __init__(self, buf: _Buffer) -> None:
+        self._buf = buf
+        buf.owner = self
+
+    @property
+    def valid(self) -> bool:
+        """False once a later snapshot's columns took the array over."""
+        return self._buf.owner is self
+
+    @property
+    def data(self) -> F64:
+        return self._buf.data
+
+    def block(self, nodes: I64, start: int, stop: int) -> F64:
+        """Rows ``start:stop`` for the given nodes, as one (stop - start, K) array."""
+        out: F64 = self._buf.data[start:stop].take(nodes, axis=1)
+        return out
+
+
+def _full(nodes: Sequence[NodeState]) -> NodeColumns:
+    n = len(nodes)
+    data = np.array([_row(nd) for nd in nodes], dtype=np.float64).reshape(n, _ROWS)
+    return NodeColumns(_Buffer(np.ascontiguousarray(data.T)))
+
+
+def node_columns(snapshot: ClusterSnapshot) -> NodeColumns:
+    """The snapshot's node columns (cached on it; see the module docstring)."""
+    cache = snapshot.derived_cache
+    cached: NodeColumns | None = cache.get(COLUMNS_KEY)
+    if cached is not None and cached.valid:
+        return cached
+    inc: tuple[dict[str, object], tuple[int, ...]] | None = cache.get(INCREMENTAL_KEY)
+    parent = inc[0].get(COLUMNS_KEY) if inc is not None and cached is None else None
+    if inc is not None and isinstance(parent, NodeColumns) and parent.valid:
+        buf = parent._buf
+        data, nodes = buf.data, snapshot.nodes
+        for i in inc[1]:
+            data[:, i] = _row(nodes[i])
+        cols = NodeColumns(buf)  # the parent's columns are stale from here on
+    else:
+        cols = _full(snapshot.nodes)
+    cache[COLUMNS_KEY] = cols
+    return cols
+
+
+@dataclass(frozen=True)
+class SiteArrays:
+    """Per topology: each node's site index and the all-pairs path latency and bottleneck
+    bandwidth (float64, as :meth:`ClusterSnapshot.site_latency_ms` returns them)."""
+
+    node_site: I64
+    latency_ms: F64
+    bandwidth_mbps: F64
+
+
+def site_arrays(snapshot: ClusterSnapshot) -> SiteArrays:
+    """Topology arrays (cached on the snapshot family)."""
+    cached: SiteArrays | None = snapshot.topology_cache.get(TOPOLOGY_KEY)
+    if cached is not None:
+        return cached
+    idx = snapshot.site_index
+    names = [s.name for s in snapshot.sites]
+    lat = np.array([[snapshot.site_latency_ms(a, b) for b in names] for a in names], np.float64)
+    bw = np.array([[snapshot.site_bandwidth_mbps(a, b) for b in names] for a in names], np.float64)
+    s = len(names)
+    arrays = SiteArrays(
+        np.array([idx[nd.site] for nd in snapshot.nodes], dtype=np.int64),
+        lat.reshape(s, s),
+        bw.reshape(s, s),
+    )
+    snapshot.topology_cache[TOPOLOGY_KEY] = arrays
+    return arrays
+
+
+def source_index(snapshot: ClusterSnapshot, task: TaskSpec) -> int:
+    """The index of the task's source node in the snapshot, -1 when it has none there."""
+    src = task.data_source_node
+    return snapshot.index_of(src) if src is not None and snapshot.has_node(src) else -1
+
+
+def site_latency(snapshot: ClusterSnapshot, task: TaskSpec, nodes: I64) -> F64:
+    """Path latency from the task's data site to each node's site (0.0 not applied for the
+    source node: callers that want it set it)."""
+    sa = site_arrays(snapshot)
+    row = sa.latency_ms[snapshot.site_index[task.data_source_site]]
+    out: F64 = row[sa.node_site[nodes]]
+    return out
+
+
+def network_time_ms(snapshot: ClusterSnapshot, task: TaskSpec, nodes: I64) -> F64:
+    """:meth:`ClusterSnapshot.network_time_ms` for each node: 0 on the source node, else
+    latency plus the input over the bottleneck bandwidth (nothing within a site)."""
+    sa = site_arrays(snapshot)
+    s = snapshot.site_index[task.data_source_site]
+    # over an unbounded bandwidth (within a site) the transfer is x / inf * 1000 = 0.0, the
+    # loop's 0.0; an unreachable site (bandwidth 0) gives inf, where the loop would raise
+    with np.errstate(divide="ignore", invalid="ignore"):
+        per_site = task.input_mb * 8.0 / sa.bandwidth_mbps[s]
+    per_site *= 1000.0
+    per_site += sa.latency_ms[s]
+    out: F64 = per_site.take(sa.node_site[nodes])
+    src = source_index(snapshot, task)
+    if src >= 0:
+        out[nodes == src] = 0.0
+    return out
+
+
+def is_source(snapshot: ClusterSnapshot, task: TaskSpec, nodes: I64) -> npt.NDArray[np.bool_]:
+    """Whether each node is the task's source node."""
+    src = source_index(snapshot, task)
+    if src < 0:
+        return np.zeros(nodes.shape[0], dtype=bool)
+    same: npt.NDArray[np.bool_] = nodes == src
+    return same
+
+
+def least_allocated(cols: NodeColumns, task: TaskSpec, nodes: I64) -> F64:
+    """:func:`~edge_allocator.policy.baselines.kube_default.least_allocated` per node."""
+    ca, ma, cr, mr = cols.block(nodes, CPU_ALLOC1, MEM_REQ + 1)
+    cpu = np.maximum(ca - cr - task.cpu_request_m, 0.0) * 100.0 / ca
+    mem = np.maximum(ma - mr - task.mem_request_mib, 0.0) * 100.0 / ma
+    out: F64 = (cpu + mem) / 2.0
+    return out
+
+
+def balanced_allocation(cols: NodeColumns, task: TaskSpec, nodes: I64) -> F64:
+    """:func:`~edge_allocator.policy.baselines.kube_default.balanced_allocation` per node."""
+    ca, ma, cr, mr = cols.block(nodes, CPU_ALLOC1, MEM_REQ + 1)
+    f_cpu = np.minimum((cr + task.cpu_request_m) / ca, 1.0)
+    f_mem = np.minimum((mr + task.mem_request_mib) / ma, 1.0)
+    out: F64 = (1.0 - np.abs(f_cpu - f_mem) / 2.0) * 100.0
+    return out
+
+
+def as_nodes(nodes: Iterable[int]) -> I64:
+    """Node indices as the int64 array ``score_indices`` takes."""
+    return np.fromiter(nodes, dtype=np.int64)
