@@ -383,6 +383,17 @@ def source_weights(scenario: Scenario, cluster: Cluster) -> np.ndarray | None:
     return np.array([by_site.get(nd.site, 1.0) for nd in cluster.nodes], dtype=float)
 
 
+def arrival_rate(scenario: Scenario, cluster: Cluster) -> float:
+    """Mean task arrivals per second: the offered load (``workload.load``, task CPU-seconds
+    per second over the cluster's allocatable cores) over the mean work of a task."""
+    classes = scenario.workload.task_classes
+    w = np.array([c.weight for c in classes], dtype=float)
+    w /= w.sum()
+    mean_work = float(sum(p * c.work_cpu_s for p, c in zip(w, classes, strict=True)))
+    cores = sum(nd.cpu_allocatable_m for nd in cluster.nodes) / 1000.0
+    return scenario.workload.load * cores / mean_work
+
+
 def build_tasks(scenario: Scenario, cluster: Cluster, seed: int) -> Tasks:
     """The task sequence. Classes are drawn iid by weight; a class with its own arrivals or
     sources gets them from streams of its own, so the other classes are unchanged."""
@@ -393,9 +404,7 @@ def build_tasks(scenario: Scenario, cluster: Cluster, seed: int) -> Tasks:
     w = np.array([c.weight for c in classes], dtype=float)
     w /= w.sum()
     cls = rng.choice(len(classes), size=n, p=w)
-    mean_work = float(sum(p * c.work_cpu_s for p, c in zip(w, classes, strict=True)))
-    cores = sum(nd.cpu_allocatable_m for nd in cluster.nodes) / 1000.0
-    rate = wl.load * cores / mean_work
+    rate = arrival_rate(scenario, cluster)
     if any(c.arrivals is not None for c in classes):
         arrival, cls = _merged_arrivals(scenario, w, rate, cls, seed)
     else:

@@ -13,6 +13,7 @@ the same order.
 
 from __future__ import annotations
 
+import functools
 import math
 import multiprocessing
 import time
@@ -26,6 +27,7 @@ import torch
 from edge_allocator.policy.base import PlacementPolicy
 from edge_allocator.policy.registry import get_policy
 from edge_allocator.sim.engine import Simulator, run_policy
+from edge_allocator.sim.horizon import horizon_tasks
 from edge_allocator.sim.oracle import GreedyOraclePolicy
 from edge_allocator.sim.scenario import Scenario, load_scenario
 from edge_allocator.training.stats import mean_ci, paired_relative
@@ -87,27 +89,43 @@ def scenario_case(path: str) -> Case:
     return Case(sc.family, sc.topology.nodes, sc.workload.tasks, "custom", path, sc.name)
 
 
-def tasks_for(nodes: int) -> int:
-    return min(max(15 * nodes, 300), 2000)
+MIN_TASKS = 300
+
+
+@functools.lru_cache(maxsize=256)
+def tasks_for(family: str, nodes: int) -> int:
+    """Tasks for a case of built-in ``family`` at ``nodes`` nodes: enough for the run to
+    last ``max(10 * metrics interval, drift period)`` of simulated time at the family's
+    offered load (:func:`edge_allocator.sim.horizon.horizon_tasks`), at least ``MIN_TASKS``.
+    The count grows with the cluster (the arrival rate does); the load does not change."""
+    return horizon_tasks(load_scenario(family).resized(nodes), minimum=MIN_TASKS)
 
 
 def default_cases() -> list[Case]:
     """Training families at a training-like and a larger size; held-out families at three
-    sizes, the largest 10x anything seen in training (80 nodes)."""
+    sizes, the largest 10x anything seen in training (80 nodes). Every case lasts the
+    horizon of :func:`tasks_for`."""
     cases = [
-        Case(f, n, tasks_for(n), "train")
+        Case(f, n, tasks_for(f, n), "train")
         for f in ("factory-floor", "smart-city", "rural", "bursty-mixed")
         for n in (20, 100)
     ]
-    cases += [Case(f, n, tasks_for(n), "heldout") for f in HELDOUT_FAMILIES for n in (10, 40, 100)]
     cases += [
-        Case(f, 1000, tasks_for(1000), "heldout-large") for f in (*HELDOUT_FAMILIES, "smart-city")
+        Case(f, n, tasks_for(f, n), "heldout") for f in HELDOUT_FAMILIES for n in (10, 40, 100)
+    ]
+    cases += [
+        Case(f, 1000, tasks_for(f, 1000), "heldout-large")
+        for f in (*HELDOUT_FAMILIES, "smart-city")
     ]
     return cases
 
 
 def quick_cases() -> list[Case]:
-    return [Case("factory-floor", 16, 250, "train"), Case("campus", 16, 250, "heldout")]
+    """Two small cases, each lasting the horizon of :func:`tasks_for`."""
+    return [
+        Case("factory-floor", 16, tasks_for("factory-floor", 16), "train"),
+        Case("campus", 16, tasks_for("campus", 16), "heldout"),
+    ]
 
 
 def make_policy(name: str) -> PlacementPolicy:
