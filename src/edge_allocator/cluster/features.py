@@ -310,7 +310,13 @@ def candidate_arrays(
     """Task-conditioned per-candidate features, vectorised over the candidates."""
     topo = topology_arrays(snapshot)
     na = node_arrays(snapshot)
-    index = snapshot.indices_of(candidates)
+    # a producer that has the candidates' node indices already (the simulator's candidate
+    # list carries them as ``nodes``) saves the name lookups; the indices are the same
+    known = getattr(candidates, "nodes", None)
+    if isinstance(known, np.ndarray) and known.dtype == np.int64 and len(known) == len(candidates):
+        index: I64 = known
+    else:
+        index = snapshot.indices_of(candidates)
     src_site = snapshot.site_index[task.data_source_site]
     cand_site = topo.node_site[index]
     lat = topo.site_latency_ms[src_site, cand_site]
