@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 import threading
@@ -179,6 +180,12 @@ class HealthProbe:
         self._thread.join(timeout=10)
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds a process has used (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def percentile_ms(xs: list[float], q: float) -> float:
     if not xs:
         return float("nan")
@@ -286,6 +293,7 @@ def main() -> None:
         probe: HealthProbe | None = None
         runs: dict[str, list[dict[str, float]]] = {"default": [], "edge-allocator": []}
         health_times: list[float] = []
+        extender_cpu_s = 0.0
         health_failures = 0
         per_round = args.pods // args.rounds
         for r in range(args.rounds):  # alternate, so load drift on the host hits both alike
@@ -295,12 +303,16 @@ def main() -> None:
             ):
                 if name == "edge-allocator":
                     probe = HealthProbe(ext)
+                    assert ext.proc is not None
+                    cpu_before = cpu_seconds(ext.proc.pid)
                 try:
                     out = run_profile(
                         dc, api, profile, cfg, per_round, args.timeout, args.budget_ms, terms
                     )
                 finally:
                     if probe is not None:
+                        assert ext.proc is not None
+                        extender_cpu_s += cpu_seconds(ext.proc.pid) - cpu_before
                         probe.stop()
                         health_times.extend(probe.times)
                         health_failures += probe.failures
@@ -389,6 +401,7 @@ def main() -> None:
         "verbs": sorted(verbs),
         "extender_server_mean_ms": server_ms,
         "extender_server_ms_per_pod": per_pod_ms,
+        "extender_cpu_ms_per_pod": 1e3 * extender_cpu_s / edge_pods,
         "policy_mean_ms": inference_ms,
         "healthz_under_load_ms": {
             "p50": percentile_ms(health_times, 50),
@@ -413,6 +426,10 @@ def main() -> None:
         + ", ".join(f"{v} {per_pod_ms[v]:.2f} ms" for v in VERBS)
         + f" (policy {inference_ms:.2f} ms per call, {candidates:.0f} candidates); "
         f"decision annotations written: {decisions:.0f}"
+    )
+    print(
+        f"extender process CPU per pod (all threads: verbs, watches, binder, writer): "
+        f"{report['extender_cpu_ms_per_pod']:.2f} ms"
     )
     h = report["healthz_under_load_ms"]
     print(

@@ -362,3 +362,22 @@ def test_bind_without_a_prioritize_call_records_the_one_node() -> None:
         r = c.post("/bind", json=dict(args, PodName=name, PodUID=uid))
         assert r.json() == {"Error": ""} and bound[-1][:2] == (name, "node-0003")
         assert bound[-1][2] == {}, name
+
+
+def test_prioritize_prepares_the_snapshot_the_next_pod_sees() -> None:
+    """After answering, the worker embeds the snapshot holding the placement just made."""
+    import time
+
+    source = StaticSource(fleet(), apply_assumptions=True)
+    service = ExtenderService(source, ModelManager("gnn"))
+    policy = service.models.active.policy
+    c = TestClient(create_app(service, Settings()))
+    r = c.post("/prioritize", json={"Pod": pod(), "NodeNames": NAMES})
+    assert r.status_code == 200, r.text
+    after = source.current()
+    assert after is not None and after.revision == fleet().revision + 1  # the placement
+    key = (id(after.topology_cache), after.revision)
+    deadline = time.monotonic() + 10
+    while key not in policy._cache:  # type: ignore[attr-defined]
+        assert time.monotonic() < deadline, "the next snapshot was never prepared"
+        time.sleep(0.01)

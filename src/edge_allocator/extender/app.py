@@ -31,6 +31,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, Field, ValidationError
+from starlette.background import BackgroundTask
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from edge_allocator.cluster.annotations import DecisionRecord
@@ -229,6 +230,22 @@ def create_app(
         finally:
             shadow.verb_finished()
 
+    preparing = threading.Event()  # set while a prepare_next is queued or running
+
+    def prepare_next() -> None:
+        try:
+            service.prepare_next()
+        except Exception:  # a failure here only costs the next request the work
+            log.exception("preparing the next snapshot failed")
+        finally:
+            preparing.clear()
+
+    async def prepare_after_decision() -> None:
+        """Queue the next snapshot's policy work behind this verb (at most one queued)."""
+        if not preparing.is_set():
+            preparing.set()
+            workers.get().submit(prepare_next)
+
     app = FastAPI(
         lifespan=lifespan,
         title="Edge Allocator scheduler extender",
@@ -352,6 +369,7 @@ def create_app(
         """Integer scores 0..10 for every candidate; the policy's top node alone gets 10."""
         t0 = time.perf_counter()
         response = await off_loop(_prioritize_answer, args)
+        response.background = BackgroundTask(prepare_after_decision)  # once the answer is out
         return timed(response, "prioritize", t0)
 
     @verbs.post("/bind", response_model=ExtenderBindingResult)

@@ -142,6 +142,7 @@ class WatchCache:
         self.metrics_served: bool | None = None
         self._assumed: dict[str, Assumed] = {}
         self._states: dict[str, NodeState] = {}
+        self._order: list[str] = []  # node names in snapshot order
         self._dirty: set[str] = set()
         self._full = True
         self._synced = dict.fromkeys(kinds, False)
@@ -359,7 +360,9 @@ class WatchCache:
         for name in list(self._states):
             if name not in self._nodes:
                 del self._states[name]
-        nodes = tuple(self._states[n] for n in sorted(self._states))
+        if self._full or len(self._order) != len(self._states):
+            self._order = sorted(self._states)  # the node set changes rarely: sort only then
+        nodes = tuple(map(self._states.__getitem__, self._order))
         prev = self._snapshot
         if not self._full and prev is not None:  # same nodes and topology: share caches
             # the rebuilt nodes' indices let feature arrays be patched row-wise, not rebuilt

@@ -40,7 +40,7 @@ from edge_allocator.extender.podtask import (
 from edge_allocator.extender.scoring import filter_candidates, rank, to_extender_scores
 from edge_allocator.extender.shadow import ShadowScorer
 from edge_allocator.extender.wire import ExtenderArgs, Pod
-from edge_allocator.policy.base import PlacementPolicy
+from edge_allocator.policy.base import PlacementPolicy, Preparable
 from edge_allocator.policy.model_file import ModelLoadError
 from edge_allocator.policy.registry import (
     GNN,
@@ -341,6 +341,15 @@ class ExtenderService:
             return {}
         self._decide(pod, snap, task, policy, [node])
         return self.binding_annotations(pod.metadata.namespace, pod.metadata.name, pod.metadata.uid)
+
+    def prepare_next(self) -> None:
+        """Do the active policy's per-snapshot work on the snapshot the next pod will see (the
+        one holding the placement just made), while kube-scheduler runs its own plugins for
+        that pod: the next /prioritize then only scores its candidates."""
+        snap = self.source.current()
+        policy = self.models.active.policy
+        if snap is not None and isinstance(policy, Preparable):
+            policy.prepare(snap)
 
     def binding_annotations(self, namespace: str, name: str, uid: str) -> dict[str, str]:
         """The annotations a Binding of this pod should carry: its decision, when there is one.

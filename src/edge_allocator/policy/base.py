@@ -25,3 +25,11 @@ class PlacementPolicy(Protocol):
     def score(
         self, snapshot: ClusterSnapshot, task: TaskSpec, candidates: Sequence[str]
     ) -> list[float]: ...
+
+
+@runtime_checkable
+class Preparable(Protocol):
+    """A policy that can do its per-snapshot work ahead of the next request (for the GNN: the
+    node embeddings), so the request itself only runs the per-candidate part."""
+
+    def prepare(self, snapshot: ClusterSnapshot) -> None: ...

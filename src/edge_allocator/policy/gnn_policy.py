@@ -83,6 +83,10 @@ class GNNPolicy:
                 self._cache.popitem(last=False)
         return emb
 
+    def prepare(self, snapshot: ClusterSnapshot) -> None:
+        """Embed ``snapshot`` now (cached), so that scoring on it later is O(candidates)."""
+        self._embedding(snapshot)
+
     def score(
         self, snapshot: ClusterSnapshot, task: TaskSpec, candidates: Sequence[str]
     ) -> list[float]:
