@@ -200,6 +200,7 @@ class ImageBuilder:
         if self.archive.exists() and stamp.exists() and stamp.read_text() == image_id:
             self.log(f"[image] archive {self.archive} up to date")
             return
+        self.cache.mkdir(parents=True, exist_ok=True)  # the base may come from buildah's store
         tmp = self.archive.with_suffix(".partial")
         tmp.unlink(missing_ok=True)
         self._out(["buildah", "push", self.name, f"oci-archive:{tmp}:{self.name}"])
