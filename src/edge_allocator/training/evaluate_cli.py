@@ -72,7 +72,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
         default=1,
         help="processes to run the cases in (default 1; results are the same for any N)",
     )
-    parser.add_argument("--quick", action="store_true", help="two small cases (a minute)")
+    parser.add_argument(
+        "--quick", action="store_true", help="two small cases (a few minutes on 2 cores)"
+    )
     parser.add_argument("--out-dir", type=Path, default=Path("artifacts/eval"))
     parser.add_argument("--no-plots", action="store_true")
     parser.add_argument(
