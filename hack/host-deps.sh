@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Debian packages the tests need on the host, installed when missing (root + apt-get, as .ci/run
 # does); otherwise the exact apt-get command to run. Usage: hack/host-deps.sh [test|real]
-#   test: what `make test` needs (python3-venv, chromium for the dashboard's browser test)
+#   test: what `make test` needs (python3-venv, chromium for the dashboard's browser test,
+#         openssl for test certificates)
 #   real: also the real node and the image build (`make test-real`)
 set -euo pipefail
 want=${1:-test}
@@ -10,6 +11,7 @@ need=()
 have() { command -v "$1" >/dev/null 2>&1; }
 python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv)
 have chromium || need+=(chromium)
+have openssl || need+=(openssl)  # test certificates (extender TLS, API client)
 if [ "$want" = real ]; then
   for pair in buildah:buildah debootstrap:debootstrap containerd:containerd runc:runc \
               iptables:iptables conntrack:conntrack ip:iproute2; do

@@ -395,3 +395,15 @@ def test_a_model_version_is_a_valid_initial_policy() -> None:
     assert helm("lint", "--strict", str(CHART), "--set", "extender.model=gnn@2.1.0").returncode == 0
     bad = helm("lint", "--strict", str(CHART), "--set", "extender.model=gnn@@x")
     assert bad.returncode != 0 and "/extender/model" in bad.stdout + bad.stderr
+
+
+def test_the_shadow_model_is_passed_as_the_flag() -> None:
+    def extender_args(*sets: str) -> list[str]:
+        deploy = find(render(*sets), "Deployment", "-extender")
+        args: list[str] = deploy["spec"]["template"]["spec"]["containers"][0]["args"]
+        return args
+
+    assert not [a for a in extender_args() if a.startswith("--shadow-policy")]
+    assert "--shadow-policy=gnn@2.1.0" in extender_args("extender.shadowModel=gnn@2.1.0")
+    bad = helm("lint", "--strict", str(CHART), "--set", "extender.shadowModel=a/b.pt")
+    assert bad.returncode != 0 and "/extender/shadowModel" in bad.stdout + bad.stderr

@@ -4,8 +4,6 @@ naming the flag), also from $EDGE_ALLOCATOR_SHADOW_POLICY, and passed by the cha
 from __future__ import annotations
 
 import argparse
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -100,36 +98,3 @@ def test_the_chart_has_a_shadow_model_value_off_by_default() -> None:
     assert values["extender"]["shadowModel"] == ""
     template = (CHART / "templates" / "extender.yaml").read_text()
     assert "--shadow-policy={{ . }}" in template
-
-
-def _helm() -> str | None:
-    from edge_allocator.devcluster import paths
-
-    binary = paths.bin_dir() / "helm"
-    return str(binary) if binary.exists() else shutil.which("helm")
-
-
-def _extender_args(helm: str, *sets: str) -> list[str]:
-    cmd = [helm, "template", "rel", str(CHART), "-n", "edge"]
-    for s in sets:
-        cmd += ["--set", s]
-    out = subprocess.run(cmd, capture_output=True, text=True, timeout=60, check=False)
-    assert out.returncode == 0, out.stderr
-    for doc in yaml.safe_load_all(out.stdout):
-        if doc and doc["kind"] == "Deployment" and doc["metadata"]["name"].endswith("-extender"):
-            args: list[str] = doc["spec"]["template"]["spec"]["containers"][0]["args"]
-            return args
-    raise AssertionError("no extender Deployment rendered")
-
-
-def test_the_chart_passes_the_shadow_model_as_the_flag() -> None:
-    helm = _helm()
-    if helm is None:
-        pytest.skip("no helm binary (make binaries)")
-    assert not [a for a in _extender_args(helm) if a.startswith("--shadow-policy")]
-    assert "--shadow-policy=gnn@2.1.0" in _extender_args(helm, "extender.shadowModel=gnn@2.1.0")
-    bad = subprocess.run(
-        [helm, "lint", "--strict", str(CHART), "--set", "extender.shadowModel=a/b.pt"],
-        capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
-    assert bad.returncode != 0 and "/extender/shadowModel" in bad.stdout + bad.stderr
