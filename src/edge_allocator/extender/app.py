@@ -48,7 +48,7 @@ from edge_allocator.extender.api_models import (
     ScoreRequest,
     ScoreResponse,
 )
-from edge_allocator.extender.models import ModelValidationError, allowed_name, validate
+from edge_allocator.extender.models import ModelValidationError, allowed_name, load_validated
 from edge_allocator.extender.scoring import filter_candidates, rank
 from edge_allocator.extender.security import (
     RequestGuard,
@@ -504,11 +504,6 @@ def create_app(
         """The shadow policy and how its choices compare with the active policy's so far."""
         return shadow_out()
 
-    def load_shadow(name: str) -> Any:
-        policy = get_policy(name)
-        validate(policy, service.source.current())
-        return policy
-
     @admin.put("/shadow", response_model=ShadowStatus)
     async def set_shadow(req: ShadowRequest) -> ShadowStatus:
         """Shadow a policy from now on (its totals start at zero), or stop with ``null``."""
@@ -518,7 +513,9 @@ def create_app(
             if not allowed_name(req.policy):
                 raise HTTPException(404, f"policy: no policy or model called {req.policy!r}")
             try:
-                policy = await run_in_threadpool(load_shadow, req.policy)
+                policy = await run_in_threadpool(
+                    load_validated, req.policy, service.source.current()
+                )
             except UnknownPolicyError as exc:
                 raise HTTPException(404, f"policy: {exc}") from exc
             except (ModelLoadError, ModelValidationError) as exc:

@@ -111,12 +111,12 @@ def check_shadow_policy(name: str, option: str = "--shadow-policy") -> None:
     """Load and validate the shadow policy as ``PUT /v1/shadow`` does (``get_policy`` and a
     probe scoring); a ValueError naming ``option`` when it is unknown or refused, so a bad name
     stops start-up at once, before the Kubernetes connection."""
-    from edge_allocator.extender.models import ModelValidationError, validate
+    from edge_allocator.extender.models import ModelValidationError, load_validated
     from edge_allocator.policy.model_file import ModelLoadError
-    from edge_allocator.policy.registry import UnknownPolicyError, get_policy
+    from edge_allocator.policy.registry import UnknownPolicyError
 
     try:
-        validate(get_policy(name), None)
+        load_validated(name, None)
     except UnknownPolicyError as exc:
         raise ValueError(f"{option} {name!r}: {exc}") from exc
     except (ModelLoadError, ModelValidationError) as exc:

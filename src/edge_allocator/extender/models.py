@@ -84,6 +84,14 @@ def validate(policy: PlacementPolicy, live: ClusterSnapshot | None) -> None:
             raise ModelValidationError(f"returned non-finite scores such as {bad[0]!r}")
 
 
+def load_validated(name: str, live: ClusterSnapshot | None) -> PlacementPolicy:
+    """The policy called ``name``, once it scores the probe (and live) snapshot; raises
+    UnknownPolicyError, ModelLoadError or ModelValidationError."""
+    policy = get_policy(name)
+    validate(policy, live)
+    return policy
+
+
 def allowed_name(name: str) -> bool:
     """Names a request may select: registry names and ``gnn@<version>``, never a file path."""
     return name in policy_names() or (name.startswith(GNN + "@") and "/" not in name)
@@ -98,9 +106,7 @@ class ModelManager:
         self.active = self._load(initial, live)
 
     def _load(self, name: str, live: ClusterSnapshot | None) -> Active:
-        policy = get_policy(name)  # UnknownPolicyError / ModelLoadError propagate
-        validate(policy, live)
-        return Active(name=name, policy=policy, activated_at=time.time())
+        return Active(name=name, policy=load_validated(name, live), activated_at=time.time())
 
     def activate(self, name: str, live: ClusterSnapshot | None) -> Active:
         """Load and validate ``name``, then make it active; on any error the old one stays."""
