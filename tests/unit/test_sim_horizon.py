@@ -26,7 +26,7 @@ SIZES = (10, 100, 1000)
 
 
 def test_the_shipped_heldout_families_are_the_ones_checked() -> None:
-    assert HELDOUT == ["campus", "port-terminal", "retail-chain"]
+    assert HELDOUT == ["campus", "port-terminal", "rail-corridor", "retail-chain"]
 
 
 def test_required_horizon_is_ten_metric_intervals_or_the_drift_period() -> None:

@@ -53,8 +53,13 @@ BOUND = "no-contention-bound"
 """Not a policy: each task alone on its best node (Simulator.contention_free_bound_s)."""
 
 
-HELDOUT_FAMILIES = ("retail-chain", "campus", "port-terminal")
-"""Families no training or model-selection step sees (port-terminal joined for gnn 2.1.0)."""
+TRAIN_FAMILIES = ("factory-floor", "smart-city", "rural", "bursty-mixed", "metro-mesh")
+"""Families training and model selection use (metro-mesh, with the fidelity fields, joined for
+gnn 3.0.0)."""
+
+HELDOUT_FAMILIES = ("retail-chain", "campus", "port-terminal", "rail-corridor")
+"""Families no training or model-selection step sees (port-terminal joined for gnn 2.1.0,
+rail-corridor for gnn 3.0.0, each committed before any policy ran on it)."""
 
 
 @dataclass(frozen=True)
@@ -107,7 +112,7 @@ def default_cases() -> list[Case]:
     horizon of :func:`tasks_for`."""
     cases = [
         Case(f, n, tasks_for(f, n), "train")
-        for f in ("factory-floor", "smart-city", "rural", "bursty-mixed")
+        for f in TRAIN_FAMILIES
         for n in (20, 100)
     ]
     cases += [

@@ -34,10 +34,8 @@ from edge_allocator.policy.gnn_policy import GNNPolicy
 from edge_allocator.sim.engine import PolicyChooser, Simulator, simulator_for
 from edge_allocator.sim.scenario import Scenario, load_scenario
 from edge_allocator.training.batching import Decision, forward_batch
-from edge_allocator.training.evaluate import make_policy
+from edge_allocator.training.evaluate import TRAIN_FAMILIES, make_policy
 from edge_allocator.training.rollout import RecordingChooser
-
-TRAIN_FAMILIES = ("factory-floor", "smart-city", "rural", "bursty-mixed")
 
 
 @dataclass
@@ -53,13 +51,16 @@ class TrainConfig:
     bg_mean: tuple[float, float] = (0.05, 0.4)
     bg_heterogeneity: tuple[float, float] = (0.2, 1.0)
     bg_volatility: tuple[float, float] = (0.02, 0.12)
+    # the share of episodes whose transfers share link bandwidth (max-min) in families that
+    # do not already: congestion is what a graph policy can see and a per-node score cannot
+    max_min_share: float = 0.5
     tasks_per_node: int = 15
     min_tasks: int = 200
     max_tasks: int = 700
     teacher: str = "greedy-oracle"
-    bc_episodes: int = 24
+    bc_episodes: int = 30
     dagger_rounds: int = 3
-    dagger_episodes: int = 8
+    dagger_episodes: int = 10
     bc_epochs: int = 3
     bc_lr: float = 3e-3
     ppo_iterations: int = 200
@@ -149,8 +150,9 @@ class Trainer:
         return self._randomised(sized(sc, size, self.cfg, scale), ep), seed
 
     def _randomised(self, sc: Scenario, episode: int) -> Scenario:
-        """The scenario with its background load drawn from the configured ranges (its own
-        generator per episode, so the other random streams do not shift)."""
+        """The scenario with its background load drawn from the configured ranges and, in a
+        ``max_min_share`` of episodes, link sharing switched on (its own generator per
+        episode, so the other random streams do not shift)."""
         rng = np.random.default_rng([self.cfg.seed, episode, 0xB6])
         bg = sc.dynamics.background.model_copy(
             update={
@@ -159,7 +161,10 @@ class Trainer:
                 "volatility": float(rng.uniform(*self.cfg.bg_volatility)),
             }
         )
-        dyn = sc.dynamics.model_copy(update={"background": bg})
+        update: dict[str, Any] = {"background": bg}
+        if float(rng.uniform()) < self.cfg.max_min_share:
+            update["network"] = sc.dynamics.network.model_copy(update={"sharing": "max-min"})
+        dyn = sc.dynamics.model_copy(update=update)
         return sc.model_copy(update={"dynamics": dyn})
 
     def _teacher_mean(self, sc: Scenario, seed: int) -> float:
