@@ -160,3 +160,52 @@ def test_card_command_drops_the_local_reuse_file() -> None:
         "edge-allocator evaluate --quick",
         False,
     )
+
+
+def test_a_case_with_max_seeds_runs_only_its_first_seeds() -> None:
+    cases = [Case("rural", 8, 60, "train"), Case("rural", 10, 60, "heldout-large", max_seeds=1)]
+    runs = run_matrix(["kube-default"], cases, [1, 2, 3], workers=1)
+    seeds = {(r.case, r.seed) for r in runs if r.policy == "kube-default"}
+    assert seeds == {("rural-8", 1), ("rural-8", 2), ("rural-8", 3), ("rural-10", 1)}
+    agg = aggregate(runs, focus="kube-default")
+    one = next(r for r in agg["rows"] if r["case"] == "rural-10" and r["policy"] == BOUND)
+    assert one["seeds"] == 1
+
+
+def test_the_table_prints_no_interval_for_one_seed() -> None:
+    runs = [r for r in _runs() if r.seed == 1]
+    text = table(aggregate(runs))
+    assert "nan" not in text and "-50.0%" in text
+
+
+def test_evaluate_cli_reuses_runs_from_several_files(tmp_path: Path) -> None:
+    parser = argparse.ArgumentParser()
+    evaluate_cli.configure(parser)
+    base = ["--case", "rural:8:50", "--seeds", "2", "--no-plots"]
+    for name, policy in (("a", "latency"), ("b", "kube-default")):
+        evaluate_cli.run(
+            parser.parse_args([*base, "--policies", policy, "--out-dir", str(tmp_path / name)])
+        )
+    both = tmp_path / "both"
+    evaluate_cli.run(
+        parser.parse_args(
+            [
+                *base,
+                "--policies",
+                "latency,kube-default",
+                "--out-dir",
+                str(both),
+                "--reuse",
+                str(tmp_path / "a" / "evaluation.json"),
+                "--reuse",
+                str(tmp_path / "b" / "evaluation.json"),
+            ]
+        )
+    )
+    new = json.loads((both / "evaluation.json").read_text())["runs"]
+    for name, policy in (("a", "latency"), ("b", "kube-default")):
+        old = json.loads((tmp_path / name / "evaluation.json").read_text())["runs"]
+        # taken over as they were, wall time included: not run again
+        assert [r for r in new if r["policy"] == policy] == [
+            r for r in old if r["policy"] == policy
+        ]

@@ -80,9 +80,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--reuse",
         type=Path,
-        default=None,
+        action="append",
+        default=[],
         help="an earlier evaluation.json whose runs (same case, policy, seed) are taken "
-        "instead of re-run, e.g. the baselines when only the model changed",
+        "instead of re-run, e.g. the baselines when only the model changed (repeatable: "
+        "the first file that has a run gives it)",
     )
     parser.add_argument(
         "--threads",
@@ -157,15 +159,18 @@ def run(args: argparse.Namespace) -> int:
         flush=True,
     )
     reused: list[Run] = []
-    if args.reuse is not None:
-        old = json.loads(args.reuse.read_text())["runs"]
-        wanted = {(c.name, c.split) for c in cases}
-        reused = [
-            Run(**r)
-            for r in old
-            if (r["case"], r["split"]) in wanted and r["policy"] in policies and r["seed"] in seeds
-        ]
-    done = {(r.case, r.policy, r.seed) for r in reused}
+    done: set[tuple[str, str, int]] = set()
+    wanted = {(c.name, c.split): set(c.seeds_of(seeds)) for c in cases}
+    for path in args.reuse:
+        for r in json.loads(path.read_text())["runs"]:
+            key = (r["case"], r["policy"], r["seed"])
+            if (
+                r["seed"] in wanted.get((r["case"], r["split"]), ())
+                and r["policy"] in policies
+                and key not in done
+            ):
+                reused.append(Run(**r))
+                done.add(key)
     runs = reused + run_matrix(
         policies,
         cases,

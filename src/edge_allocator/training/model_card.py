@@ -61,6 +61,22 @@ def without_reuse(command: str) -> tuple[str, bool]:
     return " ".join(out), reused
 
 
+def _seed_counts(rows: list[dict[str, Any]]) -> str:
+    """``3 seeds`` or, where cases ran different numbers, ``3 seeds (1 at 1000 nodes)``-like
+    text from the rows' own seed counts."""
+    counts: dict[int, list[str]] = {}
+    for r in rows:
+        counts.setdefault(int(r["seeds"]), []).append(r["case"])
+    if not counts:
+        return "no seeds"
+    most = max(counts, key=lambda n: len(counts[n]))
+    out = f"{most} seeds"
+    others = [
+        f"{n} for {', '.join(dict.fromkeys(cs))}" for n, cs in sorted(counts.items()) if n != most
+    ]
+    return out + (f" ({'; '.join(others)})" if others else "")
+
+
 def write_card(
     stem: Path,
     model_meta: dict[str, Any],
@@ -154,7 +170,7 @@ def write_card(
         "on each case, chosen after the fact. `no-contention-bound` is not a policy: each "
         "task alone on the node that would finish it first, a floor no placement can beat.",
         "",
-        f"## Held-out scenarios ({len(evaluation['seeds'])} seeds, 95% CI)",
+        f"## Held-out scenarios ({_seed_counts(heldout['rows'])}, 95% CI)",
         "",
         "```",
         table(heldout),

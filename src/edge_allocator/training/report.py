@@ -32,7 +32,10 @@ def table(agg: dict[str, Any], focus: str = "gnn") -> str:
             p = rel.get((case, r["policy"]))
             cmp_ = ""
             if p is not None:
-                cmp_ = f"{p['completion_rel'] * 100:+.1f}% ±{p['completion_rel_ci95'] * 100:.1f}"
+                ci = p["completion_rel_ci95"]
+                cmp_ = f"{p['completion_rel'] * 100:+.1f}%"
+                if ci is not None and not math.isnan(ci):  # one seed: no interval
+                    cmp_ += f" ±{ci * 100:.1f}"
                 if p["is_best_heuristic"]:
                     cmp_ += " (best)"
             lines.append(
