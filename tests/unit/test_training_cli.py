@@ -21,7 +21,7 @@ def _args(*argv: str) -> argparse.Namespace:
 def test_default_output_paths() -> None:
     quick = train_cli.output_path(_args("--quick"))
     assert "models" not in quick.parts and quick.parts[0] == ".cache"
-    assert train_cli.output_path(_args()) == Path("models/gnn-2.1.0.pt")  # as documented
+    assert train_cli.output_path(_args()) == Path("models/gnn-3.0.0.pt")  # as documented
     assert train_cli.output_path(_args("--quick", "--out", "x/m.pt")) == Path("x/m.pt")
 
 
@@ -46,9 +46,9 @@ def test_quick_run_writes_to_scratch_and_leaves_models_alone(
     monkeypatch.chdir(tmp_path)
     models = tmp_path / "models"
     models.mkdir()
-    (models / "gnn-2.1.0.pt").write_bytes(b"shipped")
+    (models / "gnn-3.0.0.pt").write_bytes(b"shipped")
     assert train_cli.run(_args("--quick")) == 0
     assert f"writing the toy model to {train_cli.QUICK_OUT}" in capsys.readouterr().out
     assert (tmp_path / train_cli.QUICK_OUT).stat().st_size > 0
-    assert sorted(p.name for p in models.iterdir()) == ["gnn-2.1.0.pt"]
-    assert (models / "gnn-2.1.0.pt").read_bytes() == b"shipped"
+    assert sorted(p.name for p in models.iterdir()) == ["gnn-3.0.0.pt"]
+    assert (models / "gnn-3.0.0.pt").read_bytes() == b"shipped"
