@@ -106,3 +106,71 @@ def test_scores_equal_after_incremental_updates() -> None:
         want = GNNPolicy(policy.model, {}).score(current, task, names)  # no history: full pass
         assert np.allclose(got, want, atol=1e-4)
         assert want[int(np.argmax(got))] >= max(want) - 1e-4  # the same choice, up to ties
+
+
+def test_concurrent_requests_for_one_snapshot_embed_it_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The extender's prepare and the next /prioritize can ask for the same snapshot at once
+    on a busy host: the second waits for the first instead of embedding it again."""
+    import threading
+    import time
+
+    policy = GNNPolicy(PlacementGNN(), {})
+    snap = cluster("rural", 40)
+    calls = []
+    real = policy.embedder.embed
+
+    def slow_embed(*args: object) -> torch.Tensor:
+        calls.append(threading.get_ident())
+        time.sleep(0.2)  # long enough that every thread below asks while this one runs
+        return real(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(policy.embedder, "embed", slow_embed)
+    got: list[torch.Tensor] = []
+    threads = [
+        threading.Thread(target=lambda: got.append(policy._embedding(snap).node_part))
+        for _ in range(4)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=10)
+    assert len(calls) == 1 and len(got) == 4
+    assert all(g is got[0] for g in got)
+
+
+def test_a_failed_embedding_lets_the_waiting_caller_try_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import threading
+    import time
+
+    policy = GNNPolicy(PlacementGNN(), {})
+    snap = cluster("rural", 40)
+    real = policy.embedder.embed
+    calls = []
+
+    def first_fails(*args: object) -> torch.Tensor:
+        calls.append(1)
+        if len(calls) == 1:
+            time.sleep(0.2)
+            raise RuntimeError("boom")
+        return real(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(policy.embedder, "embed", first_fails)
+    errors: list[BaseException] = []
+
+    def first() -> None:
+        try:
+            policy._embedding(snap)
+        except RuntimeError as exc:
+            errors.append(exc)
+
+    t = threading.Thread(target=first)
+    t.start()
+    time.sleep(0.05)
+    second = policy._embedding(snap).node_part  # waits, then embeds itself
+    t.join(timeout=10)
+    assert len(errors) == 1 and len(calls) == 2
+    assert torch.allclose(second, reference_node_part(policy, snap), atol=2e-5)

@@ -36,7 +36,9 @@ class GNNPolicy:
 
     ``cache_size`` snapshots' embeddings are kept (LRU). Snapshot producers must bump
     ``revision`` whenever node state changes, and derive snapshots of one topology with
-    :meth:`ClusterSnapshot.with_nodes` (or reuse the object) for the cache to hit.
+    :meth:`ClusterSnapshot.with_nodes` (or reuse the object) for the cache to hit. A snapshot
+    is embedded once even when several threads ask at the same time (the extender's
+    ``prepare`` and the next ``/prioritize`` on a busy host): later callers wait for the first.
     """
 
     def __init__(self, model: PlacementGNN, metadata: dict[str, Any], cache_size: int = 8) -> None:
@@ -45,6 +47,7 @@ class GNNPolicy:
         self._cache: OrderedDict[tuple[int, int], _Embedding] = OrderedDict()
         self._cache_size = cache_size
         self._lock = threading.Lock()
+        self._in_flight: dict[tuple[int, int], threading.Event] = {}
         w_node, w_pool, w_cand, w_task = model.split_head_weights()
         self._w_node = w_node.detach().t().contiguous()
         self._w_pool = w_pool.detach().t().contiguous()
@@ -63,11 +66,25 @@ class GNNPolicy:
 
     def _embedding(self, snapshot: ClusterSnapshot) -> _Embedding:
         key = (id(snapshot.topology_cache), snapshot.revision)
-        with self._lock:
-            hit = self._cache.get(key)
-            if hit is not None:
-                self._cache.move_to_end(key)
-                return hit
+        while True:
+            with self._lock:
+                hit = self._cache.get(key)
+                if hit is not None:
+                    self._cache.move_to_end(key)
+                    return hit
+                flight = self._in_flight.get(key)
+                if flight is None:
+                    flight = self._in_flight[key] = threading.Event()
+                    break
+            flight.wait()  # then the cache has it, or that caller failed and this one tries
+        try:
+            return self._embed(snapshot, key)
+        finally:
+            with self._lock:
+                del self._in_flight[key]
+            flight.set()
+
+    def _embed(self, snapshot: ClusterSnapshot, key: tuple[int, int]) -> _Embedding:
         topo, nodes = topology_arrays(snapshot), node_arrays(snapshot)
         node_part = self.embedder.embed(
             snapshot.topology_cache,
