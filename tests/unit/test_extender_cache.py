@@ -260,3 +260,22 @@ def test_pod_requests_add_up_as_kube_scheduler_does(spec: dict[str, Any], want: 
     obj["spec"]["nodeName"] = "n1"
     info = parse_pod(obj)
     assert info is not None and info.cpu_m == want
+
+
+def test_events_that_change_no_node_state_make_no_new_revision() -> None:
+    cache = synced_cache(Clock(1_767_225_660.0))
+    first = cache.rebuild()
+    assert first is not None
+    # p1 turns from Running to Running with a new condition: same node, same requests
+    again = bound_pod("p1", "n1", "500m", "1Gi")
+    again["status"]["conditions"].append({"type": "Ready", "status": "True"})
+    cache.upsert(PODS, again)
+    assert cache.rebuild() is first
+    # a node update that changes nothing the scheduler sees (a heartbeat)
+    cache.upsert(NODES, node("n2", "b"))
+    assert cache.rebuild() is first
+    # a real change still makes a new revision, patched at that node only
+    cache.upsert(PODS, bound_pod("p5", "n2", "250m", "256Mi"))
+    second = cache.rebuild()
+    assert second is not None and second.revision == first.revision + 1
+    assert second.derived_cache[INCREMENTAL_KEY][1] == (1,)

@@ -353,20 +353,28 @@ class WatchCache:
         by_node_assumed: dict[str, list[Assumed]] = {}
         for a in self._assumed.values():
             by_node_assumed.setdefault(a.node, []).append(a)
+        changed_names: list[str] = []
         for name in names:
-            self._states[name] = self._node_state(
-                self._nodes[name], topo, by_node_assumed.get(name, ()), now
-            )
-        for name in list(self._states):
-            if name not in self._nodes:
-                del self._states[name]
+            state = self._node_state(self._nodes[name], topo, by_node_assumed.get(name, ()), now)
+            if self._states.get(name) != state:
+                self._states[name] = state
+                changed_names.append(name)
+        removed = [name for name in self._states if name not in self._nodes]
+        for name in removed:
+            del self._states[name]
+        prev = self._snapshot
+        if not self._full and not changed_names and not removed and prev is not None:
+            # events that change no node's scheduler-visible state (a pod turning Running, an
+            # assumption confirmed by its binding, a node heartbeat): no new revision, so
+            # nothing downstream (features, embeddings) is recomputed for them
+            self._dirty.clear()
+            return prev
         if self._full or len(self._order) != len(self._states):
             self._order = sorted(self._states)  # the node set changes rarely: sort only then
         nodes = tuple(map(self._states.__getitem__, self._order))
-        prev = self._snapshot
         if not self._full and prev is not None:  # same nodes and topology: share caches
             # the rebuilt nodes' indices let feature arrays be patched row-wise, not rebuilt
-            changed = sorted(prev.index_of(n) for n in names)
+            changed = sorted(prev.index_of(n) for n in changed_names)
             snap = prev.with_nodes(
                 nodes, revision=self._revision + 1, taken_at=now, changed=changed
             )
