@@ -1,6 +1,6 @@
 """GNN scoring latency at serving time: p50/p99 per request, single thread.
 
-Usage: python bench/policy_inference.py [--model models/gnn-2.1.0.pt] [--nodes 1000]
+Usage: python bench/policy_inference.py [--model models/gnn-3.0.0.pt] [--nodes 1000]
 Measures (1) a request on a snapshot whose embeddings are cached (the same revision); (2) a
 request on a new revision where one node changed (the previous pod's placement: its node's
 requests grow, feature rows patched, embeddings updated incrementally), as the extender's watch

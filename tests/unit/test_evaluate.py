@@ -209,3 +209,16 @@ def test_evaluate_cli_reuses_runs_from_several_files(tmp_path: Path) -> None:
         assert [r for r in new if r["policy"] == policy] == [
             r for r in old if r["policy"] == policy
         ]
+
+
+def test_the_card_names_the_default_cases_it_did_not_run() -> None:
+    from edge_allocator.training.evaluate import default_cases
+    from edge_allocator.training.model_card import _missing_splits
+
+    cases = default_cases()
+    ran = [{"case": c.name} for c in cases if c.split != "heldout-large"]
+    lines = _missing_splits({"rows": ran})
+    large = [c.name for c in cases if c.split == "heldout-large"]
+    assert lines[0] == "## Not evaluated for this card"
+    assert lines[2] == "- heldout-large: " + ", ".join(large)
+    assert _missing_splits({"rows": [{"case": c.name} for c in cases]}) == []

@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from edge_allocator.training.evaluate import Case, quick_cases, run_matrix
+from edge_allocator.training.evaluate import Case, default_cases, quick_cases, run_matrix
 from edge_allocator.training.report import summary_lines, table
 from edge_allocator.training.stats import nan_to_none
 
@@ -59,6 +59,21 @@ def without_reuse(command: str) -> tuple[str, bool]:
         else:
             out.append(w)
     return " ".join(out), reused
+
+
+def _missing_splits(evaluation: dict[str, Any]) -> list[str]:
+    """A section naming the default matrix's cases this evaluation did not run (a card
+    states what it does not show)."""
+    ran = {r["case"] for r in evaluation["rows"]}
+    missing = [c for c in default_cases() if c.name not in ran]
+    if not missing:
+        return []
+    by_split: dict[str, list[str]] = {}
+    for c in missing:
+        by_split.setdefault(c.split, []).append(c.name)
+    lines = ["## Not evaluated for this card", ""]
+    lines += [f"- {split}: {', '.join(names)}" for split, names in by_split.items()]
+    return [*lines, ""]
 
 
 def _seed_counts(rows: list[dict[str, Any]]) -> str:
@@ -178,10 +193,9 @@ def write_card(
         "",
         "## Training families",
         "",
-        "```",
-        table(train),
-        "```",
+        *(["```", table(train), "```"] if train["rows"] else ["Not run for this card."]),
         "",
+        *_missing_splits(evaluation),
         "## Quick check (recomputed by the unit tests)",
         "",
         f"Ranking by mean completion on {', '.join(quick['cases'])}, seeds {quick['seeds']}: "
