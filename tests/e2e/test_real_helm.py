@@ -251,7 +251,10 @@ def leftovers(c: DevCluster, pod_uids: set[str], services: list[str]) -> list[st
     node = c.realnode()
     containers = node.ctr("containers", "ls", "-q").split()
     for cid in containers:
-        info = json.loads(node.ctr("containers", "info", cid))
+        text = node.ctr("containers", "info", cid, check=False)
+        if not text.strip():  # removed since the listing (the kubelet collecting it): gone
+            continue
+        info = json.loads(text)
         labels = info.get("Labels", {})
         if labels.get("io.kubernetes.pod.uid") in pod_uids:
             found.append(f"container {cid} ({labels.get('io.kubernetes.pod.name')})")
