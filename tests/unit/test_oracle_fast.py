@@ -224,15 +224,21 @@ def test_random_states_score_as_the_reference(
     assert fits > 100 and over > 100 and compared > 2000 and ties > 10
 
 
-def test_near_ties_are_broken_as_the_reference_breaks_them() -> None:
-    """Nodes alike but for what runs on them, none contending: every score is
-    ``-(net + work / limit)`` give or take a rounding, and the first best is decided by
-    the roundings. The fast scores must be the reference's bit for bit."""
+def _bound_pair() -> tuple[Simulator, GreedyOraclePolicy, ReferenceOracle]:
+    """A small campus simulator at its start, with both oracles bound to it."""
     sim = Simulator(load_scenario("campus").resized(40, 50), 1)
     sim._reset()
     fast, ref = GreedyOraclePolicy(), ReferenceOracle()
     fast.bind(sim)
     ref.bind(sim)
+    return sim, fast, ref
+
+
+def test_near_ties_are_broken_as_the_reference_breaks_them() -> None:
+    """Nodes alike but for what runs on them, none contending: every score is
+    ``-(net + work / limit)`` give or take a rounding, and the first best is decided by
+    the roundings. The fast scores must be the reference's bit for bit."""
+    sim, fast, ref = _bound_pair()
     snap = sim.snapshot(0.0)
     site = snap.nodes[0].site
     same = [i for i, nd in enumerate(snap.nodes) if nd.site == site]
@@ -258,11 +264,7 @@ def test_finishes_closer_than_the_threshold_end_as_in_the_reference() -> None:
     later one with the earlier (its remaining work counts as done), which a closed form
     does not; on a crowded node that moves the score by more than 1e-9. Such nodes are
     replayed, even far from the best."""
-    sim = Simulator(load_scenario("campus").resized(40, 50), 1)
-    sim._reset()
-    fast, ref = GreedyOraclePolicy(), ReferenceOracle()
-    fast.bind(sim)
-    ref.bind(sim)
+    sim, fast, ref = _bound_pair()
     snap = sim.snapshot(0.0)
     task = dataclasses.replace(sim.task_spec(0), cpu_request_m=250, work_cpu_s=0.5)
     rng = random.Random(5)
