@@ -136,3 +136,43 @@ def test_threads_are_applied_here_and_in_every_worker() -> None:
         assert torch.get_num_threads() == 1
     finally:
         torch.set_num_threads(before)
+
+
+def test_a_stopped_evaluation_resumes_from_its_partial_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every finished run is on disk at once: an evaluation that dies part-way leaves
+    ``runs.partial.json``, and ``--reuse`` of it re-runs only what was missing, with the
+    result of an uninterrupted evaluation."""
+    fleet = _write(tmp_path / "my-fleet.yaml", FLEET)
+    argv = ["--scenario", str(fleet), "--policies", "kube-default,latency", "--seeds", "2"]
+    argv += ["--no-plots"]
+    whole = tmp_path / "whole"
+    assert evaluate_cli.run(_args(*argv, "--out-dir", str(whole))) == 0
+    expected = json.loads((whole / "evaluation.json").read_text())
+    assert not (whole / evaluate_cli.PARTIAL).exists()  # all of it is in evaluation.json
+
+    real_job = evaluate._run_job
+    ran: list[tuple[int, str]] = []
+
+    def dies_at_the_fourth(case: Case, seed: int, policy: str) -> evaluate.Run:
+        if len(ran) == 3:
+            raise KeyboardInterrupt  # the user stops it
+        ran.append((seed, policy))
+        return real_job(case, seed, policy)
+
+    monkeypatch.setattr(evaluate, "_run_job", dies_at_the_fourth)
+    out = tmp_path / "stopped"
+    with pytest.raises(KeyboardInterrupt):
+        evaluate_cli.run(_args(*argv, "--out-dir", str(out)))
+    partial = json.loads((out / evaluate_cli.PARTIAL).read_text())["runs"]
+    assert [(r["seed"], r["policy"]) for r in partial] == ran
+    assert not (out / "evaluation.json").exists()
+
+    ran.clear()
+    monkeypatch.setattr(evaluate, "_run_job", real_job)
+    reuse = ["--reuse", str(out / evaluate_cli.PARTIAL)]
+    assert evaluate_cli.run(_args(*argv, *reuse, "--out-dir", str(out))) == 0
+    resumed = json.loads((out / "evaluation.json").read_text())
+    assert resumed["rows"] == expected["rows"] and resumed["summary"] == expected["summary"]
+    assert len(resumed["runs"]) == len(expected["runs"])

@@ -50,6 +50,7 @@ same seed see the same tasks, background load and failures. Each decision gets a
 
 from __future__ import annotations
 
+import bisect
 import heapq
 import math
 import sys
@@ -82,6 +83,35 @@ from edge_allocator.sim.scenario import Scenario
 _ARRIVAL, _COMPLETE, _TICK, _FAIL, _RECOVER, _METRICS, _TRANSFER = range(7)
 _LINK_FAIL, _LINK_RECOVER, _SITE_FAIL, _SITE_RECOVER = 7, 8, 9, 10
 _EPS = 1e-7
+_GROWN_MAX = 16
+"""Above this many grown nodes a drain tries every waiting task (the per-task check over the
+grown nodes would cost more than the candidate search it saves)."""
+
+
+class _Front:
+    """The requests of the tasks that failed in one drain with one candidate set, kept as a
+    Pareto front (CPU ascending, memory strictly descending): a task is covered, so cannot
+    fit either, when some failed task asked for no more CPU and no more memory."""
+
+    __slots__ = ("cpu", "mem")
+
+    def __init__(self) -> None:
+        self.cpu: list[int] = []
+        self.mem: list[int] = []
+
+    def covers(self, cpu: int, mem: int) -> bool:
+        # of the failures with CPU <= cpu, the last one asked for the least memory
+        j = bisect.bisect_right(self.cpu, cpu) - 1
+        return j >= 0 and self.mem[j] <= mem
+
+    def add(self, cpu: int, mem: int) -> None:
+        """Add an uncovered failure; the failures it covers leave the front."""
+        i = bisect.bisect_left(self.cpu, cpu)
+        k = i
+        while k < len(self.mem) and self.mem[k] >= mem:
+            k += 1
+        self.cpu[i:k] = [cpu]
+        self.mem[i:k] = [mem]
 
 
 class Chooser(Protocol):
@@ -221,6 +251,10 @@ class Simulator:
     node and task a test spells out (the scenario still supplies the dynamics).
     """
 
+    drain_shortcuts = True
+    """Skip waiting tasks that provably cannot fit (see ``drain_pending``); False tries every
+    one, the rule as written, which tests compare against."""
+
     def __init__(
         self,
         scenario: Scenario,
@@ -278,6 +312,7 @@ class Simulator:
         }
         self._allowed_of: dict[int, tuple[tuple[int, float, int], tuple[int, ...]] | None] = {}
         self._shapes: dict[tuple[int, float, int] | None, set[tuple[int, int]]] = {}
+        self._members: dict[tuple[int, float, int], frozenset[int]] = {}
         self.shared_links = scenario.dynamics.network.sharing == "max-min"
         self.link_path = link_paths(self.cluster.sites, self.cluster.links)
         self.capacity = [lk.bandwidth_mbps for lk in self.cluster.links]
@@ -343,11 +378,22 @@ class Simulator:
         self.links_down = 0
         self._blocked: dict[int, frozenset[int]] = {}
         self._blocked_mask: dict[int, np.ndarray] = {}
+        # nodes that gained room or came up since the last retry of the waiting tasks (None:
+        # the candidate sets changed some other way, a link came back, so retry them all)
+        self.grown: set[int] = set()
+        self.retry_all = False
 
     def _sync(self, i: int) -> None:
-        """Node ``i``'s requests or readiness changed: update the filtering arrays."""
-        self._cpu_free[i] = self.cpu_alloc[i] - self.cpu_req[i]
-        self._mem_free[i] = self.mem_alloc[i] - self.mem_req[i]
+        """Node ``i``'s requests or readiness changed: update the filtering arrays, and note
+        the node in ``grown`` when it may now hold a task it could not before."""
+        cpu = self.cpu_alloc[i] - self.cpu_req[i]
+        mem = self.mem_alloc[i] - self.mem_req[i]
+        if self.ready[i] and (
+            cpu > self._cpu_free[i] or mem > self._mem_free[i] or not self._ready_np[i]
+        ):
+            self.grown.add(i)
+        self._cpu_free[i] = cpu
+        self._mem_free[i] = mem
         self._ready_np[i] = self.ready[i]
 
     def _push(self, t: float, kind: int, a: int, b: float = 0.0) -> None:
@@ -582,6 +628,16 @@ class Simulator:
         self._allowed_of[tid] = entry
         return entry
 
+    def _budget_members(self, tid: int) -> frozenset[int] | None:
+        """The nodes within task ``tid``'s budget as a set (None: every node)."""
+        entry = self._budget_entry(tid)
+        if entry is None:
+            return None
+        members = self._members.get(entry[0])
+        if members is None:
+            members = self._members[entry[0]] = frozenset(entry[1])
+        return members
+
     def within_budget(self, tid: int) -> Sequence[int]:
         """Indices of the nodes task ``tid`` may run on under its latency budget (all nodes
         without one), ascending."""
@@ -664,6 +720,7 @@ class Simulator:
         # start (max-min sharing), when only the latency is left to add
         added_ms = np.full(n_tasks, np.nan)
         pending: deque[int] = deque()
+        fresh: set[int] = set()  # waiting tasks never tried since they joined the queue
         decision_tasks: list[int] = []
         unplaceable: list[int] = []
         restarts = 0
@@ -742,6 +799,7 @@ class Simulator:
             restarts += 1
             start_wait[tid] = t
             pending.appendleft(tid)
+            fresh.add(tid)
 
         def send_result(tid: int, i: int, t: float) -> bool:
             """The CPU work is done; the result goes back to the data's site. With shared
@@ -817,27 +875,61 @@ class Simulator:
         def drain_pending(t: float) -> None:
             """Retry every waiting task in FIFO order, as kube-scheduler retries every
             unschedulable pod after a cluster event (no head-of-line blocking: a task that
-            waits for a full site holds up no task that fits elsewhere). Within one drain
-            nodes only fill up, so once a task with a given candidate set fails, any later
-            task with the same set and requests at least as large is skipped untried; that
-            keeps a long queue cheap without changing the outcome."""
+            waits for a full site holds up no task that fits elsewhere).
+
+            The outcome is exactly "place each task, in order, if it fits now"; two rules
+            skip tasks that provably do not fit, without a candidate search, so a long
+            queue stays cheap. A task tried before (not ``fresh``) could not be placed then,
+            and since then only the nodes in ``grown`` gained room: unless one of them in
+            its budget fits it, it waits. And within one drain nodes only fill up, so once a
+            task with a given candidate set fails, a later one with the same set and
+            requests at least as large waits too (``_Front``)."""
+            grown = self.grown
+            shortcuts = self.drain_shortcuts
+            check_all = self.retry_all or len(grown) > _GROWN_MAX or not shortcuts
+            gl = sorted(grown)
+            self.grown = set()
+            self.retry_all = False
+            ca, cr, ma, mr, rd = (
+                self.cpu_alloc,
+                self.cpu_req,
+                self.mem_alloc,
+                self.mem_req,
+                self.ready,
+            )
             kept: deque[int] = deque()
-            failed: dict[object, list[tuple[int, int]]] = {}
-            cpu_req, mem_req = t_cpu, t_mem
+            failed: dict[object, _Front] = {}
             while pending:
                 tid = pending.popleft()
+                cpu, mem = t_cpu[tid], t_mem[tid]
+                if tid in fresh:
+                    fresh.discard(tid)
+                elif not check_all:
+                    members = self._budget_members(tid)
+                    for g in gl:
+                        if (
+                            rd[g]
+                            and ca[g] - cr[g] >= cpu
+                            and ma[g] - mr[g] >= mem
+                            and (members is None or g in members)
+                        ):
+                            break
+                    else:
+                        kept.append(tid)
+                        continue
                 entry = self._budget_entry(tid)
                 key: object = None if entry is None else entry[0]
                 if self.links_down:  # then the candidates depend on the source site too
                     key = (key, self.node_site[t_src[tid]])
-                cpu, mem = cpu_req[tid], mem_req[tid]
-                seen = failed.get(key)
-                if seen is not None and any(c <= cpu and m <= mem for c, m in seen):
+                front = failed.get(key)
+                if front is not None and shortcuts and front.covers(cpu, mem):
                     kept.append(tid)
                     continue
                 if place(tid, t):
                     continue
-                failed.setdefault(key, []).append((cpu, mem))
+                if front is None:
+                    front = failed[key] = _Front()
+                front.add(cpu, mem)
                 kept.append(tid)
             pending.extend(kept)
 
@@ -852,6 +944,8 @@ class Simulator:
             else:
                 break
             if kind == _ARRIVAL:
+                if not pending:  # what grew matters only to tasks already waiting
+                    self.grown.clear()
                 if not self.placeable(a):
                     unplaceable.append(a)
                 elif not place(a, t):
@@ -983,6 +1077,7 @@ class Simulator:
                 self.links_down -= 1
                 self._blocked.clear()
                 self._blocked_mask.clear()
+                self.retry_all = True  # paths are open again: any candidate set may grow
                 if pending:
                     drain_pending(t)
             if next_arrival >= n_tasks and n_done + len(unplaceable) >= n_tasks:

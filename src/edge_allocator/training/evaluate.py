@@ -6,9 +6,8 @@ model was trained on, at training-like and larger sizes), ``heldout`` (families 
 model-selection step has seen) and ``heldout-large`` (10x the largest training topology); a
 user's own scenario files run as ``custom`` cases, as written.
 
-Runs are independent given (case, policy, seed), so :func:`run_matrix` can spread the
-(case, seed) jobs over worker processes and still return exactly what one process returns, in
-the same order.
+Runs are independent given (case, policy, seed), so :func:`run_matrix` can spread them over
+worker processes and still return exactly what one process returns, in the same order.
 """
 
 from __future__ import annotations
@@ -172,33 +171,26 @@ class Run:
     wall_s: float
 
 
-def _run_job(
-    case: Case,
-    seed: int,
-    policies: Sequence[str],
-    oracle_max_nodes: int,
-    skip: frozenset[tuple[str, str, int]],
-) -> list[Run]:
-    """One (case, seed): the contention-free bound, then every policy not in ``skip``."""
+def _run_job(case: Case, seed: int, policy_name: str) -> Run:
+    """One run: ``policy_name`` on (case, seed), or the contention-free bound (``BOUND``)."""
     scenario = case.scenario()
-    bound = Simulator(scenario, seed).contention_free_bound_s()  # cheap: recomputed each time
-    metrics: dict[str, Any] = {m: math.nan for m in METRICS}
-    metrics["mean_completion_s"] = bound
-    runs = [Run(case.name, case.split, seed, BOUND, metrics, 0.0)]
-    for policy_name in policies:
-        if policy_name == ORACLE and case.nodes > oracle_max_nodes:
-            continue
-        if (case.name, policy_name, seed) in skip:
-            continue
-        res = run_policy(scenario, seed, make_policy(policy_name))
-        runs.append(Run(case.name, case.split, seed, policy_name, res.summary(), res.wall_s))
-    return runs
+    if policy_name == BOUND:
+        bound = Simulator(scenario, seed).contention_free_bound_s()
+        metrics: dict[str, Any] = {m: math.nan for m in METRICS}
+        metrics["mean_completion_s"] = bound
+        return Run(case.name, case.split, seed, BOUND, metrics, 0.0)
+    res = run_policy(scenario, seed, make_policy(policy_name))
+    return Run(case.name, case.split, seed, policy_name, res.summary(), res.wall_s)
 
 
 def _init_worker(threads: int) -> None:
     """Each worker process uses ``threads`` torch threads (the parent's setting is not
     inherited by a spawned process)."""
     torch.set_num_threads(threads)
+
+
+_COST = {"gnn": 4.0, ORACLE: 2.0, BOUND: 0.1}
+"""Relative cost of a run per task, to start the longest runs first (others: 1)."""
 
 
 def run_matrix(
@@ -210,25 +202,40 @@ def run_matrix(
     skip: set[tuple[str, str, int]] | None = None,
     workers: int = 1,
     threads: int | None = None,
+    on_run: Callable[[Run], None] = lambda _: None,
 ) -> list[Run]:
     """Run every policy on every case and seed (``skip``: (case, policy, seed) runs already
     done elsewhere), plus the contention-free bound per case and seed.
 
-    ``workers > 1`` runs the (case, seed) jobs in that many processes (spawned, so no
-    process inherits a forked torch thread pool); every run is seeded, so the result is the
-    same list as with one process, apart from the measured ``wall_s``. ``threads`` sets torch's
-    thread count in this process and in every worker (None: leave it as it is).
+    Each run is one job; ``on_run`` sees each as it finishes (to keep finished work when a
+    long evaluation is stopped). ``workers > 1`` runs the jobs in that many processes
+    (spawned, so no process inherits a forked torch thread pool), longest first; every run
+    is seeded, so the result is the same list as with one process, apart from the measured
+    ``wall_s``. ``threads`` sets torch's thread count in this process and in every worker
+    (None: leave it as it is).
     """
     if threads is not None:
         torch.set_num_threads(threads)
     done = frozenset(skip or ())
     case_seeds = [c.seeds_of(seeds) for c in cases]
-    jobs = [(ci, si) for ci in range(len(cases)) for si in range(len(case_seeds[ci]))]
-    results: dict[tuple[int, int], list[Run]] = {}
-    left = {i: len(case_seeds[i]) for i in range(len(cases))}
+    order = [BOUND, *policies]
+    jobs = [
+        (ci, seed, p)
+        for ci, case in enumerate(cases)
+        for seed in case_seeds[ci]
+        for p in order
+        if (case.name, p, seed) not in done and not (p == ORACLE and case.nodes > oracle_max_nodes)
+    ]
+    results: dict[tuple[int, int, str], Run] = {}
+    left = {ci: 0 for ci in range(len(cases))}
+    for ci, _, _ in jobs:
+        left[ci] += 1
     started = time.perf_counter()
 
-    def finished(ci: int) -> None:
+    def finished(job: tuple[int, int, str], run: Run) -> None:
+        results[job] = run
+        on_run(run)
+        ci = job[0]
         left[ci] -= 1
         if left[ci] == 0:
             case = cases[ci]
@@ -239,11 +246,8 @@ def run_matrix(
             )
 
     if workers <= 1:
-        for ci, si in jobs:
-            results[(ci, si)] = _run_job(
-                cases[ci], case_seeds[ci][si], policies, oracle_max_nodes, done
-            )
-            finished(ci)
+        for job in jobs:
+            finished(job, _run_job(cases[job[0]], job[1], job[2]))
     else:
         ctx = multiprocessing.get_context("spawn")
         init_threads = threads if threads is not None else torch.get_num_threads()
@@ -253,30 +257,16 @@ def run_matrix(
             initializer=_init_worker,
             initargs=(init_threads,),
         ) as pool:
-            # longest first (tasks as the cost), so no long run starts last on its own
-            jobs.sort(key=lambda job: -cases[job[0]].tasks)
-            futures = {
-                pool.submit(
-                    _run_job,
-                    cases[ci],
-                    case_seeds[ci][si],
-                    list(policies),
-                    oracle_max_nodes,
-                    done,
-                ): (ci, si)
-                for ci, si in jobs
-            }
+            # longest first, so no long run starts last on its own
+            jobs.sort(key=lambda job: -cases[job[0]].tasks * _COST.get(job[2], 1.0))
+            futures = {pool.submit(_run_job, cases[job[0]], job[1], job[2]): job for job in jobs}
             for fut in as_completed(futures):
-                key = futures[fut]
-                results[key] = fut.result()
-                finished(key[0])
+                finished(futures[fut], fut.result())
     # the single-process order: per case, every seed's bound, then policy by policy
     runs: list[Run] = []
     for ci in range(len(cases)):
-        per_seed = [results[(ci, si)] for si in range(len(case_seeds[ci]))]
-        runs += [r for rs in per_seed for r in rs if r.policy == BOUND]
-        for policy_name in policies:
-            runs += [r for rs in per_seed for r in rs if r.policy == policy_name]
+        for p in order:
+            runs += [results[(ci, s, p)] for s in case_seeds[ci] if (ci, s, p) in results]
     return runs
 
 

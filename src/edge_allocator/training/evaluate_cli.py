@@ -5,7 +5,8 @@ split summary) and ``eval-<split>.png`` into ``--out-dir``.
 
 ``--scenario FILE`` (repeatable) evaluates a user's own scenario files as written: sizes from
 the file, the case named after the scenario's ``name``. ``--workers N`` spreads the runs over N
-processes with the same results as one.
+processes with the same results as one. Each run is written to ``runs.partial.json`` as it
+finishes, so a stopped evaluation goes on where it was with ``--reuse <out-dir>/runs.partial.json``.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from pathlib import Path
 from edge_allocator.policy.registry import policy_names
 from edge_allocator.sim.scenario import ScenarioError, load_scenario
 from edge_allocator.training.evaluate import (
+    BOUND,
     DEPLOYABLE_BASELINES,
     ORACLE,
     Case,
@@ -33,6 +35,8 @@ from edge_allocator.training.evaluate import (
 )
 from edge_allocator.training.report import plots, summary_lines, table
 from edge_allocator.training.stats import nan_to_none
+
+PARTIAL = "runs.partial.json"
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -171,6 +175,18 @@ def run(args: argparse.Namespace) -> int:
             ):
                 reused.append(Run(**r))
                 done.add(key)
+    args.out_dir.mkdir(parents=True, exist_ok=True)
+    partial = args.out_dir / PARTIAL
+    finished: list[Run] = list(reused)
+
+    def keep(run: Run) -> None:
+        """Write every finished run at once, so a stopped evaluation resumes with
+        ``--reuse <out-dir>/runs.partial.json``."""
+        finished.append(run)
+        tmp = partial.with_suffix(".tmp")
+        tmp.write_text(json.dumps(nan_to_none({"runs": runs_as_dicts(finished)})))
+        tmp.replace(partial)
+
     runs = reused + run_matrix(
         policies,
         cases,
@@ -179,13 +195,17 @@ def run(args: argparse.Namespace) -> int:
         skip=done,
         workers=args.workers,
         threads=args.threads,
+        on_run=keep,
     )
+    # reused or not, the order of one uninterrupted run: per case the bound, then each policy
+    case_at = {c.name: i for i, c in enumerate(cases)}
+    policy_at = {p: i for i, p in enumerate([BOUND, *policies])}
+    runs.sort(key=lambda r: (case_at[r.case], policy_at[r.policy], r.seed))
     agg = aggregate(runs)
     summary = split_summary(agg)
     print()
     print(table(agg))
     print(summary_lines(summary))
-    args.out_dir.mkdir(parents=True, exist_ok=True)
     doc = {
         "policies": policies,
         "seeds": seeds,
@@ -198,6 +218,7 @@ def run(args: argparse.Namespace) -> int:
     }
     out = args.out_dir / "evaluation.json"
     out.write_text(json.dumps(nan_to_none(doc), indent=1))
+    partial.unlink(missing_ok=True)  # everything is in evaluation.json now
     written = [] if args.no_plots else plots(agg, args.out_dir)
     print(f"\nwrote {out}" + "".join(f", {p}" for p in written))
     if args.card is not None:
