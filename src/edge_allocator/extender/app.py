@@ -33,6 +33,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, Field, ValidationError
 from starlette.background import BackgroundTask
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import Scope
 
 from edge_allocator.cluster.annotations import DecisionRecord
 from edge_allocator.cluster.quantity import QuantityError
@@ -48,6 +49,7 @@ from edge_allocator.extender.api_models import (
     ScoreRequest,
     ScoreResponse,
 )
+from edge_allocator.extender.fastpath import VerbFastPath
 from edge_allocator.extender.models import ModelValidationError, allowed_name, load_validated
 from edge_allocator.extender.scoring import filter_candidates, rank
 from edge_allocator.extender.security import (
@@ -639,6 +641,30 @@ def create_app(
 
     app.include_router(admin)
 
+    async def error_answer(scope: Scope, exc: Exception) -> Response:
+        """What the app's exception handlers answer for ``exc`` (the fast path's errors)."""
+        request = Request(scope)
+        if isinstance(exc, StarletteHTTPException):
+            return await http_error(request, exc)
+        if isinstance(exc, QuantityError):
+            return await quantity_error(request, exc)
+        if isinstance(exc, NotReadyError):
+            return await not_ready(request, exc)
+        return await unexpected(request, exc)
+
+    def admitted(scope: Scope) -> bool:  # what verb_auth requires, else the app answers 403
+        return not settings.client_ca or client_cert_subject(scope) is not None
+
+    # innermost user middleware: the verbs skip routing and dependencies, not the body guard
+    app.add_middleware(
+        VerbFastPath,
+        routes={
+            "/prioritize": (ExtenderArgs, prioritize_verb),
+            "/bind": (ExtenderBindingArgs, bind_verb),
+        },
+        admitted=admitted,
+        on_error=error_answer,
+    )
     app.add_middleware(
         RequestGuard,
         max_body_bytes=settings.max_body_bytes,
