@@ -55,7 +55,6 @@ import heapq
 import math
 import sys
 import time
-from collections import deque
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, SupportsIndex, overload
@@ -83,6 +82,55 @@ from edge_allocator.sim.scenario import Scenario
 _ARRIVAL, _COMPLETE, _TICK, _FAIL, _RECOVER, _METRICS, _TRANSFER = range(7)
 _LINK_FAIL, _LINK_RECOVER, _SITE_FAIL, _SITE_RECOVER = 7, 8, 9, 10
 _EPS = 1e-7
+
+
+_Key = tuple[int, float, int] | None
+"""A budget key: the node set a task may use (None: every node)."""
+
+
+class _WaitQueue:
+    """The waiting tasks in FIFO order, kept per candidate set (budget key), so a retry after
+    a node gained room visits only the sets that contain it. Each task carries its position
+    (a sequence number; ``appendleft`` counts down), so merging the visited sets gives back
+    the global order."""
+
+    __slots__ = ("_head", "_tail", "fresh_keys", "groups", "n")
+
+    def __init__(self) -> None:
+        self.groups: dict[_Key, list[tuple[int, int]]] = {}
+        self.fresh_keys: set[_Key] = set()  # sets holding a task never tried yet
+        self.n = 0
+        self._head = 0
+        self._tail = 0
+
+    def __len__(self) -> int:
+        return self.n
+
+    def append(self, key: _Key, tid: int) -> None:
+        self._tail += 1
+        self.groups.setdefault(key, []).append((self._tail, tid))
+        self.n += 1
+
+    def appendleft(self, key: _Key, tid: int) -> None:
+        """At the head of the queue, never tried since (``fresh_keys``)."""
+        self._head -= 1
+        self.groups.setdefault(key, []).insert(0, (self._head, tid))
+        self.fresh_keys.add(key)
+        self.n += 1
+
+    def take(self, key: _Key) -> list[tuple[int, int]]:
+        """Remove set ``key`` and return its tasks in queue order."""
+        items = self.groups.pop(key)
+        self.n -= len(items)
+        return items
+
+    def put_back(self, key: _Key, items: list[tuple[int, int]]) -> None:
+        """Return kept tasks of set ``key`` (in queue order, none in the queue meanwhile)."""
+        if items:
+            self.groups[key] = items
+            self.n += len(items)
+
+
 _GROWN_MAX = 16
 """Above this many grown nodes a drain tries every waiting task (the per-task check over the
 grown nodes would cost more than the candidate search it saves)."""
@@ -628,14 +676,18 @@ class Simulator:
         self._allowed_of[tid] = entry
         return entry
 
-    def _budget_members(self, tid: int) -> frozenset[int] | None:
-        """The nodes within task ``tid``'s budget as a set (None: every node)."""
+    def _group_key(self, tid: int) -> tuple[int, float, int] | None:
+        """The key of task ``tid``'s budget node set (None: every node)."""
         entry = self._budget_entry(tid)
-        if entry is None:
+        return None if entry is None else entry[0]
+
+    def _key_members(self, key: tuple[int, float, int] | None) -> frozenset[int] | None:
+        """The nodes of budget key ``key`` as a set (None: every node)."""
+        if key is None:
             return None
-        members = self._members.get(entry[0])
+        members = self._members.get(key)
         if members is None:
-            members = self._members[entry[0]] = frozenset(entry[1])
+            members = self._members[key] = frozenset(self._budget_nodes[key].tolist())
         return members
 
     def within_budget(self, tid: int) -> Sequence[int]:
@@ -719,7 +771,7 @@ class Simulator:
         # network time added to finish - arrival: all of it, unless the transfer delayed the
         # start (max-min sharing), when only the latency is left to add
         added_ms = np.full(n_tasks, np.nan)
-        pending: deque[int] = deque()
+        pending = _WaitQueue()
         fresh: set[int] = set()  # waiting tasks never tried since they joined the queue
         decision_tasks: list[int] = []
         unplaceable: list[int] = []
@@ -798,7 +850,7 @@ class Simulator:
             nonlocal restarts
             restarts += 1
             start_wait[tid] = t
-            pending.appendleft(tid)
+            pending.appendleft(self._group_key(tid), tid)
             fresh.add(tid)
 
         def send_result(tid: int, i: int, t: float) -> bool:
@@ -890,48 +942,60 @@ class Simulator:
             gl = sorted(grown)
             self.grown = set()
             self.retry_all = False
-            ca, cr, ma, mr, rd = (
-                self.cpu_alloc,
-                self.cpu_req,
-                self.mem_alloc,
-                self.mem_req,
-                self.ready,
-            )
-            kept: deque[int] = deque()
-            failed: dict[object, _Front] = {}
-            while pending:
-                tid = pending.popleft()
-                cpu, mem = t_cpu[tid], t_mem[tid]
-                if tid in fresh:
-                    fresh.discard(tid)
-                elif not check_all:
-                    members = self._budget_members(tid)
-                    for g in gl:
-                        if (
-                            rd[g]
-                            and ca[g] - cr[g] >= cpu
-                            and ma[g] - mr[g] >= mem
-                            and (members is None or g in members)
-                        ):
-                            break
-                    else:
-                        kept.append(tid)
+            fresh_keys, pending.fresh_keys = pending.fresh_keys, set()
+            # (position, task, set) of the tasks to try, and per set the tasks left waiting
+            tries: list[tuple[int, int, _Key]] = []
+            waits: dict[_Key, list[tuple[int, int]]] = {}
+            ca, cr, ma, mr = self.cpu_alloc, self.cpu_req, self.mem_alloc, self.mem_req
+            rd = self.ready
+            for k in list(pending.groups):
+                if check_all:
+                    items = pending.take(k)
+                    tries += [(seq, tid, k) for seq, tid in items]
+                    if fresh:
+                        fresh.difference_update(tid for _, tid in items)
+                    waits[k] = []
+                    continue
+                # a task tried before fits now only on a grown node of its set: the room
+                # there at the start of this drain bounds what can fit during it
+                members = self._key_members(k)
+                room = [
+                    (ca[g] - cr[g], ma[g] - mr[g])
+                    for g in gl
+                    if rd[g] and (members is None or g in members)
+                ]
+                if not room and k not in fresh_keys:
+                    continue
+                items = pending.take(k)
+                stay: list[tuple[int, int]] = []
+                for item in items:
+                    tid = item[1]
+                    cpu, mem = t_cpu[tid], t_mem[tid]
+                    if tid in fresh:
+                        fresh.discard(tid)
+                    elif not any(cpu <= c and mem <= m for c, m in room):
+                        stay.append(item)
                         continue
-                entry = self._budget_entry(tid)
-                key: object = None if entry is None else entry[0]
+                    tries.append((item[0], tid, k))
+                waits[k] = stay
+            tries.sort()  # the queue's order across the sets
+            failed: dict[object, _Front] = {}
+            for seq, tid, k in tries:
+                cpu, mem = t_cpu[tid], t_mem[tid]
+                key: object = k
                 if self.links_down:  # then the candidates depend on the source site too
-                    key = (key, self.node_site[t_src[tid]])
+                    key = (k, self.node_site[t_src[tid]])
                 front = failed.get(key)
-                if front is not None and shortcuts and front.covers(cpu, mem):
-                    kept.append(tid)
-                    continue
-                if place(tid, t):
-                    continue
-                if front is None:
-                    front = failed[key] = _Front()
-                front.add(cpu, mem)
-                kept.append(tid)
-            pending.extend(kept)
+                if front is None or not shortcuts or not front.covers(cpu, mem):
+                    if place(tid, t):
+                        continue
+                    if front is None:
+                        front = failed[key] = _Front()
+                    front.add(cpu, mem)
+                waits[k].append((seq, tid))
+            for k, items in waits.items():
+                items.sort()  # those that stayed, then those that failed: back in order
+                pending.put_back(k, items)
 
         t = 0.0
         while True:
@@ -944,12 +1008,12 @@ class Simulator:
             else:
                 break
             if kind == _ARRIVAL:
-                if not pending:  # what grew matters only to tasks already waiting
+                if not pending.n:  # what grew matters only to tasks already waiting
                     self.grown.clear()
                 if not self.placeable(a):
                     unplaceable.append(a)
                 elif not place(a, t):
-                    pending.append(a)
+                    pending.append(self._group_key(a), a)
             elif kind == _COMPLETE:
                 if int(b) != self.version[a]:
                     continue
