@@ -94,11 +94,12 @@ class _WaitQueue:
     (a sequence number; ``appendleft`` counts down), so merging the visited sets gives back
     the global order."""
 
-    __slots__ = ("_head", "_tail", "fresh_keys", "groups", "n")
+    __slots__ = ("_head", "_tail", "fresh", "fresh_keys", "groups", "n")
 
     def __init__(self) -> None:
         self.groups: dict[_Key, list[tuple[int, int]]] = {}
-        self.fresh_keys: set[_Key] = set()  # sets holding a task never tried yet
+        self.fresh: set[int] = set()  # tasks never tried since they joined the queue
+        self.fresh_keys: set[_Key] = set()  # the sets holding them
         self.n = 0
         self._head = 0
         self._tail = 0
@@ -115,6 +116,7 @@ class _WaitQueue:
         """At the head of the queue, never tried since (``fresh_keys``)."""
         self._head -= 1
         self.groups.setdefault(key, []).insert(0, (self._head, tid))
+        self.fresh.add(tid)
         self.fresh_keys.add(key)
         self.n += 1
 
@@ -426,8 +428,8 @@ class Simulator:
         self.links_down = 0
         self._blocked: dict[int, frozenset[int]] = {}
         self._blocked_mask: dict[int, np.ndarray] = {}
-        # nodes that gained room or came up since the last retry of the waiting tasks (None:
-        # the candidate sets changed some other way, a link came back, so retry them all)
+        # nodes that gained room or came up since the last retry of the waiting tasks, and
+        # whether candidate sets grew some other way (a link came back: retry them all)
         self.grown: set[int] = set()
         self.retry_all = False
 
@@ -676,12 +678,12 @@ class Simulator:
         self._allowed_of[tid] = entry
         return entry
 
-    def _group_key(self, tid: int) -> tuple[int, float, int] | None:
+    def _group_key(self, tid: int) -> _Key:
         """The key of task ``tid``'s budget node set (None: every node)."""
         entry = self._budget_entry(tid)
         return None if entry is None else entry[0]
 
-    def _key_members(self, key: tuple[int, float, int] | None) -> frozenset[int] | None:
+    def _key_members(self, key: _Key) -> frozenset[int] | None:
         """The nodes of budget key ``key`` as a set (None: every node)."""
         if key is None:
             return None
@@ -772,7 +774,6 @@ class Simulator:
         # start (max-min sharing), when only the latency is left to add
         added_ms = np.full(n_tasks, np.nan)
         pending = _WaitQueue()
-        fresh: set[int] = set()  # waiting tasks never tried since they joined the queue
         decision_tasks: list[int] = []
         unplaceable: list[int] = []
         restarts = 0
@@ -851,7 +852,6 @@ class Simulator:
             restarts += 1
             start_wait[tid] = t
             pending.appendleft(self._group_key(tid), tid)
-            fresh.add(tid)
 
         def send_result(tid: int, i: int, t: float) -> bool:
             """The CPU work is done; the result goes back to the data's site. With shared
@@ -942,7 +942,8 @@ class Simulator:
             gl = sorted(grown)
             self.grown = set()
             self.retry_all = False
-            fresh_keys, pending.fresh_keys = pending.fresh_keys, set()
+            fresh, fresh_keys = pending.fresh, pending.fresh_keys
+            pending.fresh_keys = set()
             # (position, task, set) of the tasks to try, and per set the tasks left waiting
             tries: list[tuple[int, int, _Key]] = []
             waits: dict[_Key, list[tuple[int, int]]] = {}
