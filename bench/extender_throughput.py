@@ -45,6 +45,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "e2e"))
 from extender_harness import SCHEDULER_CONFIG, Extender, edge_pod
 
 from edge_allocator.cluster.affinity import budget_placement, require_terms
+from edge_allocator.cluster.annotations import ANN_DECISION
 from edge_allocator.cluster.topology import NetworkModel, Topology
 from edge_allocator.devcluster import DevCluster
 from edge_allocator.devcluster.fleet import NODE_CLASSES, node_manifest
@@ -122,11 +123,13 @@ def config(profile: str, extender_url: str | None, out: Path, verbs: set[str]) -
 
 
 class BindWatch:
-    """Records when each pod of a namespace is first seen bound."""
+    """Records when each pod of a namespace is first seen bound, and first seen bound with its
+    decision annotation (recorded)."""
 
     def __init__(self, api: KubeApi, namespace: str) -> None:
         self.api, self.namespace = api, namespace
         self.bound: dict[str, float] = {}
+        self.recorded: dict[str, float] = {}
         self._stop = False
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
@@ -146,9 +149,14 @@ class BindWatch:
                 time.sleep(0.2)
 
     def _see(self, pod: dict[str, Any]) -> None:
-        name = (pod.get("metadata") or {}).get("name")
-        if name and (pod.get("spec") or {}).get("nodeName") and name not in self.bound:
-            self.bound[name] = time.monotonic()
+        meta = pod.get("metadata") or {}
+        name = meta.get("name")
+        if not name or not (pod.get("spec") or {}).get("nodeName"):
+            return
+        now = time.monotonic()
+        self.bound.setdefault(name, now)
+        if ANN_DECISION in (meta.get("annotations") or {}):
+            self.recorded.setdefault(name, now)
 
     def stop(self) -> None:
         self._stop = True
@@ -186,6 +194,19 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+THREAD_CPU = "edge_allocator_thread_cpu_seconds_total"
+
+
+def thread_cpu(ext: Extender) -> dict[str, float]:
+    """The extender's CPU seconds by thread group, from its /metrics."""
+    out: dict[str, float] = {}
+    for line in ext.http.get("/metrics").text.splitlines():
+        if line.startswith(THREAD_CPU + "{"):
+            group = line.split('thread="', 1)[1].split('"', 1)[0]
+            out[group] = float(line.rsplit(" ", 1)[1])
+    return out
+
+
 def percentile_ms(xs: list[float], q: float) -> float:
     if not xs:
         return float("nan")
@@ -205,7 +226,10 @@ def run_profile(
     timeout_s: float,
     budget_ms: float,
     terms: dict[str, list[Any]],
+    recorded: bool,
 ) -> dict[str, float]:
+    """Schedule ``pods`` pending pods with ``profile``; with ``recorded`` also wait until every
+    pod carries its decision annotation (however the extender writes it) and time that too."""
     ns = f"{profile}-{uuid.uuid4().hex[:6]}"
     namespaces.append(ns)
     dc.kubectl("create", "namespace", ns)
@@ -221,16 +245,22 @@ def run_profile(
         if time.monotonic() > deadline:
             raise SystemExit(f"{profile}: only {len(watch.bound)}/{pods} pods bound in time")
         time.sleep(0.2)
-    watch.stop()
     dc.stop_scheduler(profile)
+    while recorded and len(watch.recorded) < pods and time.monotonic() < deadline:
+        time.sleep(0.2)
+    watch.stop()
     times = sorted(watch.bound.values())
     span = times[-1] - times[0]
-    return {
+    out = {
         "pods": float(pods),
         "pods_per_s": (pods - 1) / span if span > 0 else float("inf"),
         "first_to_last_s": span,
         "start_to_last_s": times[-1] - t_start,
     }
+    if recorded:  # first binding -> last decision on record
+        out["recorded"] = float(len(watch.recorded))
+        out["first_to_last_recorded_s"] = max(watch.recorded.values(), default=times[0]) - times[0]
+    return out
 
 
 def main() -> None:
@@ -283,7 +313,11 @@ def main() -> None:
             input=json.dumps(chunk),
             timeout=600,
         )
-    ext = Extender(str(dc.kubeconfig), None, "--policy", args.policy, "--log-level", "WARNING")
+    # without the bind verb nothing waits to carry a decision: write it at once
+    grace = [] if "bind" in verbs else ["--bind-grace", "0"]
+    ext = Extender(
+        str(dc.kubeconfig), None, "--policy", args.policy, "--log-level", "WARNING", *grace
+    )
     results: dict[str, Any] = {}
     try:
         wait_ready_nodes(dc, args.nodes, args.timeout)
@@ -294,6 +328,7 @@ def main() -> None:
         runs: dict[str, list[dict[str, float]]] = {"default": [], "edge-allocator": []}
         health_times: list[float] = []
         extender_cpu_s = 0.0
+        by_thread_s: dict[str, float] = {}
         health_failures = 0
         per_round = args.pods // args.rounds
         for r in range(args.rounds):  # alternate, so load drift on the host hits both alike
@@ -305,14 +340,27 @@ def main() -> None:
                     probe = HealthProbe(ext)
                     assert ext.proc is not None
                     cpu_before = cpu_seconds(ext.proc.pid)
+                    threads_before = thread_cpu(ext)
                 try:
                     out = run_profile(
-                        dc, api, profile, cfg, per_round, args.timeout, args.budget_ms, terms
+                        dc,
+                        api,
+                        profile,
+                        cfg,
+                        per_round,
+                        args.timeout,
+                        args.budget_ms,
+                        terms,
+                        recorded=name == "edge-allocator",
                     )
                 finally:
                     if probe is not None:
                         assert ext.proc is not None
                         extender_cpu_s += cpu_seconds(ext.proc.pid) - cpu_before
+                        for group, cpu in thread_cpu(ext).items():
+                            by_thread_s[group] = (
+                                by_thread_s.get(group, 0.0) + cpu - threads_before.get(group, 0.0)
+                            )
                         probe.stop()
                         health_times.extend(probe.times)
                         health_failures += probe.failures
@@ -327,6 +375,10 @@ def main() -> None:
                 "first_to_last_s": span,
                 "rounds": rs,
             }
+            if all("first_to_last_recorded_s" in x for x in rs):
+                rec_span = sum(x["first_to_last_recorded_s"] for x in rs)
+                results[name]["recorded_pods_per_s"] = sum(x["recorded"] - 1 for x in rs) / rec_span
+                results[name]["first_to_last_recorded_s"] = rec_span
         metrics = ext.http.get("/metrics").text
         policy = ext.http.get("/v1/models").json()["active"]
     finally:
@@ -397,11 +449,19 @@ def main() -> None:
         "policy": f"{policy['policy']} {policy['version']}",
         "results": results,
         "ratio": ratio,
+        "ratio_recorded": results["edge-allocator"].get("recorded_pods_per_s", float("nan"))
+        / results["default"]["pods_per_s"],
         "decision_annotations_written": decisions,
         "verbs": sorted(verbs),
         "extender_server_mean_ms": server_ms,
         "extender_server_ms_per_pod": per_pod_ms,
         "extender_cpu_ms_per_pod": 1e3 * extender_cpu_s / edge_pods,
+        "extender_cpu_ms_per_pod_by_thread": {
+            g: 1e3 * s / edge_pods for g, s in sorted(by_thread_s.items(), key=lambda x: -x[1])
+        },
+        "verb_queue_mean_ms": 1e3
+        * metric("edge_allocator_verb_queue_seconds_sum")
+        / max(metric("edge_allocator_verb_queue_seconds_count"), 1),
         "policy_mean_ms": inference_ms,
         "healthz_under_load_ms": {
             "p50": percentile_ms(health_times, 50),
@@ -420,6 +480,12 @@ def main() -> None:
     for name, r in results.items():
         print(f"{name:<16}{r['pods_per_s']:>9.1f}{r['first_to_last_s']:>15.1f}")
     print(f"ratio edge-allocator/default: {ratio:.2f} (policy {report['policy']})")
+    edge = results["edge-allocator"]
+    if "recorded_pods_per_s" in edge:
+        print(
+            f"with every decision on record: {edge['recorded_pods_per_s']:.1f} pods/s, "
+            f"ratio {report['ratio_recorded']:.2f} (first binding -> last decision annotation)"
+        )
     print(f"extender verbs called: {', '.join(sorted(verbs))}")
     print(
         "extender time per pod (server side, mean): "
@@ -430,6 +496,15 @@ def main() -> None:
     print(
         f"extender process CPU per pod (all threads: verbs, watches, binder, writer): "
         f"{report['extender_cpu_ms_per_pod']:.2f} ms"
+    )
+    print(
+        "  by thread: "
+        + ", ".join(
+            f"{g} {ms:.2f}"
+            for g, ms in report["extender_cpu_ms_per_pod_by_thread"].items()
+            if ms >= 0.05
+        )
+        + f"; a verb waited {report['verb_queue_mean_ms']:.2f} ms on average for the verb worker"
     )
     h = report["healthz_under_load_ms"]
     print(

@@ -280,7 +280,25 @@ def test_metrics_and_probes() -> None:
     text = c.get("/metrics").text
     assert 'edge_allocator_extender_request_seconds_count{verb="prioritize"} 1.0' in text
     assert "edge_allocator_inference_seconds_count 1.0" in text
+    assert "edge_allocator_verb_queue_seconds_count 1.0" in text  # the one scoring call
+    # where the CPU goes, per thread group: the scoring ran on the verb worker
+    cpu = {
+        line.split('thread="')[1].split('"')[0]: float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("edge_allocator_thread_cpu_seconds_total{")
+    }
+    assert cpu["event-loop"] > 0 and cpu["extender-verb"] > 0
     assert c.get("/openapi.json").json()["paths"]["/filter"]["post"]
+
+
+def test_thread_groups_drop_pool_numbers() -> None:
+    from edge_allocator.extender.metrics import thread_group
+
+    assert thread_group("extender-verb_0") == thread_group("extender-verb_12") == "extender-verb"
+    assert thread_group("binder_3") == "binder"
+    assert thread_group("reflector-pods") == "reflector-pods"
+    assert thread_group("AnyIO worker thread") == "AnyIO worker thread"
+    assert thread_group("Thread-7 (run)") == "unnamed"
 
 
 def test_bind_carries_the_decision_and_cancels_the_patch() -> None:

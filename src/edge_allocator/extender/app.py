@@ -134,6 +134,8 @@ class ShadowStatus(BaseModel):
 
 
 _VERBS = ("filter", "prioritize", "bind")
+BINDER_THREADS = 32
+"""Bindings in flight at once: as many as the API client keeps connections alive for."""
 _JSON = "application/json"
 
 
@@ -182,8 +184,8 @@ class _Workers:
     """The verbs' thread pool, started on first use (again after a shutdown: an app may be
     served, stopped and served again, as tests do)."""
 
-    def __init__(self, size: int) -> None:
-        self.size = size
+    def __init__(self, size: int, name: str = "extender-verb") -> None:
+        self.size, self.name = size, name
         self._pool: ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
 
@@ -192,7 +194,7 @@ class _Workers:
         if pool is None:
             with self._lock:
                 if self._pool is None:
-                    self._pool = ThreadPoolExecutor(self.size, thread_name_prefix="extender-verb")
+                    self._pool = ThreadPoolExecutor(self.size, thread_name_prefix=self.name)
                 pool = self._pool
         return pool
 
@@ -214,11 +216,21 @@ def create_app(
 ) -> FastAPI:
     """Build the app around ``service``; ``ready`` reports readiness checks by name."""
     workers = _Workers(settings.verb_workers)
+    # Bindings wait on the API server (tens of ms under load): their own threads, so they
+    # never queue behind scoring nor take the admin endpoints' AnyIO threads
+    binders = _Workers(BINDER_THREADS, "binder")
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         yield
         workers.shutdown()
+        binders.shutdown()
+
+    queue_seconds = service.metrics.verb_queue_seconds
+
+    def after_queue(submitted: float, fn: Callable[..., T], *args: Any) -> T:
+        queue_seconds.observe(time.perf_counter() - submitted)
+        return fn(*args)
 
     async def off_loop(fn: Callable[..., T], *args: Any) -> T:
         """Run ``fn`` on a verb worker: the event loop keeps serving while it scores (and the
@@ -227,7 +239,7 @@ def create_app(
         shadow.verb_started()
         try:
             return await asyncio.get_running_loop().run_in_executor(
-                workers.get(), partial(fn, *args)
+                workers.get(), partial(after_queue, time.perf_counter(), fn, *args)
             )
         finally:
             shadow.verb_finished()
@@ -389,7 +401,9 @@ def create_app(
         if not annotations and read_pod is not None:  # bound without a prioritize call
             annotations = await off_loop(_decide_at_bind, ns, name, uid, args.Node)
         try:
-            await run_in_threadpool(binder, ns, name, uid, args.Node, annotations)
+            await asyncio.get_running_loop().run_in_executor(
+                binders.get(), partial(binder, ns, name, uid, args.Node, annotations)
+            )
         except Exception as exc:
             service.binding_failed(ns, name, uid, annotations)
             count("bind", "bind_failed")

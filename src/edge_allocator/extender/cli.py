@@ -55,6 +55,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--admin-burst", type=int, default=d.admin_burst)
     parser.add_argument("--decision-capacity", type=int, default=d.decision_capacity)
     parser.add_argument("--metrics-interval", type=float, default=d.metrics_interval_s)
+    parser.add_argument(
+        "--bind-grace",
+        type=float,
+        default=d.bind_grace_s,
+        help="seconds a decision waits for the /bind verb to carry it before it is PATCHed onto "
+        "the pod (default %(default)s); 0 when the scheduler profile has no bindVerb",
+    )
     parser.add_argument("--log-json", action="store_true", help="JSON log lines")
     parser.add_argument("--log-level", default="INFO")
 
@@ -103,6 +110,7 @@ def _settings(args: argparse.Namespace) -> Settings:
         admin_burst=args.admin_burst,
         decision_capacity=args.decision_capacity,
         metrics_interval_s=args.metrics_interval,
+        bind_grace_s=args.bind_grace,
         log_json=args.log_json,
     )
 

@@ -2,7 +2,10 @@
 
 The official client turns every object into generated model classes, which costs far more CPU
 than the extender can spare at thousands of pods; here list/watch/patch speak raw JSON over
-httpx. Connection settings, token rotation and TLS come from
+httpx, and the one-shot writes (a Binding per pod, decision PATCHes) over pooled keep-alive
+``http.client`` connections, which cost about a third of httpx's CPU per request (measured
+against the dev cluster's API server: 0.33 vs 0.9-1.0 ms), and the extender makes one write per
+pod. Connection settings, token rotation and TLS come from
 :mod:`edge_allocator.cluster.kubeclient`, shared with the operator: ``--kubeconfig``, then
 ``$KUBECONFIG``, then ``~/.kube/config``, then the in-cluster service account, whose token file
 is re-read when it changes (checked at most every ``token_check_s``, and at once after a 401).
@@ -10,10 +13,14 @@ is re-read when it changes (checked at most every ``token_check_s``, and at once
 
 from __future__ import annotations
 
+import http.client
 import json
+import ssl
+import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -35,8 +42,72 @@ class ApiError(Exception):
         self.status = status
 
 
+_STALE = (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError)
+"""How a kept-alive connection the server has closed meanwhile fails on reuse."""
+
+
+class _WritePool:
+    """Keep-alive ``http.client`` connections to the API server, for short requests with a body
+    (thread-safe: a connection serves one request at a time, then returns to the pool)."""
+
+    def __init__(self, base_url: str, context: ssl.SSLContext, timeout_s: float) -> None:
+        url = urlsplit(base_url)
+        self._https = url.scheme == "https"
+        self._host = url.hostname or "localhost"
+        self._port = url.port or (443 if self._https else 80)
+        self._prefix = url.path.rstrip("/")
+        self._context, self._timeout_s = context, timeout_s
+        self._idle: list[http.client.HTTPConnection] = []
+        self._lock = threading.Lock()
+
+    def _connect(self) -> http.client.HTTPConnection:
+        if self._https:
+            return http.client.HTTPSConnection(
+                self._host, self._port, timeout=self._timeout_s, context=self._context
+            )
+        return http.client.HTTPConnection(self._host, self._port, timeout=self._timeout_s)
+
+    def request(
+        self, method: str, path: str, body: bytes, headers: dict[str, str]
+    ) -> tuple[int, bytes]:
+        """(status, body) of one request; a pooled connection the server closed meanwhile is
+        replaced once, transparently (the request never reached the server)."""
+        with self._lock:
+            conn = self._idle.pop() if self._idle else None
+        reused = conn is not None
+        while True:
+            if conn is None:
+                conn = self._connect()
+            try:
+                conn.request(method, self._prefix + path, body=body, headers=headers)
+                resp = conn.getresponse()
+                data = resp.read()
+            except _STALE:
+                conn.close()
+                if not reused:
+                    raise
+                conn, reused = None, False
+                continue
+            except BaseException:
+                conn.close()
+                raise
+            if resp.will_close:
+                conn.close()
+            else:
+                with self._lock:
+                    self._idle.append(conn)
+            return resp.status, data
+
+    def close(self) -> None:
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for conn in idle:
+            conn.close()
+
+
 class KubeApi:
-    """list / watch / get / merge-patch on raw JSON; thread-safe (one pooled httpx client)."""
+    """list / watch / get / post / merge-patch on raw JSON; thread-safe (reads on one pooled
+    httpx client, writes on pooled http.client connections)."""
 
     def __init__(
         self,
@@ -46,9 +117,11 @@ class KubeApi:
         token_check_s: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        context = ssl_context(conn)
+        self._writes = _WritePool(conn.host, context, timeout_s)
         self._client = httpx.Client(
             base_url=conn.host,
-            verify=ssl_context(conn),
+            verify=context,
             timeout=httpx.Timeout(timeout_s, read=timeout_s),
             # as many kept alive as allowed: a Binding per pod, many in flight, must not pay a
             # TLS handshake each (the watches hold three connections for their lifetime)
@@ -145,15 +218,33 @@ class KubeApi:
                 if line:
                     yield json.loads(line)
 
+    def _write(self, method: str, path: str, body: dict[str, Any], content_type: str) -> None:
+        """One write; after a 401, once more if re-reading the credentials changed them."""
+        content = json.dumps(body).encode()
+        base = {
+            "Accept": "application/json",
+            "User-Agent": "edge-allocator-extender",
+            "Content-Type": content_type,
+        }
+        sent = self._headers()
+        status, data = self._writes.request(method, path, content, base | sent)
+        if status == 401:
+            fresh = self._headers(force=True)
+            if fresh != sent:
+                status, data = self._writes.request(method, path, content, base | fresh)
+        if status >= 300:
+            try:
+                message = str(json.loads(data).get("message", ""))
+            except (ValueError, AttributeError):
+                message = data[:300].decode(errors="replace")
+            raise ApiError(status, message or data[:300].decode(errors="replace"))
+
     def post(self, path: str, body: dict[str, Any]) -> None:
-        resp = self._send("POST", path, content=json.dumps(body), content_type="application/json")
-        self._check(resp)
+        self._write("POST", path, body, "application/json")
 
     def merge_patch(self, path: str, body: dict[str, Any]) -> None:
-        resp = self._send(
-            "PATCH", path, content=json.dumps(body), content_type="application/merge-patch+json"
-        )
-        self._check(resp)
+        self._write("PATCH", path, body, "application/merge-patch+json")
 
     def close(self) -> None:
         self._client.close()
+        self._writes.close()

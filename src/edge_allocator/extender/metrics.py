@@ -6,17 +6,67 @@ info-style gauge whose labels change only on activation.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import re
+import threading
+import time
+from collections.abc import Callable, Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily
+from prometheus_client.registry import Collector
 
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.1, 0.5, 1.0)
+
+
+_NUMBERED = re.compile(r"[-_ ]?\(?\d+\)?(?:[-_ ].*)?$")
+
+
+def thread_group(name: str) -> str:
+    """A thread's name without its pool number ("extender-verb_0" -> "extender-verb",
+    "AnyIO worker thread" stays), so the label set stays bounded however many threads run."""
+    if name.startswith("Thread-"):
+        return "unnamed"
+    return _NUMBERED.sub("", name) or name
+
+
+class ThreadCpuCollector(Collector):
+    """CPU seconds used by this process's live threads, summed per thread group (Linux
+    per-thread CPU clocks): which part of the extender (verb worker, event loop, binder, watches,
+    writer) pays for a pod, read from /metrics. Threads that ended are not counted."""
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        family = CounterMetricFamily(
+            "edge_allocator_thread_cpu_seconds",
+            "CPU seconds used by the extender's live threads, by thread group.",
+            labels=["thread"],
+        )
+        totals: dict[str, float] = {}
+        for t in threading.enumerate():
+            if t.ident is None:
+                continue
+            try:
+                cpu = time.clock_gettime(time.pthread_getcpuclockid(t.ident))
+            except (OSError, AttributeError):  # ended meanwhile, or no per-thread clocks here
+                continue
+            group = "event-loop" if t is threading.main_thread() else thread_group(t.name)
+            totals[group] = totals.get(group, 0.0) + cpu
+        for group, cpu in sorted(totals.items()):
+            family.add_metric([group], cpu)
+        yield family
 
 
 class ExtenderMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
+        r.register(ThreadCpuCollector())
+        self.verb_queue_seconds = Histogram(
+            "edge_allocator_verb_queue_seconds",
+            "Time a verb waited for the verb worker (busy with the previous pod's work, e.g. "
+            "preparing the next snapshot's embeddings) before its own scoring started.",
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
         self.request_seconds = Histogram(
             "edge_allocator_extender_request_seconds",
             "Time to answer one request, by verb (filter, prioritize, score, admin).",

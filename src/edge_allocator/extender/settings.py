@@ -65,3 +65,5 @@ class Settings:
             raise ValueError("admin_rate_per_s must be > 0")
         if self.model_refresh_s <= 0:
             raise ValueError("model_refresh_s must be > 0")
+        if not 0 <= self.bind_grace_s <= 3600:
+            raise ValueError("bind_grace_s (--bind-grace) must be between 0 and 3600 seconds")
