@@ -44,6 +44,7 @@ def test_prioritize_top_node_is_the_policy_best() -> None:
     assert scores[NAMES[best]] == 10
     assert sorted(scores.values()).count(10) == 1
     # the decision is kept and the pod is assumed on the chosen node
+    assert service.wait_recorded("ns", "p")  # the record follows the answer
     rec = service.log.get(("ns", "p"))
     assert rec is not None and rec[1].chosen == NAMES[best]
     assert rec[1].candidate_count == 6 and len(rec[1].candidates) == ann.TOP_CANDIDATES_KEPT
@@ -115,6 +116,7 @@ def test_single_feasible_node_records_a_decision_at_filter() -> None:
     c, service, _ = client()
     r = c.post("/filter", json={"Pod": pod(budget=5), "NodeNames": NAMES[:3]})
     assert r.json()["NodeNames"] == ["node-0000"]
+    assert service.wait_recorded("ns", "p")  # the record follows the answer
     rec = service.log.get(("ns", "p"))
     assert rec is not None and rec[1].chosen == "node-0000" and rec[1].candidate_count == 1
 
@@ -201,6 +203,7 @@ def test_models_list_and_activate() -> None:
     assert r.status_code == 200 and r.json()["policy"] == "latency"
     assert service.models.active.policy.name == "latency"
     r = c.post("/prioritize", json={"Pod": pod(), "NodeNames": NAMES})
+    assert service.wait_recorded("ns", "p")  # the record follows the answer
     rec = service.log.get(("ns", "p"))
     assert rec is not None and rec[1].policy == "latency"
 
@@ -291,6 +294,35 @@ def test_metrics_and_probes() -> None:
     assert c.get("/openapi.json").json()["paths"]["/filter"]["post"]
 
 
+def test_a_bind_right_after_its_answer_waits_for_the_deferred_record() -> None:
+    """The record is made on the verb worker after the answer is out; a bind that arrives
+    before that (a slow record here) still carries it, and is not re-scored."""
+    import threading
+    import time
+
+    service = ExtenderService(StaticSource(fleet()), ModelManager("est-completion"))
+    slow = threading.Event()
+    real_record = service._record
+
+    def slow_record(*args: Any) -> None:
+        slow.set()
+        time.sleep(0.3)
+        real_record(*args)
+
+    service._record = slow_record  # type: ignore[method-assign]
+    bound: list[dict[str, str]] = []
+    app = create_app(service, Settings(), binder=lambda *a: bound.append(a[-1]))
+    c = TestClient(app)
+    r = c.post("/prioritize", json={"Pod": pod(), "NodeNames": NAMES})
+    top = max(r.json(), key=lambda h: h["Score"])["Host"]
+    assert slow.wait(2) and service.record_pending("ns", "p")
+    args = {"PodName": "p", "PodNamespace": "ns", "PodUID": "uid-1", "Node": top}
+    assert c.post("/bind", json=args).json() == {"Error": ""}
+    record = DecisionRecord.from_json(bound[0][ann.ANN_DECISION])
+    assert record.chosen == top and record.candidate_count == len(NAMES)
+    assert not service.record_pending("ns", "p")
+
+
 def test_thread_groups_drop_pool_numbers() -> None:
     from edge_allocator.extender.metrics import thread_group
 
@@ -318,6 +350,7 @@ def test_bind_carries_the_decision_and_cancels_the_patch() -> None:
 
     c = TestClient(create_app(service, Settings(), binder=binder))
     c.post("/prioritize", json={"Pod": pod(), "NodeNames": NAMES})
+    assert service.wait_recorded("ns", "p")  # the record follows the answer
     assert writer.pending() == 1  # held back for the bind verb
     args = {"PodName": "p", "PodNamespace": "ns", "PodUID": "uid-1", "Node": "node-0001"}
     r = c.post("/bind", json=args)

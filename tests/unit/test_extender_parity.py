@@ -123,6 +123,7 @@ def test_service_scores_equal_simulator_scores(
         r = c.post("/prioritize", json={"Pod": pod, "NodeNames": cands})
         assert r.status_code == 200
         live_expected = policy.score(snap, live_task, cands)
+        assert service.wait_recorded("ns", "p")  # the record follows the answer
         rec = service.log.get(("ns", "p"))
         assert rec is not None
         for cand in rec[1].candidates:

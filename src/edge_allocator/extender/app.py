@@ -219,12 +219,16 @@ def create_app(
     # Bindings wait on the API server (tens of ms under load): their own threads, so they
     # never queue behind scoring nor take the admin endpoints' AnyIO threads
     binders = _Workers(BINDER_THREADS, "binder")
+    # A decision's bookkeeping, after its answer: one thread (records in answer order), apart
+    # from the verb worker so the next pod's scoring never queues behind it
+    recorder = _Workers(1, "decision-recorder")
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         yield
         workers.shutdown()
         binders.shutdown()
+        recorder.shutdown()
 
     queue_seconds = service.metrics.verb_queue_seconds
 
@@ -254,11 +258,24 @@ def create_app(
         finally:
             preparing.clear()
 
-    async def prepare_after_decision() -> None:
-        """Queue the next snapshot's policy work behind this verb (at most one queued)."""
+    def run_logged(fn: Callable[[], None]) -> None:
+        try:
+            fn()
+        except Exception:  # the answer is out; only this step's work is lost
+            log.exception("recording a decision failed")
+
+    async def after_decision(later: list[Callable[[], None]]) -> None:
+        """Queue a decision's deferred bookkeeping on the recorder, and the next snapshot's
+        policy work on the verb worker (at most one queued)."""
+        for fn in later:
+            recorder.get().submit(run_logged, fn)
         if not preparing.is_set():
             preparing.set()
             workers.get().submit(prepare_next)
+
+    def annotations_once_recorded(ns: str, name: str, uid: str) -> dict[str, str]:
+        service.wait_recorded(ns, name)
+        return service.binding_annotations(ns, name, uid)
 
     app = FastAPI(
         lifespan=lifespan,
@@ -356,8 +373,10 @@ def create_app(
             result["Nodes"] = {"apiVersion": "v1", "kind": "NodeList", "items": items}
         return _json(result)
 
-    def _prioritize_answer(args: ExtenderArgs) -> Response:
-        return Response(_host_priorities(service.prioritize(args)), media_type=_JSON)
+    def _prioritize_answer(args: ExtenderArgs) -> tuple[Response, list[Callable[[], None]]]:
+        later: list[Callable[[], None]] = []
+        body = _host_priorities(service.prioritize(args, defer=later))
+        return Response(body, media_type=_JSON), later
 
     def _decide_at_bind(ns: str, name: str, uid: str, node: str) -> dict[str, str]:
         assert read_pod is not None
@@ -382,8 +401,9 @@ def create_app(
     async def prioritize_verb(args: ExtenderArgs) -> Response:
         """Integer scores 0..10 for every candidate; the policy's top node alone gets 10."""
         t0 = time.perf_counter()
-        response = await off_loop(_prioritize_answer, args)
-        response.background = BackgroundTask(prepare_after_decision)  # once the answer is out
+        response, later = await off_loop(_prioritize_answer, args)
+        # once the answer is out: the decision's record, then the next snapshot's policy work
+        response.background = BackgroundTask(after_decision, later)
         return timed(response, "prioritize", t0)
 
     @verbs.post("/bind", response_model=ExtenderBindingResult)
@@ -397,7 +417,12 @@ def create_app(
         ns, name, uid = args.PodNamespace, args.PodName, args.PodUID
         if binder is None:
             return _json({"Error": "this extender is not configured to bind"})
-        annotations = service.binding_annotations(ns, name, uid)
+        if service.record_pending(ns, name):  # its record follows the answer: wait for it
+            annotations = await asyncio.get_running_loop().run_in_executor(
+                binders.get(), partial(annotations_once_recorded, ns, name, uid)
+            )
+        else:
+            annotations = service.binding_annotations(ns, name, uid)
         if not annotations and read_pod is not None:  # bound without a prioritize call
             annotations = await off_loop(_decide_at_bind, ns, name, uid, args.Node)
         try:
@@ -624,6 +649,7 @@ def create_app(
     @admin.get("/decisions/{namespace}/{pod}", response_model=DecisionResponse)
     def decision(namespace: str, pod: str) -> DecisionResponse:
         """The latest decision for a pod: this replica's memory first, then the pod annotation."""
+        service.wait_recorded(namespace, pod)  # scored just now: its record follows the answer
         hit = service.log.get((namespace, pod))
         if hit is not None:
             uid, record = hit

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -219,6 +219,9 @@ class ExtenderService:
         self.policies = PolicyResolver(models, model_index)
         self.shadow = ShadowScorer(self.metrics)
         """A second policy scoring every decision off the request path (none until set)."""
+        self._recording: dict[tuple[str, str], threading.Event] = {}
+        """Pods whose decision record is still to be made by a deferred step (see
+        :meth:`prioritize`), each with the event set once it is made."""
 
     def snapshot(self) -> ClusterSnapshot:
         snap = self.source.current()
@@ -273,8 +276,16 @@ class ExtenderService:
             result["Nodes"] = {"items": passed}  # names; app swaps in the original objects
         return result
 
-    def prioritize(self, args: ExtenderArgs) -> list[tuple[str, int]]:
-        """(host, score) for every candidate, in the order given."""
+    def prioritize(
+        self, args: ExtenderArgs, defer: list[Callable[[], None]] | None = None
+    ) -> list[tuple[str, int]]:
+        """(host, score) for every candidate, in the order given.
+
+        The placement is assumed before this returns (the next pod sees it). With ``defer``,
+        the decision's bookkeeping (its record, the writer, the shadow policy) is appended there
+        instead of done, for the caller to run once the answer is out: it is not on the
+        scheduler's serial path. Until it has run, :meth:`record_pending` is true for the pod.
+        """
         names = args.candidate_names()
         if not is_edge_task(args.Pod.metadata.annotations):
             return [(n, 0) for n in names]
@@ -284,7 +295,7 @@ class ExtenderService:
         except TaskInputError:  # filter already explained it; score neutrally
             return [(n, 0) for n in names]
         known = names if snap.has_nodes(names) else [n for n in names if snap.has_node(n)]
-        scored = self._decide(args.Pod, snap, task, policy, known)
+        scored = self._decide(args.Pod, snap, task, policy, known, defer)
         if scored is None:
             return [(n, 0) for n in names]
         if len(known) == len(names):
@@ -299,13 +310,50 @@ class ExtenderService:
         task: TaskSpec,
         policy: PlacementPolicy,
         candidates: list[str],
+        defer: list[Callable[[], None]] | None = None,
     ) -> Scored | None:
         if not candidates:
             return None
         scored = self.score(snap, task, candidates, policy, latencies="top")
         best = scored.candidates[scored.top]
-        self.shadow.submit(snap, task, scored.candidates, scored.raw, scored.top)
         self.source.assume(pod.metadata.uid, best, task.cpu_request_m, task.mem_request_mib)
+        if defer is None:
+            self._record(pod, snap, task, policy, scored)
+            return scored
+        key = (pod.metadata.namespace, pod.metadata.name)
+        done = self._recording[key] = threading.Event()
+
+        def record() -> None:
+            try:
+                self._record(pod, snap, task, policy, scored)
+            finally:
+                if self._recording.get(key) is done:
+                    del self._recording[key]
+                done.set()
+
+        defer.append(record)
+        return scored
+
+    def record_pending(self, namespace: str, name: str) -> bool:
+        """Whether this pod's decision record is still to be made by a deferred step."""
+        return (namespace, name) in self._recording
+
+    def wait_recorded(self, namespace: str, name: str, timeout_s: float = 2.0) -> bool:
+        """Block until this pod's deferred record (if any) is made; False on timeout."""
+        done = self._recording.get((namespace, name))
+        return done is None or done.wait(timeout_s)
+
+    def _record(
+        self,
+        pod: Pod,
+        snap: ClusterSnapshot,
+        task: TaskSpec,
+        policy: PlacementPolicy,
+        scored: Scored,
+    ) -> None:
+        """Keep the decision: its record (memory, then the pod's annotation), and the shadow."""
+        best = scored.candidates[scored.top]
+        self.shadow.submit(snap, task, scored.candidates, scored.raw, scored.top)
         order = rank(scored.candidates, scored.raw, TOP_CANDIDATES_KEPT)
         record = DecisionRecord(
             policy=policy.name,
@@ -318,14 +366,13 @@ class ExtenderService:
                 CandidateScore(scored.candidates[i], scored.scores[i], float(scored.raw[i]))
                 for i in order
             ),
-            candidate_count=len(candidates),
+            candidate_count=len(scored.candidates),
             at=now_iso(),
         )
         key = (pod.metadata.namespace, pod.metadata.name)
         self.log.put(key, pod.metadata.uid, record)
         if self.writer is not None:
             self.writer.submit(key, pod.metadata.uid, record, self.bind_grace_s)
-        return scored
 
     def decide_at_bind(self, pod_obj: dict[str, Any], node: str) -> dict[str, str]:
         """The decision for a pod bound without a scoring call (kube-scheduler skips prioritize
