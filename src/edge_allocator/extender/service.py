@@ -222,6 +222,7 @@ class ExtenderService:
         self._recording: dict[tuple[str, str], threading.Event] = {}
         """Pods whose decision record is still to be made by a deferred step (see
         :meth:`prioritize`), each with the event set once it is made."""
+        self._recording_lock = threading.Lock()
 
     def snapshot(self) -> ClusterSnapshot:
         snap = self.source.current()
@@ -321,14 +322,17 @@ class ExtenderService:
             self._record(pod, snap, task, policy, scored)
             return scored
         key = (pod.metadata.namespace, pod.metadata.name)
-        done = self._recording[key] = threading.Event()
+        done = threading.Event()
+        with self._recording_lock:
+            self._recording[key] = done
 
         def record() -> None:
             try:
                 self._record(pod, snap, task, policy, scored)
             finally:
-                if self._recording.get(key) is done:
-                    del self._recording[key]
+                with self._recording_lock:  # a newer decision for the pod keeps its own entry
+                    if self._recording.get(key) is done:
+                        del self._recording[key]
                 done.set()
 
         defer.append(record)
