@@ -163,6 +163,9 @@ def serve(settings: Settings) -> int:
         loop="uvloop",
         access_log=False,
         log_config=None,
+        # kube-scheduler calls directly, and nothing reads the client address: no
+        # X-Forwarded-* middleware on every request
+        proxy_headers=False,
         timeout_keep_alive=75,
         **options,
     )
