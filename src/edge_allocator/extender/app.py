@@ -135,7 +135,8 @@ class ShadowStatus(BaseModel):
 
 _VERBS = ("filter", "prioritize", "bind")
 BINDER_THREADS = 32
-"""Bindings in flight at once: as many as the API client keeps connections alive for."""
+"""Bindings in flight at once (each holds one kept-alive connection of the API client's write
+pool while it waits on the API server)."""
 _JSON = "application/json"
 
 

@@ -19,7 +19,7 @@ import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import httpx
@@ -40,6 +40,20 @@ class ApiError(Exception):
     def __init__(self, status: int, message: str) -> None:
         super().__init__(f"HTTP {status}: {message}")
         self.status = status
+
+
+def api_error(status: int, body: bytes) -> ApiError:
+    """The error for an answer: the Status object's message, else the start of the body."""
+    text = body[:300].decode(errors="replace")
+    try:
+        message = str(json.loads(body).get("message") or text)
+    except (ValueError, AttributeError):
+        message = text
+    return ApiError(status, message)
+
+
+R = TypeVar("R")
+_HEADERS = {"Accept": "application/json", "User-Agent": "edge-allocator-extender"}
 
 
 _STALE = (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError)
@@ -123,10 +137,10 @@ class KubeApi:
             base_url=conn.host,
             verify=context,
             timeout=httpx.Timeout(timeout_s, read=timeout_s),
-            # as many kept alive as allowed: a Binding per pod, many in flight, must not pay a
-            # TLS handshake each (the watches hold three connections for their lifetime)
+            # reads only (lists, gets, and the three watches for their lifetime); the writes
+            # keep one connection per write in flight in their own pool
             limits=httpx.Limits(max_connections=32, max_keepalive_connections=32),
-            headers={"Accept": "application/json", "User-Agent": "edge-allocator-extender"},
+            headers=_HEADERS,
         )
         self._tokens = TokenSource(conn, check_s=token_check_s, clock=clock)
 
@@ -138,40 +152,30 @@ class KubeApi:
     def _headers(self, *, force: bool = False) -> dict[str, str]:
         return self._tokens.headers(force=force)
 
-    def _send(
-        self,
-        method: str,
-        path: str,
-        *,
-        params: dict[str, str] | None = None,
-        content: str | None = None,
-        content_type: str | None = None,
-    ) -> httpx.Response:
-        """One request; after a 401, once more if re-reading the credentials changed them."""
-        extra = {"Content-Type": content_type} if content_type else {}
+    def _authorized(self, send: Callable[[dict[str, str]], R], status: Callable[[R], int]) -> R:
+        """``send(auth_headers)``; after a 401, once more if re-reading the credentials changed
+        them (a rotated token)."""
         sent = self._headers()
-        resp = self._client.request(
-            method, path, params=params, content=content, headers=sent | extra
-        )
-        if resp.status_code == 401:
+        answer = send(sent)
+        if status(answer) == 401:
             fresh = self._headers(force=True)
             if fresh != sent:
-                resp = self._client.request(
-                    method, path, params=params, content=content, headers=fresh | extra
-                )
-        return resp
+                answer = send(fresh)
+        return answer
+
+    def _get_response(self, path: str, params: dict[str, str] | None) -> httpx.Response:
+        return self._authorized(
+            lambda auth: self._client.get(path, params=params, headers=auth),
+            lambda resp: resp.status_code,
+        )
 
     @staticmethod
     def _check(resp: httpx.Response) -> None:
         if resp.status_code >= 300:
-            try:
-                message = str(resp.json().get("message", resp.text))
-            except (ValueError, AttributeError):
-                message = resp.text[:300]
-            raise ApiError(resp.status_code, message)
+            raise api_error(resp.status_code, resp.content)
 
     def get(self, path: str, params: dict[str, str] | None = None) -> dict[str, Any]:
-        resp = self._send("GET", path, params=params)
+        resp = self._get_response(path, params)
         self._check(resp)
         body: dict[str, Any] = resp.json()
         return body
@@ -219,25 +223,14 @@ class KubeApi:
                     yield json.loads(line)
 
     def _write(self, method: str, path: str, body: dict[str, Any], content_type: str) -> None:
-        """One write; after a 401, once more if re-reading the credentials changed them."""
         content = json.dumps(body).encode()
-        base = {
-            "Accept": "application/json",
-            "User-Agent": "edge-allocator-extender",
-            "Content-Type": content_type,
-        }
-        sent = self._headers()
-        status, data = self._writes.request(method, path, content, base | sent)
-        if status == 401:
-            fresh = self._headers(force=True)
-            if fresh != sent:
-                status, data = self._writes.request(method, path, content, base | fresh)
+        base = _HEADERS | {"Content-Type": content_type}
+        status, data = self._authorized(
+            lambda auth: self._writes.request(method, path, content, base | auth),
+            lambda answer: answer[0],
+        )
         if status >= 300:
-            try:
-                message = str(json.loads(data).get("message", ""))
-            except (ValueError, AttributeError):
-                message = data[:300].decode(errors="replace")
-            raise ApiError(status, message or data[:300].decode(errors="replace"))
+            raise api_error(status, data)
 
     def post(self, path: str, body: dict[str, Any]) -> None:
         self._write("POST", path, body, "application/json")
