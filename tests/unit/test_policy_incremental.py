@@ -17,14 +17,14 @@ from edge_allocator.sim.engine import Simulator
 from edge_allocator.sim.scenario import load_scenario
 
 
-def reference_node_part(policy: GNNPolicy, snap: ClusterSnapshot) -> torch.Tensor:
+def reference_node_part(policy: GNNPolicy, snap: ClusterSnapshot) -> np.ndarray:
     """The head's node part from PlacementGNN.embed (the PyG module training uses)."""
     g = single_graph(topology_arrays(snap), node_arrays(snap))
     with torch.inference_mode():
         h, pooled = policy.model.embed(
             g.vertex_x, g.edge_index, g.edge_attr, g.node_mask, g.batch, g.num_graphs
         )
-        return h @ policy._w_node + (pooled[0] @ policy._w_pool + policy._b1)
+        return (h @ policy._w_node + (pooled[0] @ policy._w_pool + policy._b1)).numpy()
 
 
 def cluster(scenario: str, nodes: int) -> ClusterSnapshot:
@@ -65,7 +65,7 @@ def test_sequence_of_changes_matches_full_pass(snap: ClusterSnapshot) -> None:
         current = changed(current, rows, revision=snap.revision + 1 + step)
         got = policy._embedding(current).node_part
         want = reference_node_part(policy, current)
-        assert torch.allclose(got, want, atol=2e-5), (
+        assert np.allclose(got, want, atol=2e-5), (
             f"step {step}: max diff {(got - want).abs().max()}"
         )
     assert policy.embedder.incremental_passes >= 30
@@ -86,7 +86,7 @@ def test_another_topology_gets_a_full_pass() -> None:
     policy._embedding(a)
     got = policy._embedding(b).node_part
     assert policy.embedder.full_passes == 2
-    assert torch.allclose(got, reference_node_part(policy, b), atol=2e-5)
+    assert np.allclose(got, reference_node_part(policy, b), atol=2e-5)
 
 
 def test_scores_equal_after_incremental_updates() -> None:
@@ -121,13 +121,13 @@ def test_concurrent_requests_for_one_snapshot_embed_it_once(
     calls = []
     real = policy.embedder.embed
 
-    def slow_embed(*args: object) -> torch.Tensor:
+    def slow_embed(*args: object) -> np.ndarray:
         calls.append(threading.get_ident())
         time.sleep(0.2)  # long enough that every thread below asks while this one runs
         return real(*args)  # type: ignore[arg-type]
 
     monkeypatch.setattr(policy.embedder, "embed", slow_embed)
-    got: list[torch.Tensor] = []
+    got: list[np.ndarray] = []
     threads = [
         threading.Thread(target=lambda: got.append(policy._embedding(snap).node_part))
         for _ in range(4)
@@ -151,7 +151,7 @@ def test_a_failed_embedding_lets_the_waiting_caller_try_again(
     real = policy.embedder.embed
     calls = []
 
-    def first_fails(*args: object) -> torch.Tensor:
+    def first_fails(*args: object) -> np.ndarray:
         calls.append(1)
         if len(calls) == 1:
             time.sleep(0.2)
@@ -173,4 +173,4 @@ def test_a_failed_embedding_lets_the_waiting_caller_try_again(
     second = policy._embedding(snap).node_part  # waits, then embeds itself
     t.join(timeout=10)
     assert len(errors) == 1 and len(calls) == 2
-    assert torch.allclose(second, reference_node_part(policy, snap), atol=2e-5)
+    assert np.allclose(second, reference_node_part(policy, snap), atol=2e-5)

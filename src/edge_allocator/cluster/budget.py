@@ -19,6 +19,8 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+import numpy as np
+
 from edge_allocator.cluster.snapshot import ClusterSnapshot, TaskSpec
 
 
@@ -27,6 +29,12 @@ def latency_within(latency_ms: float, budget_ms: float | None) -> bool:
     if budget_ms is None:
         return True
     return math.isfinite(latency_ms) and latency_ms <= budget_ms
+
+
+def latencies_within(latencies_ms: np.ndarray, budget_ms: float) -> np.ndarray:
+    """:func:`latency_within` over an array of latencies (a bool mask; the simulator's many
+    budget keys at fleet scale)."""
+    return np.isfinite(latencies_ms) & (latencies_ms <= budget_ms)
 
 
 def node_within_budget(snapshot: ClusterSnapshot, task: TaskSpec, node: str) -> bool:

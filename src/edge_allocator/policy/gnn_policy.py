@@ -2,7 +2,8 @@
 
 Per snapshot (keyed by its topology cache and ``revision``) the GNN runs once and the node
 part of the head's first layer is pre-multiplied; each ``score`` call then costs a gather, two
-small matmuls and the rest of the head, O(candidates). A new revision of the same topology is
+small matmuls and the rest of the head, O(candidates), in numpy (on a few hundred rows
+torch's per-call overhead is most of the cost). A new revision of the same topology is
 embedded incrementally from the last one (:mod:`edge_allocator.policy.incremental`): a
 placement recomputes the changed node's neighbourhood, not the cluster.
 """
@@ -15,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import torch
+import numpy as np
 from torch import Tensor
 
 from edge_allocator.cluster.features import candidate_arrays, node_arrays, topology_arrays
@@ -28,7 +29,7 @@ from edge_allocator.policy.incremental import IncrementalEmbedder
 @dataclass
 class _Embedding:
     topology: dict[str, Any]  # held so its id() stays unique while cached
-    node_part: Tensor  # (V, head_hidden): h @ W_node^T + pooled @ W_pool^T + b
+    node_part: np.ndarray  # (V, head_hidden): h @ W_node^T + pooled @ W_pool^T + b, read-only
 
 
 class GNNPolicy:
@@ -51,9 +52,10 @@ class GNNPolicy:
         w_node, w_pool, w_cand, w_task = model.split_head_weights()
         self._w_node = w_node.detach().t().contiguous()
         self._w_pool = w_pool.detach().t().contiguous()
-        self._w_cand = w_cand.detach().t().contiguous()
-        self._w_task = w_task.detach().t().contiguous()
         self._b1 = model.head1.bias.detach()
+        self._w_cand, self._w_task = _t(w_cand), _t(w_task)
+        self._w2, self._b2 = _t(model.head2.weight), _f32(model.head2.bias)
+        self._w3, self._b3 = _t(model.head3.weight), _f32(model.head3.bias)
         self.embedder = IncrementalEmbedder(model, self._w_node, self._w_pool, self._b1)
 
     @property
@@ -111,12 +113,24 @@ class GNNPolicy:
             return []
         emb = self._embedding(snapshot)
         ca = candidate_arrays(snapshot, task, candidates)
-        with torch.inference_mode():
-            first = (
-                emb.node_part[torch.from_numpy(ca.index)]
-                + torch.from_numpy(ca.cand_x) @ self._w_cand
-                + torch.from_numpy(ca.task_x) @ self._w_task
-            )
-            logits = self.model.head_from_parts(first)
-        out: list[float] = logits.tolist()
+        # PlacementGNN.head_from_parts, row for row
+        z = emb.node_part[ca.index]
+        z += ca.cand_x @ self._w_cand
+        z += ca.task_x @ self._w_task
+        np.maximum(z, 0.0, out=z)
+        z = z @ self._w2
+        z += self._b2
+        np.maximum(z, 0.0, out=z)
+        logits = z @ self._w3
+        logits += self._b3
+        out: list[float] = logits[:, 0].tolist()
         return out
+
+
+def _f32(t: Tensor) -> np.ndarray:
+    return np.ascontiguousarray(t.detach().cpu().numpy(), dtype=np.float32)
+
+
+def _t(weight: Tensor) -> np.ndarray:
+    """A linear layer's weight, transposed for ``x @ W``."""
+    return np.ascontiguousarray(_f32(weight).T)

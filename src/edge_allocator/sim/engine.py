@@ -61,7 +61,7 @@ from typing import Any, Protocol, SupportsIndex, overload
 
 import numpy as np
 
-from edge_allocator.cluster.budget import node_within_budget, sites_within_budget
+from edge_allocator.cluster.budget import latencies_within, node_within_budget
 from edge_allocator.cluster.features import BURST_FACTOR
 from edge_allocator.cluster.snapshot import ClusterSnapshot, NodeState, TaskSpec
 from edge_allocator.policy.base import PlacementPolicy
@@ -338,6 +338,7 @@ class Simulator:
         self.node_site = [sidx[n.site] for n in self.cluster.nodes]
         names = [s.name for s in self.cluster.sites]
         self.site_lat = [[self.base.site_latency_ms(a, b) for b in names] for a in names]
+        self._site_lat_np = np.array(self.site_lat, dtype=np.float64).reshape(len(names), -1)
         self.site_bw = [[self.base.site_bandwidth_mbps(a, b) for b in names] for a in names]
         self.speed = [self.cluster.speed(i) for i in range(len(self.cluster.nodes))]
         self.has_output = bool((self.tasks.output_mb > 0).any())
@@ -650,10 +651,11 @@ class Simulator:
 
     def _budget_entry(self, tid: int) -> tuple[tuple[int, float, int], tuple[int, ...]] | None:
         """(key, indices of the nodes within task ``tid``'s budget, ascending), or None
-        without a budget. The sites come from :func:`sites_within_budget` (what the operator
-        writes into the pod's node affinity) and the source node from
-        :func:`node_within_budget`, so the simulator has no budget rule of its own. The key
-        names the node set: tasks with equal keys have the same candidates."""
+        without a budget. The sites are those :func:`sites_within_budget` gives (what the
+        operator writes into the pod's node affinity; here :func:`latencies_within` over the
+        source site's row of shortest-path latencies, a test checks they agree) and the source
+        node comes from :func:`node_within_budget`, so the simulator has no budget rule of its
+        own. The key names the node set: tasks with equal keys have the same candidates."""
         if tid in self._allowed_of:
             return self._allowed_of[tid]
         budget = float(self.tasks.latency_budget_ms[tid])
@@ -664,8 +666,8 @@ class Simulator:
             site_key = (src_site, budget, -1)
             in_sites = self._allowed_by_key.get(site_key)
             if in_sites is None:
-                sites = sites_within_budget(self.base, self.cluster.sites[src_site].name, budget)
-                in_sites = tuple(sorted(i for s in sites.allowed for i in self._site_nodes[s]))
+                allowed = latencies_within(self._site_lat_np[src_site], budget)
+                in_sites = tuple(np.flatnonzero(allowed[self._node_site_np]).tolist())
                 self._allowed_by_key[site_key] = in_sites
                 self._budget_nodes[site_key] = np.array(in_sites, dtype=np.int64)
             entry = (site_key, in_sites)
