@@ -34,7 +34,8 @@ def latency_within(latency_ms: float, budget_ms: float | None) -> bool:
 def latencies_within(latencies_ms: np.ndarray, budget_ms: float) -> np.ndarray:
     """:func:`latency_within` over an array of latencies (a bool mask; the simulator's many
     budget keys at fleet scale)."""
-    return np.isfinite(latencies_ms) & (latencies_ms <= budget_ms)
+    mask: np.ndarray = np.isfinite(latencies_ms) & (latencies_ms <= budget_ms)
+    return mask
 
 
 def node_within_budget(snapshot: ClusterSnapshot, task: TaskSpec, node: str) -> bool:
