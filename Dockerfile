@@ -65,7 +65,8 @@ ENV PATH=/opt/venv/bin:$PATH \
     EDGE_ALLOCATOR_MODELS_DIR=/opt/edge-allocator/models \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
-    OMP_NUM_THREADS=1
+    OMP_NUM_THREADS=1 \
+    OPENBLAS_NUM_THREADS=1
 USER 10001:10001
 WORKDIR /tmp
 # 8443: extender HTTPS (verbs, admin API, /metrics, /ui); 8081: operator /metrics and /healthz.

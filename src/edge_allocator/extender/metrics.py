@@ -6,6 +6,7 @@ info-style gauge whose labels change only on activation.
 
 from __future__ import annotations
 
+import os
 import re
 import threading
 import time
@@ -29,10 +30,33 @@ def thread_group(name: str) -> str:
     return _NUMBERED.sub("", name) or name
 
 
+def native_thread_cpu_s(known: set[int]) -> float:
+    """CPU seconds of this process's threads that Python does not know (``known``: their
+    native ids): threads a library started, such as a BLAS or OpenMP pool, whose spinning
+    between calls is otherwise invisible. 0.0 where /proc is not there."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    try:
+        tids = os.listdir("/proc/self/task")
+    except OSError:
+        return 0.0
+    for tid in tids:
+        if int(tid) in known:
+            continue
+        try:
+            with open(f"/proc/self/task/{tid}/stat", "rb") as f:
+                fields = f.read().rsplit(b")", 1)[1].split()
+        except OSError:  # ended meanwhile
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
+    return total / tick
+
+
 class ThreadCpuCollector(Collector):
     """CPU seconds used by this process's live threads, summed per thread group (Linux
     per-thread CPU clocks): which part of the extender (verb worker, event loop, binder, watches,
-    writer) pays for a pod, read from /metrics. Threads that ended are not counted."""
+    writer) pays for a pod, read from /metrics. Threads no Python code started are one group,
+    ``native``. Threads that ended are not counted."""
 
     def collect(self) -> Iterator[CounterMetricFamily]:
         family = CounterMetricFamily(
@@ -41,15 +65,19 @@ class ThreadCpuCollector(Collector):
             labels=["thread"],
         )
         totals: dict[str, float] = {}
+        known: set[int] = set()
         for t in threading.enumerate():
             if t.ident is None:
                 continue
+            if t.native_id is not None:
+                known.add(t.native_id)
             try:
                 cpu = time.clock_gettime(time.pthread_getcpuclockid(t.ident))
             except (OSError, AttributeError):  # ended meanwhile, or no per-thread clocks here
                 continue
             group = "event-loop" if t is threading.main_thread() else thread_group(t.name)
             totals[group] = totals.get(group, 0.0) + cpu
+        totals["native"] = native_thread_cpu_s(known)
         for group, cpu in sorted(totals.items()):
             family.add_metric([group], cpu)
         yield family
