@@ -16,7 +16,6 @@ Targets: p99 <= 5 ms at 1,000 candidates round trip; /prioritize server side p99
 from __future__ import annotations
 
 import argparse
-import gc
 import http.client
 import json
 import os
@@ -44,11 +43,12 @@ def snapshot(nodes: int) -> ClusterSnapshot:
 
 
 def serve(port: int, nodes: int, policy: str) -> None:
+    import torch
     import uvicorn
 
     from edge_allocator.extender.app import create_app
     from edge_allocator.extender.models import ModelManager
-    from edge_allocator.extender.server import initial_policy
+    from edge_allocator.extender.server import initial_policy, settle_for_serving
     from edge_allocator.extender.service import ExtenderService, StaticSource
     from edge_allocator.extender.settings import Settings
 
@@ -56,8 +56,8 @@ def serve(port: int, nodes: int, policy: str) -> None:
     source = StaticSource(snap, apply_assumptions=True)
     service = ExtenderService(source, ModelManager(initial_policy(policy)))
     app = create_app(service, Settings())
-    gc.collect()
-    gc.freeze()  # as the real server does
+    torch.set_num_threads(1)
+    settle_for_serving()  # as the real server does (GC freeze, switch interval)
     uvicorn.run(
         app,
         host="127.0.0.1",

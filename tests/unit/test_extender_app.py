@@ -432,3 +432,18 @@ def test_prioritize_prepares_the_snapshot_the_next_pod_sees() -> None:
     while key not in policy._cache:  # type: ignore[attr-defined]
         assert time.monotonic() < deadline, "the next snapshot was never prepared"
         time.sleep(0.01)
+
+
+def test_host_priorities_are_the_json_of_the_list(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The hand-written answer parses to exactly what json.dumps would say, for every score and
+    for names that need escaping, also after the prefix cache is cleared at its bound."""
+    from edge_allocator.extender import app as app_module
+
+    monkeypatch.setattr(app_module._HostPrefixes, "LIMIT", 3)
+    app_module._PREFIXES.clear()
+    names = ["n-1", 'we"ird', "back\\slash", "ünï", "n-1", "tab\tname"]
+    pairs = [(n, i % 11) for i, n in enumerate(names * 3)]
+    body = app_module._host_priorities(pairs)
+    assert json.loads(body) == [{"Host": h, "Score": s} for h, s in pairs]
+    assert len(app_module._PREFIXES) <= 3
+    assert app_module._host_priorities([]) == b"[]"

@@ -43,6 +43,19 @@ def initial_policy(name: str) -> str:
     return "gnn" if shipped_model_path() is not None else FALLBACK_POLICY
 
 
+def settle_for_serving() -> None:
+    """Process settings for serving, once everything long-lived is built (the benchmarks'
+    in-process servers call it too, so they measure what production runs)."""
+    # Everything built so far (torch, the app, the policy) lives for the whole process: keep it
+    # out of the cyclic GC's full collections, which would otherwise stall requests for ms.
+    gc.collect()
+    gc.freeze()
+    # The verb worker shares the interpreter lock with the reflectors, the binder threads and the
+    # event loop; a thread waiting for it waits whole switch intervals (5 ms by default), which
+    # on the scheduler's serial cycle is latency per pod. 0.5 ms bounds that wait.
+    sys.setswitchinterval(SWITCH_INTERVAL_S)
+
+
 def serve(settings: Settings) -> int:
     # One intra-op thread: scoring is small tensor work per request, and on a busy node extra
     # threads contend with the event loop (measured ~30x slower p99 under load).
@@ -172,14 +185,7 @@ def serve(settings: Settings) -> int:
     live.start()
     writer.start()
     model_index.start()
-    # Everything built so far (torch, the app, the policy) lives for the whole process: keep it
-    # out of the cyclic GC's full collections, which would otherwise stall requests for ms.
-    gc.collect()
-    gc.freeze()
-    # The verb worker shares the interpreter lock with the reflectors, the binder threads and the
-    # event loop; a thread waiting for it waits whole switch intervals (5 ms by default), which
-    # on the scheduler's serial cycle is latency per pod. 0.5 ms bounds that wait.
-    sys.setswitchinterval(SWITCH_INTERVAL_S)
+    settle_for_serving()
     log.info(
         "extender on %s://%s:%d, policy %s (%s %s)",
         "https" if settings.tls_cert else "http",
