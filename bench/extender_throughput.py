@@ -195,15 +195,18 @@ def cpu_seconds(pid: int) -> float:
 
 
 THREAD_CPU = "edge_allocator_thread_cpu_seconds_total"
+GC_PAUSE = "edge_allocator_gc_pause_seconds_total"
 
 
-def thread_cpu(ext: Extender) -> dict[str, float]:
-    """The extender's CPU seconds by thread group, from its /metrics."""
-    out: dict[str, float] = {}
+def counters(ext: Extender) -> dict[str, dict[str, float]]:
+    """The extender's CPU seconds by thread group and GC pause seconds by generation, from
+    its /metrics: {"thread": {...}, "gc": {...}}."""
+    out: dict[str, dict[str, float]] = {"thread": {}, "gc": {}}
     for line in ext.http.get("/metrics").text.splitlines():
-        if line.startswith(THREAD_CPU + "{"):
-            group = line.split('thread="', 1)[1].split('"', 1)[0]
-            out[group] = float(line.rsplit(" ", 1)[1])
+        for key, name, label in (("thread", THREAD_CPU, "thread"), ("gc", GC_PAUSE, "generation")):
+            if line.startswith(name + "{"):
+                group = line.split(f'{label}="', 1)[1].split('"', 1)[0]
+                out[key][group] = float(line.rsplit(" ", 1)[1])
     return out
 
 
@@ -329,6 +332,7 @@ def main() -> None:
         health_times: list[float] = []
         extender_cpu_s = 0.0
         by_thread_s: dict[str, float] = {}
+        gc_s: dict[str, float] = {}
         health_failures = 0
         per_round = args.pods // args.rounds
         for r in range(args.rounds):  # alternate, so load drift on the host hits both alike
@@ -340,7 +344,7 @@ def main() -> None:
                     probe = HealthProbe(ext)
                     assert ext.proc is not None
                     cpu_before = cpu_seconds(ext.proc.pid)
-                    threads_before = thread_cpu(ext)
+                    before = counters(ext)
                 try:
                     out = run_profile(
                         dc,
@@ -357,10 +361,12 @@ def main() -> None:
                     if probe is not None:
                         assert ext.proc is not None
                         extender_cpu_s += cpu_seconds(ext.proc.pid) - cpu_before
-                        for group, cpu in thread_cpu(ext).items():
-                            by_thread_s[group] = (
-                                by_thread_s.get(group, 0.0) + cpu - threads_before.get(group, 0.0)
-                            )
+                        after = counters(ext)
+                        for key, totals in (("thread", by_thread_s), ("gc", gc_s)):
+                            for group, seconds in after[key].items():
+                                totals[group] = (
+                                    totals.get(group, 0.0) + seconds - before[key].get(group, 0.0)
+                                )
                         probe.stop()
                         health_times.extend(probe.times)
                         health_failures += probe.failures
@@ -459,6 +465,7 @@ def main() -> None:
         "extender_cpu_ms_per_pod_by_thread": {
             g: 1e3 * s / edge_pods for g, s in sorted(by_thread_s.items(), key=lambda x: -x[1])
         },
+        "gc_pause_ms_per_pod_by_generation": {g: 1e3 * s / edge_pods for g, s in gc_s.items()},
         "verb_queue_mean_ms": 1e3
         * metric("edge_allocator_verb_queue_seconds_sum")
         / max(metric("edge_allocator_verb_queue_seconds_count"), 1),
@@ -505,6 +512,11 @@ def main() -> None:
             if ms >= 0.05
         )
         + f"; a verb waited {report['verb_queue_mean_ms']:.2f} ms on average for the verb worker"
+    )
+    gc_ms = report["gc_pause_ms_per_pod_by_generation"]
+    print(
+        "  of it in cyclic GC (all threads wait): "
+        + ", ".join(f"generation {g} {ms:.2f}" for g, ms in sorted(gc_ms.items()))
     )
     h = report["healthz_under_load_ms"]
     print(

@@ -1,4 +1,4 @@
-"""Threads no Python code started: capped for BLAS, and counted in the extender's CPU metric."""
+"""Threads no Python code started (capped for BLAS, counted in the CPU metric) and GC pauses."""
 
 from __future__ import annotations
 
@@ -37,3 +37,27 @@ def test_native_thread_cpu_counts_threads_python_does_not_know() -> None:
     unknown = native_thread_cpu_s(known)
     assert everything >= 0.25  # this thread's 0.3 s at least, read from /proc
     assert everything - unknown >= 0.25  # and none of it counted as native once known
+
+
+def test_gc_pauses_are_counted_by_generation() -> None:
+    import gc
+
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from edge_allocator.extender.metrics import GcCollector
+
+    registry = CollectorRegistry()
+    registry.register(GcCollector())
+
+    def sample(name: str) -> float:
+        text = generate_latest(registry).decode()
+        line = next(x for x in text.splitlines() if x.startswith(name))
+        return float(line.rsplit(" ", 1)[1])
+
+    before = sample('edge_allocator_gc_collections_total{generation="2"}')
+    paused = sample('edge_allocator_gc_pause_seconds_total{generation="2"}')
+    junk = [[i] for i in range(200_000)]  # something for a full collection to walk
+    gc.collect()
+    del junk
+    assert sample('edge_allocator_gc_collections_total{generation="2"}') >= before + 1
+    assert sample('edge_allocator_gc_pause_seconds_total{generation="2"}') > paused

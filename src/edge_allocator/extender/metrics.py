@@ -6,6 +6,7 @@ info-style gauge whose labels change only on activation.
 
 from __future__ import annotations
 
+import gc
 import os
 import re
 import threading
@@ -83,11 +84,59 @@ class ThreadCpuCollector(Collector):
         yield family
 
 
+class _GcPauses:
+    """Seconds the interpreter spent in cyclic GC, per generation: every thread waits for a
+    collection (it holds the interpreter lock), so a full one is a pause on the verbs too. One
+    callback per process, installed by the first :class:`GcCollector`."""
+
+    def __init__(self) -> None:
+        self.seconds = [0.0, 0.0, 0.0]
+        self.collections = [0, 0, 0]
+        self._started = 0.0
+
+    def __call__(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+            return
+        generation = info.get("generation", 2)
+        self.seconds[generation] += time.perf_counter() - self._started
+        self.collections[generation] += 1
+
+
+_GC_PAUSES = _GcPauses()
+
+
+class GcCollector(Collector):
+    """``edge_allocator_gc_pause_seconds_total{generation}`` and the collections behind it."""
+
+    def __init__(self) -> None:
+        if _GC_PAUSES not in gc.callbacks:
+            gc.callbacks.append(_GC_PAUSES)
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        pauses = CounterMetricFamily(
+            "edge_allocator_gc_pause_seconds",
+            "Seconds spent in the interpreter's cyclic garbage collector, by generation.",
+            labels=["generation"],
+        )
+        count = CounterMetricFamily(
+            "edge_allocator_gc_collections",
+            "Cyclic garbage collections, by generation.",
+            labels=["generation"],
+        )
+        for g in range(3):
+            pauses.add_metric([str(g)], _GC_PAUSES.seconds[g])
+            count.add_metric([str(g)], _GC_PAUSES.collections[g])
+        yield pauses
+        yield count
+
+
 class ExtenderMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
         r.register(ThreadCpuCollector())
+        r.register(GcCollector())
         self.verb_queue_seconds = Histogram(
             "edge_allocator_verb_queue_seconds",
             "Time a verb waited for the verb worker (busy with the previous pod's work, e.g. "
