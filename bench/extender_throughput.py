@@ -196,14 +196,19 @@ def cpu_seconds(pid: int) -> float:
 
 THREAD_CPU = "edge_allocator_thread_cpu_seconds_total"
 GC_PAUSE = "edge_allocator_gc_pause_seconds_total"
+WATCH_EVENTS = "edge_allocator_watch_events_total"
 
 
 def counters(ext: Extender) -> dict[str, dict[str, float]]:
-    """The extender's CPU seconds by thread group and GC pause seconds by generation, from
-    its /metrics: {"thread": {...}, "gc": {...}}."""
-    out: dict[str, dict[str, float]] = {"thread": {}, "gc": {}}
+    """The extender's CPU seconds by thread group, GC pause seconds by generation and watch
+    events by collection, from its /metrics: {"thread": {...}, "gc": {...}, "watch": {...}}."""
+    out: dict[str, dict[str, float]] = {"thread": {}, "gc": {}, "watch": {}}
     for line in ext.http.get("/metrics").text.splitlines():
-        for key, name, label in (("thread", THREAD_CPU, "thread"), ("gc", GC_PAUSE, "generation")):
+        for key, name, label in (
+            ("thread", THREAD_CPU, "thread"),
+            ("gc", GC_PAUSE, "generation"),
+            ("watch", WATCH_EVENTS, "kind"),
+        ):
             if line.startswith(name + "{"):
                 group = line.split(f'{label}="', 1)[1].split('"', 1)[0]
                 out[key][group] = float(line.rsplit(" ", 1)[1])
@@ -333,6 +338,7 @@ def main() -> None:
         extender_cpu_s = 0.0
         by_thread_s: dict[str, float] = {}
         gc_s: dict[str, float] = {}
+        watch_events: dict[str, float] = {}
         health_failures = 0
         per_round = args.pods // args.rounds
         for r in range(args.rounds):  # alternate, so load drift on the host hits both alike
@@ -362,7 +368,11 @@ def main() -> None:
                         assert ext.proc is not None
                         extender_cpu_s += cpu_seconds(ext.proc.pid) - cpu_before
                         after = counters(ext)
-                        for key, totals in (("thread", by_thread_s), ("gc", gc_s)):
+                        for key, totals in (
+                            ("thread", by_thread_s),
+                            ("gc", gc_s),
+                            ("watch", watch_events),
+                        ):
                             for group, seconds in after[key].items():
                                 totals[group] = (
                                     totals.get(group, 0.0) + seconds - before[key].get(group, 0.0)
@@ -466,6 +476,7 @@ def main() -> None:
             g: 1e3 * s / edge_pods for g, s in sorted(by_thread_s.items(), key=lambda x: -x[1])
         },
         "gc_pause_ms_per_pod_by_generation": {g: 1e3 * s / edge_pods for g, s in gc_s.items()},
+        "watch_events_per_pod": {k: n / edge_pods for k, n in watch_events.items()},
         "verb_queue_mean_ms": 1e3
         * metric("edge_allocator_verb_queue_seconds_sum")
         / max(metric("edge_allocator_verb_queue_seconds_count"), 1),
@@ -517,6 +528,10 @@ def main() -> None:
     print(
         "  of it in cyclic GC (all threads wait): "
         + ", ".join(f"generation {g} {ms:.2f}" for g, ms in sorted(gc_ms.items()))
+    )
+    print(
+        "  watch events per pod: "
+        + ", ".join(f"{k} {n:.1f}" for k, n in sorted(report["watch_events_per_pod"].items()))
     )
     h = report["healthz_under_load_ms"]
     print(

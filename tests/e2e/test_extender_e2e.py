@@ -144,6 +144,8 @@ def test_pods_land_on_the_policy_top_node(
     assert record["chosen"] == current[names[0]]["spec"]["nodeName"]
     # recorded by the Binding the extender made (bindVerb), not by a separate PATCH
     assert metric(extender, 'edge_allocator_decisions_total{outcome="with_binding"}') >= len(names)
+    # the pod watch delivered each binding (what the extender parses per pod is on /metrics)
+    assert metric(extender, 'edge_allocator_watch_events_total{kind="pods"}') >= len(names)
 
 
 def test_unmeetable_budget_stays_pending_with_reason(

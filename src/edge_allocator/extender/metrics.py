@@ -131,6 +131,24 @@ class GcCollector(Collector):
         yield count
 
 
+class WatchEventsCollector(Collector):
+    """``edge_allocator_watch_events_total{kind}``: events each reflector received (every
+    one is parsed and folded into the cache: its cost per pod is this count times the size)."""
+
+    def __init__(self, counts: Callable[[], dict[str, int]]) -> None:
+        self.counts = counts
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        family = CounterMetricFamily(
+            "edge_allocator_watch_events",
+            "Watch events received from the API server, by collection.",
+            labels=["kind"],
+        )
+        for kind, n in sorted(self.counts().items()):
+            family.add_metric([kind], n)
+        yield family
+
+
 class ExtenderMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
@@ -220,6 +238,10 @@ class ExtenderMetrics:
     def bind_cache(self, age: Callable[[], float | None], nodes: Callable[[], int]) -> None:
         self.cache_age.set_function(lambda: -1.0 if (a := age()) is None else a)
         self.cache_nodes.set_function(lambda: float(nodes()))
+
+    def bind_watches(self, counts: Callable[[], dict[str, int]]) -> None:
+        """Export the reflectors' event counts (``counts``: kind -> events so far)."""
+        self.registry.register(WatchEventsCollector(counts))
 
     def set_model(self, policy: str, version: str) -> None:
         self.model_info.clear()

@@ -48,6 +48,7 @@ class Reflector:
         self.optional = optional
         self.absent_retry_s = absent_retry_s
         self.watch_timeout_s = watch_timeout_s
+        self.events = 0  # watch events received (written by this reflector's thread only)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"reflector-{kind}", daemon=True)
 
@@ -82,6 +83,7 @@ class Reflector:
         while not self._stop.is_set():
             started = time.monotonic()
             for event in self.api.watch(self.path, rv, self.params, self.watch_timeout_s):
+                self.events += 1
                 etype, obj = event.get("type"), event.get("object") or {}
                 if etype == "ERROR":
                     code = obj.get("code")

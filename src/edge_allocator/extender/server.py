@@ -140,6 +140,7 @@ def serve(settings: Settings) -> int:
         return 0 if snap is None else len(snap.nodes)
 
     metrics.bind_cache(cache.age_seconds, node_count)
+    metrics.bind_watches(lambda: {r.kind: r.events for r in live.reflectors})
     metrics.set_model(models.active.policy.name, models.active.policy.version)
     app = create_app(
         service,
