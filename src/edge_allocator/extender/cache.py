@@ -359,9 +359,13 @@ class WatchCache:
             if self._states.get(name) != state:
                 self._states[name] = state
                 changed_names.append(name)
-        removed = [name for name in self._states if name not in self._nodes]
-        for name in removed:
-            del self._states[name]
+        # a full rebuild starts from no states, and a deleted node forces one: only a state
+        # count that differs from the node count can mean a leftover (not a walk per rebuild)
+        removed: list[str] = []
+        if len(self._states) != len(self._nodes):
+            removed = [name for name in self._states if name not in self._nodes]
+            for name in removed:
+                del self._states[name]
         prev = self._snapshot
         if not self._full and not changed_names and not removed and prev is not None:
             # events that change no node's scheduler-visible state (a pod turning Running, an
