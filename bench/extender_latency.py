@@ -25,6 +25,9 @@ import sys
 import time
 from typing import Any
 
+# numpy is loaded before edge_allocator here: hold OpenBLAS to one thread as the package does
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
 import numpy as np
 
 from edge_allocator.cluster import annotations as ann

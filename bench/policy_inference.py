@@ -14,8 +14,12 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import statistics
 import time
+
+# numpy is loaded before edge_allocator here: hold OpenBLAS to one thread as the package does
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import numpy as np
 import torch

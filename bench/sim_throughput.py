@@ -21,6 +21,8 @@ import pstats
 import time
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+# numpy is loaded before edge_allocator here: hold OpenBLAS to one thread as the package does
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import torch
 

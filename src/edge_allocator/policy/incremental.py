@@ -168,7 +168,7 @@ class IncrementalEmbedder:
         vertex_x: np.ndarray,
         num_nodes: int,
     ) -> np.ndarray:
-        x = np.ascontiguousarray(vertex_x, dtype=np.float32)
+        x = np.array(vertex_x, dtype=np.float32)  # a copy: the base of the next call
         with self._lock:
             base, self._last = self._last, None  # restored only once the state is whole
             if base is not None and base.topology.owner is owner:
