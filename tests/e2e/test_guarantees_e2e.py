@@ -17,6 +17,7 @@ import json
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +25,12 @@ import pytest
 from extender_harness import Extender, scheduler_config
 
 from edge_allocator.cluster import annotations as ann
+from edge_allocator.cluster.quantity import cpu_millicores
 from edge_allocator.devcluster import DevCluster
 from edge_allocator.devcluster.processes import free_port
+
+OVERLOAD_CPU = 0.8
+"""The operator's overload threshold in these tests (node CPU fraction)."""
 
 pytestmark = [pytest.mark.cluster]
 
@@ -91,7 +96,8 @@ class Operator:
             "--lease-duration", "8", "--renew-deadline", "6", "--retry-period", "1",
             "--metrics-bind", "127.0.0.1", "--metrics-port", str(self.port),
             "--replacement-interval", "2", "--replacement-cooldown", "30",
-            "--node-metrics-interval", "3", "--overload-samples", "2", "--overload-cpu", "0.8",
+            "--node-metrics-interval", "3", "--overload-samples", "2",
+            "--overload-cpu", str(OVERLOAD_CPU),
             "--move-timeout", "60", "--max-moves-in-flight", "5",
         ]  # fmt: skip
         self.proc: Any = None
@@ -501,6 +507,17 @@ def hog(node: str, cpu: str) -> dict[str, Any]:
     }
 
 
+def node_sample(cluster: DevCluster, node: str) -> tuple[str, float] | None:
+    """(timestamp, CPU cores) of the node's latest metrics.k8s.io sample; None if none yet."""
+    proc = cluster.kubectl(
+        "get", "--raw", f"/apis/metrics.k8s.io/v1beta1/nodes/{node}", check=False
+    )
+    if proc.returncode != 0:
+        return None
+    body = json.loads(proc.stdout)
+    return str(body["timestamp"]), cpu_millicores(body["usage"]["cpu"]) / 1000
+
+
 def allocatable_cores(cluster: DevCluster, node: str) -> float:
     cpu = get(cluster, "node", node)["status"]["allocatable"]["cpu"]
     return float(cpu[:-1]) / 1000 if cpu.endswith("m") else float(cpu)
@@ -517,21 +534,32 @@ def test_sustained_overload_moves_once_and_oscillation_moves_nothing(
     wait_for("w Running", 120, all_running(crds, namespace, 1))
     node = tasks(crds, namespace)["w"]["status"]["nodeName"]
     cores = allocatable_cores(crds, node)
-    # oscillating: over the threshold, then under, flipped faster than two samples in a row
+    # oscillating: over the threshold, then under, never two samples in a row. The load flips
+    # right after each new metrics sample (metrics-server averages over its 15 s window), so
+    # every window is mostly one phase and the phases alternate sample by sample; a fixed
+    # 15 s sleep drifted against the windows on a loaded host and could give two highs.
     high, low = f"{cores * 0.95:.2f}", f"{cores * 0.2:.2f}"
     crds.kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps(hog(node, high)))
-    flips = 0
-    end = time.monotonic() + 90
+    fractions: list[float] = []
+    seen, is_high = None, True
+    end = time.monotonic() + 95
     while time.monotonic() < end:
-        time.sleep(15)
-        flips += 1
-        usage = low if flips % 2 else high
-        crds.kubectl(
-            "annotate", "pod", "hog", "-n", namespace, f"kwok.x-k8s.io/usage-cpu={usage}",
-            "--overwrite",
-        )  # fmt: skip
+        sample = node_sample(crds, node)
+        if sample is not None and sample[0] != seen:
+            seen = sample[0]
+            fractions.append(sample[1] / cores)
+            is_high = not is_high
+            crds.kubectl(
+                "annotate", "pod", "hog", "-n", namespace,
+                f"kwok.x-k8s.io/usage-cpu={high if is_high else low}", "--overwrite",
+            )  # fmt: skip
+        time.sleep(1)
     st = tasks(crds, namespace)["w"]["status"]
-    print(f"oscillating load for 90 s: {st.get('moves', 0)} moves")
+    print(f"oscillating load: node CPU fractions {[round(f, 2) for f in fractions]}")
+    print(f"oscillating load for 95 s: {st.get('moves', 0)} moves")
+    over = [f > OVERLOAD_CPU for f in fractions]
+    assert any(over), f"no sample went over {OVERLOAD_CPU}: {fractions}"  # the test's premise
+    assert not any(a and b for a, b in pairwise(over)), f"two highs in a row: {fractions}"
     assert not st.get("moves") and st["nodeName"] == node, st
     # sustained: stays over the threshold
     crds.kubectl(
