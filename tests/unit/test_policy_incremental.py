@@ -24,7 +24,8 @@ def reference_node_part(policy: GNNPolicy, snap: ClusterSnapshot) -> np.ndarray:
         h, pooled = policy.model.embed(
             g.vertex_x, g.edge_index, g.edge_attr, g.node_mask, g.batch, g.num_graphs
         )
-        return (h @ policy._w_node + (pooled[0] @ policy._w_pool + policy._b1)).numpy()
+        w_node, w_pool, _, _ = policy.model.split_head_weights()
+        return (h @ w_node.T + (pooled[0] @ w_pool.T + policy.model.head1.bias)).numpy()
 
 
 def cluster(scenario: str, nodes: int) -> ClusterSnapshot:

@@ -359,15 +359,10 @@ class WatchCache:
             if self._states.get(name) != state:
                 self._states[name] = state
                 changed_names.append(name)
-        # a full rebuild starts from no states, and a deleted node forces one: only a state
-        # count that differs from the node count can mean a leftover (not a walk per rebuild)
-        removed: list[str] = []
-        if len(self._states) != len(self._nodes):
-            removed = [name for name in self._states if name not in self._nodes]
-            for name in removed:
-                del self._states[name]
+        # no state outlives its node: a node added or deleted forces a full rebuild, which
+        # starts from no states, and a partial one only visits nodes that exist
         prev = self._snapshot
-        if not self._full and not changed_names and not removed and prev is not None:
+        if not self._full and not changed_names and prev is not None:
             # events that change no node's scheduler-visible state (a pod turning Running, an
             # assumption confirmed by its binding, a node heartbeat): no new revision, so
             # nothing downstream (features, embeddings) is recomputed for them

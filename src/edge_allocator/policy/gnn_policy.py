@@ -17,13 +17,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from torch import Tensor
 
 from edge_allocator.cluster.features import candidate_arrays, node_arrays, topology_arrays
 from edge_allocator.cluster.snapshot import ClusterSnapshot, TaskSpec
 from edge_allocator.policy.gnn import PlacementGNN
 from edge_allocator.policy.graph_input import vertex_matrix
-from edge_allocator.policy.incremental import IncrementalEmbedder
+from edge_allocator.policy.incremental import IncrementalEmbedder, as_f32, for_matmul
 
 
 @dataclass
@@ -49,14 +48,11 @@ class GNNPolicy:
         self._cache_size = cache_size
         self._lock = threading.Lock()
         self._in_flight: dict[tuple[int, int], threading.Event] = {}
-        w_node, w_pool, w_cand, w_task = model.split_head_weights()
-        self._w_node = w_node.detach().t().contiguous()
-        self._w_pool = w_pool.detach().t().contiguous()
-        self._b1 = model.head1.bias.detach()
-        self._w_cand, self._w_task = _t(w_cand), _t(w_task)
-        self._w2, self._b2 = _t(model.head2.weight), _f32(model.head2.bias)
-        self._w3, self._b3 = _t(model.head3.weight), _f32(model.head3.bias)
-        self.embedder = IncrementalEmbedder(model, self._w_node, self._w_pool, self._b1)
+        _, _, w_cand, w_task = model.split_head_weights()  # node, pool: in the embedder
+        self._w_cand, self._w_task = for_matmul(w_cand), for_matmul(w_task)
+        self._w2, self._b2 = for_matmul(model.head2.weight), as_f32(model.head2.bias)
+        self._w3, self._b3 = for_matmul(model.head3.weight), as_f32(model.head3.bias)
+        self.embedder = IncrementalEmbedder(model)
 
     @property
     def name(self) -> str:
@@ -125,12 +121,3 @@ class GNNPolicy:
         logits += self._b3
         out: list[float] = logits[:, 0].tolist()
         return out
-
-
-def _f32(t: Tensor) -> np.ndarray:
-    return np.ascontiguousarray(t.detach().cpu().numpy(), dtype=np.float32)
-
-
-def _t(weight: Tensor) -> np.ndarray:
-    """A linear layer's weight, transposed for ``x @ W``."""
-    return np.ascontiguousarray(_f32(weight).T)

@@ -38,8 +38,14 @@ F32 = np.ndarray
 I64 = np.ndarray
 
 
-def _np(t: Tensor) -> F32:
+def as_f32(t: Tensor) -> F32:
+    """A parameter as a contiguous float32 array."""
     return np.ascontiguousarray(t.detach().cpu().numpy(), dtype=np.float32)
+
+
+def for_matmul(weight: Tensor) -> F32:
+    """A linear layer's weight (or a block of its columns) transposed, for ``x @ W``."""
+    return np.ascontiguousarray(as_f32(weight).T)
 
 
 @dataclass(frozen=True)
@@ -59,16 +65,16 @@ class _Conv:
     @classmethod
     def of(cls, conv: SiteGraphConv) -> _Conv:
         h = conv.upd.weight.shape[0]
-        wm, wu = _np(conv.msg.weight), _np(conv.upd.weight)
+        wm, wu = conv.msg.weight, conv.upd.weight
         return cls(
-            msg_h=np.ascontiguousarray(wm[:, :h].T),
-            msg_e=np.ascontiguousarray(wm[:, h:].T),
-            msg_b=_np(conv.msg.bias),
-            upd_h=np.ascontiguousarray(wu[:, :h].T),
-            upd_a=np.ascontiguousarray(wu[:, h:].T),
-            upd_b=_np(conv.upd.bias),
-            gamma=_np(conv.norm.weight),
-            beta=_np(conv.norm.bias),
+            msg_h=for_matmul(wm[:, :h]),
+            msg_e=for_matmul(wm[:, h:]),
+            msg_b=as_f32(conv.msg.bias),
+            upd_h=for_matmul(wu[:, :h]),
+            upd_a=for_matmul(wu[:, h:]),
+            upd_b=as_f32(conv.upd.bias),
+            gamma=as_f32(conv.norm.weight),
+            beta=as_f32(conv.norm.bias),
             eps=float(conv.norm.eps),
         )
 
@@ -148,12 +154,14 @@ class IncrementalEmbedder:
     returns are read-only.
     """
 
-    def __init__(self, model: PlacementGNN, w_node: Tensor, w_pool: Tensor, b1: Tensor) -> None:
+    def __init__(self, model: PlacementGNN) -> None:
         self.model = model
-        self._enc_w = np.ascontiguousarray(_np(model.encoder.weight).T)
-        self._enc_b = _np(model.encoder.bias)
+        self._enc_w = for_matmul(model.encoder.weight)
+        self._enc_b = as_f32(model.encoder.bias)
         self._convs = [_Conv.of(c) for c in model.convs if isinstance(c, SiteGraphConv)]
-        self._w_node, self._w_pool, self._b1 = _np(w_node), _np(w_pool), _np(b1)
+        w_node, w_pool, _, _ = model.split_head_weights()
+        self._w_node, self._w_pool = for_matmul(w_node), for_matmul(w_pool)
+        self._b1 = as_f32(model.head1.bias)
         self.full_pass_fraction = FULL_PASS_FRACTION
         self._last: _State | None = None
         self._lock = threading.Lock()
