@@ -197,17 +197,44 @@ def cpu_seconds(pid: int) -> float:
 THREAD_CPU = "edge_allocator_thread_cpu_seconds_total"
 GC_PAUSE = "edge_allocator_gc_pause_seconds_total"
 WATCH_EVENTS = "edge_allocator_watch_events_total"
+GATE_WAIT = "edge_allocator_background_wait_seconds_total"
+
+
+SERVED = {  # per-round means: (sum, count) series of /metrics
+    "prioritize_ms": (
+        'edge_allocator_extender_request_seconds_sum{verb="prioritize"}',
+        'edge_allocator_extender_request_seconds_count{verb="prioritize"}',
+    ),
+    "queue_ms": (
+        "edge_allocator_verb_queue_seconds_sum",
+        "edge_allocator_verb_queue_seconds_count",
+    ),
+    "policy_ms": ("edge_allocator_inference_seconds_sum", "edge_allocator_inference_seconds_count"),
+}
 
 
 def counters(ext: Extender) -> dict[str, dict[str, float]]:
     """The extender's CPU seconds by thread group, GC pause seconds by generation and watch
-    events by collection, from its /metrics: {"thread": {...}, "gc": {...}, "watch": {...}}."""
-    out: dict[str, dict[str, float]] = {"thread": {}, "gc": {}, "watch": {}}
+    events by collection and background waits for the verbs by work, from its /metrics:
+    {"thread": {...}, "gc": {...}, "watch": {...}, "gate": {...}},
+    and the raw series the per-round means come from ("series")."""
+    out: dict[str, dict[str, float]] = {
+        "thread": {},
+        "gc": {},
+        "watch": {},
+        "gate": {},
+        "series": {},
+    }
+    wanted = {name for pair in SERVED.values() for name in pair}
     for line in ext.http.get("/metrics").text.splitlines():
+        name = line.rsplit(" ", 1)[0]
+        if name in wanted:
+            out["series"][name] = float(line.rsplit(" ", 1)[1])
         for key, name, label in (
             ("thread", THREAD_CPU, "thread"),
             ("gc", GC_PAUSE, "generation"),
             ("watch", WATCH_EVENTS, "kind"),
+            ("gate", GATE_WAIT, "work"),
         ):
             if line.startswith(name + "{"):
                 group = line.split(f'{label}="', 1)[1].split('"', 1)[0]
@@ -339,6 +366,7 @@ def main() -> None:
         by_thread_s: dict[str, float] = {}
         gc_s: dict[str, float] = {}
         watch_events: dict[str, float] = {}
+        gate_waits: dict[str, float] = {}
         health_failures = 0
         per_round = args.pods // args.rounds
         for r in range(args.rounds):  # alternate, so load drift on the host hits both alike
@@ -372,11 +400,24 @@ def main() -> None:
                             ("thread", by_thread_s),
                             ("gc", gc_s),
                             ("watch", watch_events),
+                            ("gate", gate_waits),
                         ):
                             for group, seconds in after[key].items():
                                 totals[group] = (
                                     totals.get(group, 0.0) + seconds - before[key].get(group, 0.0)
                                 )
+                        round_cpu_ms = 1e3 * (cpu_seconds(ext.proc.pid) - cpu_before) / per_round
+                        served = {
+                            key: 1e3
+                            * (after["series"].get(s, 0.0) - before["series"].get(s, 0.0))
+                            / max(after["series"].get(c, 0.0) - before["series"].get(c, 0.0), 1)
+                            for key, (s, c) in SERVED.items()
+                        }
+                        print(
+                            f"  extender in round {r + 1}: CPU {round_cpu_ms:.2f} ms per pod, "
+                            + ", ".join(f"{k} {v:.2f}" for k, v in served.items()),
+                            file=sys.stderr,
+                        )
                         probe.stop()
                         health_times.extend(probe.times)
                         health_failures += probe.failures
@@ -477,6 +518,7 @@ def main() -> None:
         },
         "gc_pause_ms_per_pod_by_generation": {g: 1e3 * s / edge_pods for g, s in gc_s.items()},
         "watch_events_per_pod": {k: n / edge_pods for k, n in watch_events.items()},
+        "background_wait_ms_per_pod": {k: 1e3 * n / edge_pods for k, n in gate_waits.items()},
         "verb_queue_mean_ms": 1e3
         * metric("edge_allocator_verb_queue_seconds_sum")
         / max(metric("edge_allocator_verb_queue_seconds_count"), 1),
@@ -532,6 +574,12 @@ def main() -> None:
     print(
         "  watch events per pod: "
         + ", ".join(f"{k} {n:.1f}" for k, n in sorted(report["watch_events_per_pod"].items()))
+    )
+    print(
+        "  background work waited for the verbs (ms per pod): "
+        + ", ".join(
+            f"{k} {ms:.2f}" for k, ms in sorted(report["background_wait_ms_per_pod"].items())
+        )
     )
     h = report["healthz_under_load_ms"]
     print(

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import threading
+import time
 from typing import Any
 
 import pytest
@@ -17,6 +19,7 @@ from edge_allocator.extender.podtask import task_from_pod
 from edge_allocator.extender.scoring import rank
 from edge_allocator.extender.service import ExtenderService, StaticSource
 from edge_allocator.extender.settings import Settings
+from edge_allocator.extender.wire import ExtenderArgs
 from edge_allocator.policy.registry import get_policy
 
 NAMES = [f"node-{i:04d}" for i in range(6)]
@@ -80,6 +83,23 @@ def test_prioritize_nodes_mode() -> None:
     r = c.post("/prioritize", json={"Pod": pod(), "Nodes": {"items": items}})
     assert r.status_code == 200
     assert [h["Host"] for h in r.json()] == NAMES
+
+
+def test_prioritize_scores_a_node_the_cache_does_not_know_zero() -> None:
+    """A candidate missing from the snapshot (a node added since the last rebuild) gets 0 in
+    its place; the known ones are scored as without it, the policy's best gets 10."""
+    c, service, _ = client()
+    names = [NAMES[0], "node-new", *NAMES[1:]]
+    r = c.post("/prioritize", json={"Pod": pod(), "NodeNames": names})
+    assert r.status_code == 200, r.text
+    out = r.json()
+    assert [h["Host"] for h in out] == names
+    scores = {h["Host"]: h["Score"] for h in out}
+    assert scores["node-new"] == 0
+    _, known = service.prioritize_columns(
+        ExtenderArgs.model_validate({"Pod": pod(), "NodeNames": NAMES})
+    )
+    assert [scores[n] for n in NAMES] == known and known.count(10) == 1
 
 
 def test_non_edge_task_pod_gets_neutral_answer() -> None:
@@ -297,8 +317,6 @@ def test_metrics_and_probes() -> None:
 def test_a_bind_right_after_its_answer_waits_for_the_deferred_record() -> None:
     """The record is made on the verb worker after the answer is out; a bind that arrives
     before that (a slow record here) still carries it, and is not re-scored."""
-    import threading
-    import time
 
     service = ExtenderService(StaticSource(fleet()), ModelManager("est-completion"))
     slow = threading.Event()
@@ -365,6 +383,7 @@ def test_bind_carries_the_decision_and_cancels_the_patch() -> None:
     assert r.json() == {"Error": ""} and bound[-1][4] == {}
     # a failed binding is reported (kube-scheduler falls back) and the record goes to the writer
     c.post("/prioritize", json={"Pod": pod("fails", uid="u2"), "NodeNames": NAMES})
+    assert service.wait_recorded("ns", "fails")
     assert writer.take(("ns", "fails"), "u2") is not None  # pending; put it back as bind would
     service.writer.submit_text(("ns", "fails"), "u2", "{}", 60)  # type: ignore[union-attr]
     r = c.post("/bind", json=dict(args, PodName="fails", PodUID="u2"))
@@ -417,7 +436,6 @@ def test_bind_without_a_prioritize_call_records_the_one_node() -> None:
 
 def test_prioritize_prepares_the_snapshot_the_next_pod_sees() -> None:
     """After answering, the worker embeds the snapshot holding the placement just made."""
-    import time
 
     source = StaticSource(fleet(), apply_assumptions=True)
     service = ExtenderService(source, ModelManager("gnn"))
@@ -443,7 +461,36 @@ def test_host_priorities_are_the_json_of_the_list(monkeypatch: pytest.MonkeyPatc
     app_module._PREFIXES.clear()
     names = ["n-1", 'we"ird', "back\\slash", "ünï", "n-1", "tab\tname"]
     pairs = [(n, i % 11) for i, n in enumerate(names * 3)]
-    body = app_module._host_priorities(pairs)
+    body = app_module._host_priorities([h for h, _ in pairs], [s for _, s in pairs])
     assert json.loads(body) == [{"Host": h, "Score": s} for h, s in pairs]
     assert len(app_module._PREFIXES) <= 3
-    assert app_module._host_priorities([]) == b"[]"
+    assert app_module._host_priorities([], []) == b"[]"
+    with pytest.raises(ValueError):  # a score per host, never fewer
+        app_module._host_priorities(["a", "b"], [1])
+
+
+def test_the_verb_gate_is_held_through_scoring_and_the_next_preparation() -> None:
+    """While /prioritize scores and while the next snapshot is prepared after it, background
+    work would wait (the gate is held); once both are done the gate is free again."""
+    c, service, _ = client()
+    seen: list[int] = []
+    prepared = threading.Event()
+    policy_score = service.score
+
+    def score(*a: Any, **kw: Any) -> Any:
+        seen.append(service.gate.in_flight)
+        return policy_score(*a, **kw)
+
+    def prepare_next() -> None:
+        seen.append(service.gate.in_flight)
+        prepared.set()
+
+    service.score = score  # type: ignore[method-assign]
+    service.prepare_next = prepare_next  # type: ignore[method-assign]
+    r = c.post("/prioritize", json={"Pod": pod(), "NodeNames": NAMES})
+    assert r.status_code == 200, r.text
+    assert prepared.wait(5)
+    deadline = time.monotonic() + 5
+    while service.gate.in_flight and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert seen == [1, 1] and service.gate.in_flight == 0

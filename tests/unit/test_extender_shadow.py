@@ -25,6 +25,7 @@ from edge_allocator.extender.shadow import (
     predicted_gain_s,
     spearman,
 )
+from edge_allocator.extender.verbgate import VerbGate
 from edge_allocator.extender.wire import ExtenderArgs
 from edge_allocator.policy import registry
 from edge_allocator.policy.gnn import GNNConfig, PlacementGNN
@@ -169,6 +170,7 @@ def test_admin_api_sets_reports_and_clears_the_shadow() -> None:
     body = {"Pod": pod(site="site-1"), "NodeNames": NAMES}
     for _ in range(3):
         assert c.post("/prioritize", json=body).status_code == 200
+        assert service.wait_recorded("ns", "p")  # the shadow's job is queued with the record
     assert service.shadow.drain()
     assert c.get("/v1/shadow", headers=auth).json()["scored"] == 3
     metrics = c.get("/metrics").text
@@ -259,14 +261,15 @@ def test_stop_never_blocks_even_with_a_full_queue() -> None:
 
 
 def test_the_shadow_waits_while_a_verb_is_in_flight() -> None:
-    scorer = ShadowScorer(ExtenderMetrics(), quiet_s=0.0)
+    gate = VerbGate(quiet_s=0.0)
+    scorer = ShadowScorer(ExtenderMetrics(), gate=gate)
     service = make_app()[1]
     service.shadow = scorer
     scorer.set_policy("latency", get_policy("latency"))
-    scorer.verb_started()  # as the app does around each verb
+    gate.verb_started()  # as the app does around each verb
     service.prioritize(_args(0))
     assert not scorer.drain(timeout_s=0.2)  # queued, not scored: a verb is in flight
     assert scorer.stats()["scored"] == 0
-    scorer.verb_finished()
+    gate.verb_finished()
     assert scorer.drain()
     assert scorer.stats()["scored"] == 1

@@ -132,3 +132,28 @@ def test_incremental_node_arrays_equal_a_full_rebuild() -> None:
     fresh = ClusterSnapshot(busier, snap.sites, snap.links, revision=8)
     np.testing.assert_array_equal(node_arrays(child).node_x, node_arrays(fresh).node_x)
     assert node_arrays(child).node_x[1, 2] == pytest.approx(0.5)
+
+
+def test_indexed_candidates_skip_the_lookup_only_for_their_node_order() -> None:
+    """IndexedNames carry node indices for the snapshots of one node order: the features from
+    them equal the plain names' features; a snapshot with another node order looks the names
+    up itself instead of trusting indices that point at other nodes."""
+    snap = _snapshot()
+    task = TaskSpec(500, 256, "a", input_mb=4.0, work_cpu_s=1.0, latency_budget_ms=50.0)
+    names = ["n3", "n1"]
+    indexed = snap.indexed(names)
+    assert indexed is not None and indexed == names
+    assert indexed.nodes.tolist() == [2, 0]
+    assert snap.indexed(["n1", "gone"]) is None
+    plain = candidate_arrays(snap, task, names)
+    fast = candidate_arrays(snap, task, indexed)
+    assert np.array_equal(plain.cand_x, fast.cand_x) and np.array_equal(plain.index, fast.index)
+    # same nodes, same order (with_nodes): the indices hold
+    later = snap.with_nodes(snap.nodes, revision=8, taken_at=1.0)
+    assert later.node_order is snap.node_order
+    # a rebuilt snapshot with the nodes in another order: its own lookup, not the stale indices
+    reordered = ClusterSnapshot(tuple(reversed(snap.nodes)), snap.sites, snap.links)
+    assert reordered.node_order is not snap.node_order
+    got = candidate_arrays(reordered, task, indexed)
+    assert got.index.tolist() == [0, 2]
+    assert np.array_equal(got.cand_x, candidate_arrays(reordered, task, names).cand_x)

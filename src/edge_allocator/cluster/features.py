@@ -311,9 +311,14 @@ def candidate_arrays(
     topo = topology_arrays(snapshot)
     na = node_arrays(snapshot)
     # a producer that has the candidates' node indices already (the simulator's candidate
-    # list carries them as ``nodes``) saves the name lookups; the indices are the same
+    # list, the extender's IndexedNames carry them as ``nodes``) saves the name lookups
     known = getattr(candidates, "nodes", None)
-    if isinstance(known, np.ndarray) and known.dtype == np.int64 and len(known) == len(candidates):
+    if (
+        isinstance(known, np.ndarray)
+        and known.dtype == np.int64
+        and len(known) == len(candidates)
+        and getattr(candidates, "order", snapshot.node_order) is snapshot.node_order
+    ):
         index: I64 = known
     else:
         index = snapshot.indices_of(candidates)

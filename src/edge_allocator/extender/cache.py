@@ -127,11 +127,14 @@ class WatchCache:
         assume_ttl_s: float = 30.0,
         clock: Callable[[], float] = time.time,
         kinds: tuple[str, ...] = (NODES, PODS, NETWORKS),
+        pace: Callable[[], object] | None = None,
     ) -> None:
         self.min_rebuild_s = min_rebuild_s
         self.metrics_max_age_s = metrics_max_age_s
         self.assume_ttl_s = assume_ttl_s
         self.clock = clock
+        self.pace = pace
+        """Called by the builder thread before each rebuild (the verb gate)."""
         self._lock = threading.Lock()
         self._nodes: dict[str, NodeInfo] = {}
         self._pods: dict[str, PodInfo] = {}
@@ -321,6 +324,8 @@ class WatchCache:
             wait = self._built_at + self.min_rebuild_s - self.clock()
             if wait > 0:
                 self._stop.wait(wait)
+            if self.pace is not None:
+                self.pace()
             try:
                 self.rebuild()
             except Exception:  # a bad object must not kill the builder

@@ -70,7 +70,7 @@ class AnnotationWriter:
 
     ``submit(..., delay_s)`` holds a record back so that the bind verb can ``take`` it and
     record it with the binding itself (no extra write); whatever is not taken in time is
-    PATCHed, ``concurrency`` requests at a time.
+    PATCHed, ``concurrency`` requests at a time, each after ``pace()`` (the verb gate).
     """
 
     def __init__(
@@ -82,8 +82,10 @@ class AnnotationWriter:
         concurrency: int = 4,
         on_result: Callable[[str], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
+        pace: Callable[[], object] | None = None,
     ) -> None:
         self._patch = patch
+        self._pace = pace
         self.interval_s = interval_s
         self.max_pending = max_pending
         self.clock = clock
@@ -152,6 +154,8 @@ class AnnotationWriter:
             wait(futures)
 
     def _write(self, namespace: str, name: str, item: _Pending) -> None:
+        if self._pace is not None:
+            self._pace()
         try:
             self._patch(namespace, name, item.uid, item.text)
             self._on_result("written")

@@ -200,8 +200,10 @@ class KubeApi:
         resource_version: str,
         params: dict[str, str] | None = None,
         timeout_s: int = 300,
+        pace: Callable[[], object] | None = None,
     ) -> Iterator[dict[str, Any]]:
-        """Watch events (``{"type", "object"}``) until the server ends the stream."""
+        """Watch events (``{"type", "object"}``) until the server ends the stream; ``pace`` is
+        called before each event is parsed (a reader that yields to more urgent work)."""
         query = dict(
             params or {},
             watch="1",
@@ -220,6 +222,8 @@ class KubeApi:
                 self._check(resp)
             for line in resp.iter_lines():
                 if line:
+                    if pace is not None:
+                        pace()
                     yield json.loads(line)
 
     def _write(self, method: str, path: str, body: dict[str, Any], content_type: str) -> None:

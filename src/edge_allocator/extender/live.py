@@ -2,13 +2,15 @@
 
 Pods are watched with a field selector (bound, non-terminal) so the cache never holds the pending
 queue; EdgeNetwork is optional (the CRD may not be installed yet); metrics.k8s.io is polled and,
-when not served, the cache falls back to requests.
+when not served, the cache falls back to requests. ``pace`` (the extender's verb gate) is
+called before each watch event is handled.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 
 from edge_allocator.extender.cache import NETWORKS, NODES, PODS, WatchCache, parse_node_metrics
 from edge_allocator.extender.kubeapi import ApiError, KubeApi
@@ -24,14 +26,22 @@ NODE_METRICS_PATH = "/apis/metrics.k8s.io/v1beta1/nodes"
 class LiveCluster:
     """Starts and stops the background feeders of one WatchCache."""
 
-    def __init__(self, api: KubeApi, cache: WatchCache, *, metrics_interval_s: float = 15.0):
+    def __init__(
+        self,
+        api: KubeApi,
+        cache: WatchCache,
+        *,
+        metrics_interval_s: float = 15.0,
+        pace: Callable[[], object] | None = None,
+    ):
         self.api, self.cache = api, cache
         self.metrics_interval_s = metrics_interval_s
         self._stop = threading.Event()
+        pods = {"fieldSelector": POD_SELECTOR}
         self.reflectors = [
-            Reflector(api, NODES, "/api/v1/nodes", cache),
-            Reflector(api, PODS, "/api/v1/pods", cache, params={"fieldSelector": POD_SELECTOR}),
-            Reflector(api, NETWORKS, EDGENETWORKS_PATH, cache, optional=True),
+            Reflector(api, NODES, "/api/v1/nodes", cache, pace=pace),
+            Reflector(api, PODS, "/api/v1/pods", cache, params=pods, pace=pace),
+            Reflector(api, NETWORKS, EDGENETWORKS_PATH, cache, optional=True, pace=pace),
         ]
         self._poller = threading.Thread(target=self._poll_metrics, name="metrics-poll", daemon=True)
 

@@ -11,7 +11,7 @@ import os
 import re
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily
@@ -131,21 +131,19 @@ class GcCollector(Collector):
         yield count
 
 
-class WatchEventsCollector(Collector):
-    """``edge_allocator_watch_events_total{kind}``: events each reflector received (every
-    one is parsed and folded into the cache: its cost per pod is this count times the size)."""
+class CallbackCounters(Collector):
+    """A counter family read at scrape time from ``read()`` (label value -> total so far), for
+    totals other components keep themselves (reflector events, the verb gate's waits)."""
 
-    def __init__(self, counts: Callable[[], dict[str, int]]) -> None:
-        self.counts = counts
+    def __init__(
+        self, name: str, documentation: str, label: str, read: Callable[[], Mapping[str, float]]
+    ) -> None:
+        self.name, self.documentation, self.label, self.read = name, documentation, label, read
 
     def collect(self) -> Iterator[CounterMetricFamily]:
-        family = CounterMetricFamily(
-            "edge_allocator_watch_events",
-            "Watch events received from the API server, by collection.",
-            labels=["kind"],
-        )
-        for kind, n in sorted(self.counts().items()):
-            family.add_metric([kind], n)
+        family = CounterMetricFamily(self.name, self.documentation, labels=[self.label])
+        for value, total in sorted(self.read().items()):
+            family.add_metric([value], total)
         yield family
 
 
@@ -239,9 +237,31 @@ class ExtenderMetrics:
         self.cache_age.set_function(lambda: -1.0 if (a := age()) is None else a)
         self.cache_nodes.set_function(lambda: float(nodes()))
 
-    def bind_watches(self, counts: Callable[[], dict[str, int]]) -> None:
-        """Export the reflectors' event counts (``counts``: kind -> events so far)."""
-        self.registry.register(WatchEventsCollector(counts))
+    def bind_watches(self, counts: Callable[[], Mapping[str, float]]) -> None:
+        """Export the reflectors' event counts (``counts``: kind -> events so far); every
+        event is parsed and folded into the cache: its cost per pod is this count times the
+        size."""
+        self.registry.register(
+            CallbackCounters(
+                "edge_allocator_watch_events",
+                "Watch events received from the API server, by collection.",
+                "kind",
+                counts,
+            )
+        )
+
+    def bind_gate(self, waited: Callable[[], Mapping[str, float]]) -> None:
+        """Export how long background work waited for the verbs (``waited``: kind of work ->
+        seconds so far, the verb gate's totals)."""
+        self.registry.register(
+            CallbackCounters(
+                "edge_allocator_background_wait_seconds",
+                "Seconds background work (watch events, snapshot rebuilds, decision records, "
+                "bindings, annotation writes, the shadow policy) waited for the verbs in flight.",
+                "work",
+                waited,
+            )
+        )
 
     def set_model(self, policy: str, version: str) -> None:
         self.model_info.clear()

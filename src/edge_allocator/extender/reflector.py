@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from edge_allocator.extender.kubeapi import ApiError, KubeApi
@@ -28,7 +29,8 @@ class Reflector:
     """Keeps ``store`` in step with the collection at ``path``.
 
     ``optional``: a 404 on list (the CRD is not installed) counts as an empty, synced collection
-    and the list is retried every ``absent_retry_s``.
+    and the list is retried every ``absent_retry_s``. ``pace`` is called before each watch event
+    is handled (the extender's verb gate: events wait for the verbs in flight).
     """
 
     def __init__(
@@ -42,8 +44,10 @@ class Reflector:
         optional: bool = False,
         absent_retry_s: float = 30.0,
         watch_timeout_s: int = 300,
+        pace: Callable[[], object] | None = None,
     ) -> None:
         self.api, self.kind, self.path, self.store = api, kind, path, store
+        self.pace = pace
         self.params = params or {}
         self.optional = optional
         self.absent_retry_s = absent_retry_s
@@ -82,7 +86,10 @@ class Reflector:
         self.store.mark_synced(self.kind)
         while not self._stop.is_set():
             started = time.monotonic()
-            for event in self.api.watch(self.path, rv, self.params, self.watch_timeout_s):
+            events = self.api.watch(
+                self.path, rv, self.params, self.watch_timeout_s, pace=self.pace
+            )
+            for event in events:
                 self.events += 1
                 etype, obj = event.get("type"), event.get("object") or {}
                 if etype == "ERROR":

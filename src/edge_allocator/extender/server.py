@@ -22,6 +22,7 @@ from edge_allocator.extender.models import ModelManager, ModelValidationError
 from edge_allocator.extender.service import ExtenderService
 from edge_allocator.extender.settings import Settings
 from edge_allocator.extender.tls import TlsInfoProtocol, uvicorn_tls_options
+from edge_allocator.extender.verbgate import VerbGate
 from edge_allocator.policy.model_file import ModelLoadError
 from edge_allocator.policy.registry import (
     ModelIndex,
@@ -78,12 +79,17 @@ def serve(settings: Settings) -> int:
     # the models directory is listed here and re-listed in the background, never per request
     model_index = ModelIndex(interval_s=settings.model_refresh_s)
     model_index.refresh()
+    # the verbs first: every background thread below waits for the verbs in flight
+    gate = VerbGate()
     cache = WatchCache(
         min_rebuild_s=settings.min_rebuild_s,
         metrics_max_age_s=settings.metrics_max_age_s,
         assume_ttl_s=settings.assume_ttl_s,
+        pace=gate.pacer("snapshot"),
     )
-    live = LiveCluster(api, cache, metrics_interval_s=settings.metrics_interval_s)
+    live = LiveCluster(
+        api, cache, metrics_interval_s=settings.metrics_interval_s, pace=gate.pacer("watch")
+    )
 
     def patch(namespace: str, name: str, uid: str, text: str) -> None:
         api.merge_patch(f"/api/v1/namespaces/{namespace}/pods/{name}", annotation_patch(uid, text))
@@ -121,6 +127,7 @@ def serve(settings: Settings) -> int:
         interval_s=settings.decision_write_interval_s,
         max_pending=settings.decision_max_pending,
         on_result=lambda outcome: metrics.decisions.labels(outcome=outcome).inc(),
+        pace=gate.pacer("annotation"),
     )
     service = ExtenderService(
         cache,
@@ -130,6 +137,7 @@ def serve(settings: Settings) -> int:
         metrics=metrics,
         bind_grace_s=settings.bind_grace_s,
         model_index=model_index,
+        gate=gate,
     )
 
     if settings.shadow_policy:  # loaded and validated by the CLI before start-up
@@ -141,6 +149,7 @@ def serve(settings: Settings) -> int:
 
     metrics.bind_cache(cache.age_seconds, node_count)
     metrics.bind_watches(lambda: {r.kind: r.events for r in live.reflectors})
+    metrics.bind_gate(gate.waited)
     metrics.set_model(models.active.policy.name, models.active.policy.version)
     app = create_app(
         service,

@@ -39,6 +39,7 @@ from edge_allocator.extender.podtask import (
 )
 from edge_allocator.extender.scoring import filter_candidates, rank, to_extender_scores
 from edge_allocator.extender.shadow import ShadowScorer
+from edge_allocator.extender.verbgate import VerbGate
 from edge_allocator.extender.wire import ExtenderArgs, Pod
 from edge_allocator.policy.base import PlacementPolicy, Preparable
 from edge_allocator.policy.model_file import ModelLoadError
@@ -208,6 +209,7 @@ class ExtenderService:
         metrics: ExtenderMetrics | None = None,
         bind_grace_s: float = 0.0,
         model_index: ModelIndex | None = None,
+        gate: VerbGate | None = None,
     ) -> None:
         self.bind_grace_s = bind_grace_s
         """How long a decision waits for the bind verb to carry it before it is PATCHed."""
@@ -217,7 +219,9 @@ class ExtenderService:
         self.writer = writer
         self.metrics = metrics or ExtenderMetrics()
         self.policies = PolicyResolver(models, model_index)
-        self.shadow = ShadowScorer(self.metrics)
+        self.gate = gate or VerbGate()
+        """Verbs in flight; the background threads (shadow included) wait for them."""
+        self.shadow = ShadowScorer(self.metrics, gate=self.gate)
         """A second policy scoring every decision off the request path (none until set)."""
         self._recording: dict[tuple[str, str], threading.Event] = {}
         """Pods whose decision record is still to be made by a deferred step (see
@@ -280,7 +284,14 @@ class ExtenderService:
     def prioritize(
         self, args: ExtenderArgs, defer: list[Callable[[], None]] | None = None
     ) -> list[tuple[str, int]]:
-        """(host, score) for every candidate, in the order given.
+        """(host, score) for every candidate, in the order given (see
+        :meth:`prioritize_columns`)."""
+        return list(zip(*self.prioritize_columns(args, defer), strict=True))
+
+    def prioritize_columns(
+        self, args: ExtenderArgs, defer: list[Callable[[], None]] | None = None
+    ) -> tuple[list[str], list[int]]:
+        """The candidates, in the order given, and their scores.
 
         The placement is assumed before this returns (the next pod sees it). With ``defer``,
         the decision's bookkeeping (its record, the writer, the shadow policy) is appended there
@@ -289,20 +300,21 @@ class ExtenderService:
         """
         names = args.candidate_names()
         if not is_edge_task(args.Pod.metadata.annotations):
-            return [(n, 0) for n in names]
+            return names, [0] * len(names)
         snap = self.snapshot()
         try:
             task, policy = self._task(args.Pod, snap)
         except TaskInputError:  # filter already explained it; score neutrally
-            return [(n, 0) for n in names]
-        known = names if snap.has_nodes(names) else [n for n in names if snap.has_node(n)]
+            return names, [0] * len(names)
+        indexed = snap.indexed(names)  # each name looked up once, for every later step
+        known = indexed if indexed is not None else [n for n in names if snap.has_node(n)]
         scored = self._decide(args.Pod, snap, task, policy, known, defer)
         if scored is None:
-            return [(n, 0) for n in names]
-        if len(known) == len(names):
-            return list(zip(names, scored.scores, strict=True))
+            return names, [0] * len(names)
+        if indexed is not None:
+            return names, scored.scores
         by_name = dict(zip(scored.candidates, scored.scores, strict=True))
-        return [(n, by_name.get(n, 0)) for n in names]
+        return names, [by_name.get(n, 0) for n in names]
 
     def _decide(
         self,
@@ -437,7 +449,8 @@ class ExtenderService:
     ) -> Scored:
         """Score ``candidates`` (all in ``snap``) with ``policy`` (default: the active one)."""
         policy = policy or self.models.active.policy
-        names = list(candidates)
+        # a list is kept as it is (an IndexedNames keeps its indices for the policy)
+        names = candidates if isinstance(candidates, list) else list(candidates)
         t0 = time.perf_counter()
         raw = [float(x) for x in policy.score(snap, task, names)]
         self.metrics.inference_seconds.observe(time.perf_counter() - t0)

@@ -12,9 +12,9 @@ background thread scores it with the shadow policy. Per decision it records:
   minus on the shadow's node; positive means the shadow's choice is predicted faster.
 
 The cost is bounded so the shadow never slows the verbs: ``submit`` never blocks (a full queue
-drops the job and counts it); the thread starts a job only when no verb is in flight and none
-finished in the last ``quiet_s`` (the verbs share the interpreter lock with it, and a verb that
-has to win the lock back from a busy Python thread waits whole switch intervals); and it sleeps
+drops the job and counts it); the thread starts a job only when the :class:`VerbGate` is quiet
+(no verb in flight and none ended in its last ``quiet_s``; the verbs share the interpreter lock
+with it), however long that takes; and it sleeps
 ``(1 - duty) / duty`` times as long as it scored, so it uses at most ``duty`` of one core.
 Under sustained verb load the shadow therefore falls behind and drops jobs - by design.
 
@@ -39,6 +39,7 @@ from edge_allocator.cluster.snapshot import ClusterSnapshot, TaskSpec
 from edge_allocator.dashboard.model_card import summarize_model
 from edge_allocator.extender.metrics import ExtenderMetrics
 from edge_allocator.extender.scoring import rank
+from edge_allocator.extender.verbgate import VerbGate
 from edge_allocator.policy.base import PlacementPolicy
 from edge_allocator.policy.baselines import EstimatedCompletionPolicy
 from edge_allocator.policy.registry import GNN, ModelIndex
@@ -118,17 +119,14 @@ class ShadowScorer:
         *,
         capacity: int = 256,
         duty: float = 0.25,
-        quiet_s: float = 0.002,
+        gate: VerbGate | None = None,
         sleep: Callable[[float], Any] = time.sleep,
     ) -> None:
         if not 0 < duty <= 1:
             raise ValueError("duty must be in (0, 1]")
         self.metrics = metrics
         self.duty = duty
-        self.quiet_s = quiet_s
-        self._verbs = threading.Condition()
-        self._in_flight = 0
-        self._last_verb = 0.0
+        self.gate = gate or VerbGate()
         self._sleep = sleep
         self._queue: queue.Queue[tuple[int, Job] | None] = queue.Queue(maxsize=capacity)
         self._lock = threading.Lock()
@@ -176,28 +174,6 @@ class ShadowScorer:
                 self._stats.dropped += 1
             self.metrics.shadow_requests.labels(outcome="dropped").inc()
 
-    def verb_started(self) -> None:
-        """A verb is being answered: the shadow starts no job until it is done."""
-        with self._verbs:
-            self._in_flight += 1
-
-    def verb_finished(self) -> None:
-        with self._verbs:
-            self._in_flight -= 1
-            self._last_verb = time.monotonic()
-            self._verbs.notify_all()
-
-    def _wait_for_quiet(self) -> None:
-        with self._verbs:
-            while not self._stopping.is_set():
-                if self._in_flight:
-                    self._verbs.wait(timeout=0.1)
-                    continue
-                left = self._last_verb + self.quiet_s - time.monotonic()
-                if left <= 0:
-                    return
-                self._verbs.wait(timeout=left)
-
     def stats(self) -> dict[str, Any]:
         """What the admin API and the dashboard show."""
         with self._lock:
@@ -240,7 +216,7 @@ class ShadowScorer:
                 if item is None:
                     return
                 generation, job = item
-                self._wait_for_quiet()
+                self.gate.wait_quiet("shadow", unbounded=True, stop=self._stopping)
                 t0 = time.perf_counter()
                 self._score(generation, job)
                 spent = time.perf_counter() - t0

@@ -1,0 +1,77 @@
+"""The verb gate: background work waits while a verb is in flight, for a quiet moment after it,
+never longer than the bound; the waits are counted per kind of work."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from edge_allocator.extender.verbgate import VerbGate
+
+
+def _waiter(gate: VerbGate, work: str, out: list[float], **kw: object) -> threading.Thread:
+    t = threading.Thread(target=lambda: out.append(gate.wait_quiet(work, **kw)))  # type: ignore[arg-type]
+    t.start()
+    return t
+
+
+def test_no_verb_no_wait() -> None:
+    gate = VerbGate(quiet_s=0.01)
+    assert gate.wait_quiet("watch") == 0.0
+    assert gate.waited() == {}
+
+
+def test_background_waits_for_the_verb_and_the_quiet_after_it() -> None:
+    gate = VerbGate(quiet_s=0.05, max_wait_s=5.0)
+    gate.verb_started()
+    out: list[float] = []
+    t = _waiter(gate, "watch", out)
+    time.sleep(0.2)
+    assert t.is_alive() and not out  # held while the verb is in flight
+    ended = time.monotonic()
+    gate.verb_finished()
+    t.join(timeout=5)
+    assert not t.is_alive()
+    assert time.monotonic() - ended >= 0.05  # and for the quiet moment after it
+    assert 0.25 <= out[0] < 5.0
+    assert gate.waited()["watch"] == out[0]
+
+
+def test_the_wait_is_bounded_while_verbs_never_stop() -> None:
+    gate = VerbGate(quiet_s=0.0, max_wait_s=0.1)
+    with gate.verb():
+        t0 = time.monotonic()
+        waited = gate.wait_quiet("recorder")
+        assert 0.1 <= time.monotonic() - t0 < 1.0
+        assert 0.1 <= waited < 1.0
+        assert gate.in_flight == 1
+    assert gate.in_flight == 0
+
+
+def test_unbounded_waits_until_stopped() -> None:
+    gate = VerbGate(quiet_s=0.0, max_wait_s=0.01)
+    stop = threading.Event()
+    gate.verb_started()
+    out: list[float] = []
+    t = _waiter(gate, "shadow", out, unbounded=True, stop=stop)
+    time.sleep(0.2)
+    assert t.is_alive()  # past the bound: unbounded ignores it
+    stop.set()
+    with gate._cond:  # wake it to see the stop
+        gate._cond.notify_all()
+    t.join(timeout=5)
+    assert not t.is_alive() and out[0] >= 0.2
+
+
+def test_several_verbs_hold_until_the_last_ends() -> None:
+    gate = VerbGate(quiet_s=0.0, max_wait_s=5.0)
+    gate.verb_started()
+    gate.verb_started()
+    out: list[float] = []
+    t = _waiter(gate, "binder", out)
+    gate.verb_finished()
+    time.sleep(0.1)
+    assert t.is_alive()
+    gate.verb_finished()
+    t.join(timeout=5)
+    assert not t.is_alive()
