@@ -75,3 +75,17 @@ def test_several_verbs_hold_until_the_last_ends() -> None:
     gate.verb_finished()
     t.join(timeout=5)
     assert not t.is_alive()
+
+
+def test_work_whose_wait_ran_out_passes_freely_for_a_while() -> None:
+    """Under verbs that never stop, a kind of work that waited its whole bound then passes at
+    once for the next bound (half of the time is its own), other kinds are not affected."""
+    gate = VerbGate(quiet_s=0.0, max_wait_s=0.1)
+    with gate.verb():
+        assert gate.wait_quiet("watch") >= 0.1  # ran out of bound
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < 0.05:
+            assert gate.wait_quiet("watch") == 0.0  # its turn
+        assert gate.wait_quiet("binder") >= 0.1  # another kind still waits
+        time.sleep(0.1)
+        assert gate.wait_quiet("watch") >= 0.1  # the free spell is over: it waits again
