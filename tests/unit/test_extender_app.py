@@ -494,3 +494,28 @@ def test_the_verb_gate_is_held_through_scoring_and_the_next_preparation() -> Non
     while service.gate.in_flight and time.monotonic() < deadline:
         time.sleep(0.01)
     assert seen == [1, 1] and service.gate.in_flight == 0
+
+
+def test_verbs_are_served_in_front_of_fastapis_middleware() -> None:
+    """/prioritize and /bind never enter FastAPI's own stack (server errors, telemetry, body
+    limit, routing); everything else does; every answer carries its request id."""
+    app, _, _ = make_app()
+    entered: list[str] = []
+    front = app.front  # type: ignore[attr-defined]
+
+    def counting_front(inner: Any) -> Any:
+        async def counted(scope: Any, receive: Any, send: Any) -> None:
+            entered.append(scope.get("path", scope["type"]))
+            await inner(scope, receive, send)
+
+        return front(counted)
+
+    app.front = counting_front  # type: ignore[attr-defined]
+    c = TestClient(app)
+    r = c.post("/prioritize", json={"Pod": pod(), "NodeNames": NAMES})
+    assert r.status_code == 200 and len(r.headers["x-request-id"]) == 16
+    assert entered == []
+    assert c.get("/healthz").status_code == 200
+    assert entered == ["/healthz"]
+    bad = c.post("/prioritize", json={"Pod": {}})  # invalid: FastAPI answers with its message
+    assert bad.status_code == 422 and entered[-1] == "/prioritize"

@@ -33,7 +33,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, Field, ValidationError
 from starlette.background import BackgroundTask
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.types import Scope
+from starlette.types import ASGIApp, Scope
 
 from edge_allocator.cluster.annotations import DecisionRecord
 from edge_allocator.cluster.quantity import QuantityError
@@ -49,7 +49,7 @@ from edge_allocator.extender.api_models import (
     ScoreRequest,
     ScoreResponse,
 )
-from edge_allocator.extender.fastpath import VerbFastPath
+from edge_allocator.extender.fastpath import Handler, VerbFastPath
 from edge_allocator.extender.models import ModelValidationError, allowed_name, load_validated
 from edge_allocator.extender.scoring import MAX_SCORE, filter_candidates, rank
 from edge_allocator.extender.security import (
@@ -226,6 +226,19 @@ class _Workers:
             pool.shutdown(wait=False)
 
 
+class _ExtenderApp(FastAPI):
+    """FastAPI with ``front`` (the request guard and the verbs' lean path) in front of its own
+    middleware stack: the verbs skip the server-error, telemetry and body-limit layers too,
+    per-request work on the event loop that the scheduler's serial cycle waits for (the lean
+    path answers every error itself with the app's handlers)."""
+
+    front: Callable[[ASGIApp], ASGIApp] | None = None
+
+    def build_middleware_stack(self) -> ASGIApp:
+        stack = super().build_middleware_stack()
+        return stack if self.front is None else self.front(stack)
+
+
 def create_app(
     service: ExtenderService,
     settings: Settings,
@@ -311,7 +324,7 @@ def create_app(
         service.wait_recorded(ns, name)
         return service.binding_annotations(ns, name, uid)
 
-    app = FastAPI(
+    app = _ExtenderApp(
         lifespan=lifespan,
         title="Edge Allocator scheduler extender",
         version="v1",
@@ -729,19 +742,18 @@ def create_app(
     def admitted(scope: Scope) -> bool:  # what verb_auth requires, else the app answers 403
         return not settings.client_ca or client_cert_subject(scope) is not None
 
-    # innermost user middleware: the verbs skip routing and dependencies, not the body guard
-    app.add_middleware(
-        VerbFastPath,
-        routes={
-            "/prioritize": (ExtenderArgs, prioritize_verb),
-            "/bind": (ExtenderBindingArgs, bind_verb),
-        },
-        admitted=admitted,
-        on_error=error_answer,
-    )
-    app.add_middleware(
-        RequestGuard,
-        max_body_bytes=settings.max_body_bytes,
-        drain_bytes=settings.max_drain_bytes,
-    )
+    routes: dict[str, tuple[type[BaseModel], Handler]] = {
+        "/prioritize": (ExtenderArgs, prioritize_verb),
+        "/bind": (ExtenderBindingArgs, bind_verb),
+    }
+
+    def front(inner: ASGIApp) -> ASGIApp:
+        # outermost: every request gets its id and the body bound; the verbs then skip
+        # FastAPI's middleware, routing and dependencies altogether
+        fast = VerbFastPath(inner, routes=routes, admitted=admitted, on_error=error_answer)
+        return RequestGuard(
+            fast, max_body_bytes=settings.max_body_bytes, drain_bytes=settings.max_drain_bytes
+        )
+
+    app.front = front
     return app

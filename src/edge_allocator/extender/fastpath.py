@@ -3,11 +3,12 @@
 FastAPI's routing, dependency solving, request object and exception middleware cost the event
 loop more per request than the verbs' own parsing; on the scheduler's serial cycle every
 millisecond the loop spends there is latency per pod, and a burst of binds queues the next
-``/prioritize`` behind them. This middleware answers ``POST /prioritize`` and ``POST /bind``
-itself: it reads the body, validates it with the same pydantic model the route declares, and
-awaits the same handler coroutine the route would. Anything it does not handle in full, a body
-that does not validate or a request without the client certificate a configured CA asks for,
-it hands to the app unchanged (the body replayed), so error answers are the app's own.
+``/prioritize`` behind them. This middleware, in front of FastAPI's whole stack (behind the
+request guard only), answers ``POST /prioritize`` and ``POST /bind`` itself: it reads the
+body, validates it with the same pydantic model the route declares, and awaits the same
+handler coroutine the route would. Anything it does not handle in full, a body that does not
+validate or a request without the client certificate a configured CA asks for, it hands to
+the app unchanged (the body replayed), so error answers are the app's own.
 """
 
 from __future__ import annotations
