@@ -398,6 +398,9 @@ class Simulator:
         self.down = [0] * n  # failures in effect (a node's own, its site's)
         self.running: list[dict[int, list[float]]] = [{} for _ in range(n)]
         self.factor = [1.0] * n
+        # the running tasks' summed CPU demand per node, as of its last _reschedule (every
+        # change to a node's running set is followed by one before its usage is read)
+        self.demand: list[float] = [0.0] * n
         self.last_t = [0.0] * n
         self.version = [0] * n
         self.states = list(nodes)
@@ -501,9 +504,10 @@ class Simulator:
             self._snap = None
         if not run:
             self.factor[i] = 1.0
+            self.demand[i] = 0.0
             self._usage_changed(i, t)
             return
-        demand = sum(v[1] for v in run.values())
+        demand = self.demand[i] = sum(v[1] for v in run.values())
         avail = max(self.cores[i] - self.bg[i], 0.05 * self.cores[i])
         f = 1.0 if demand <= avail else avail / demand
         self.factor[i] = f
@@ -512,8 +516,7 @@ class Simulator:
         self._push(t + dt, _COMPLETE, i, float(self.version[i]))
 
     def usage_cores(self, i: int) -> float:
-        demand = sum(v[1] for v in self.running[i].values())
-        return min(self.bg[i] + demand * self.factor[i], self.cores[i])
+        return min(self.bg[i] + self.demand[i] * self.factor[i], self.cores[i])
 
     def snapshot(self, t: float) -> ClusterSnapshot:
         if self._snap is not None:
