@@ -394,7 +394,8 @@ def main() -> None:
                 finally:
                     if probe is not None:
                         assert ext.proc is not None
-                        extender_cpu_s += cpu_seconds(ext.proc.pid) - cpu_before
+                        round_cpu_s = cpu_seconds(ext.proc.pid) - cpu_before
+                        extender_cpu_s += round_cpu_s
                         after = counters(ext)
                         for key, totals in (
                             ("thread", by_thread_s),
@@ -406,7 +407,7 @@ def main() -> None:
                                 totals[group] = (
                                     totals.get(group, 0.0) + seconds - before[key].get(group, 0.0)
                                 )
-                        round_cpu_ms = 1e3 * (cpu_seconds(ext.proc.pid) - cpu_before) / per_round
+                        round_cpu_ms = 1e3 * round_cpu_s / per_round
                         served = {
                             key: 1e3
                             * (after["series"].get(s, 0.0) - before["series"].get(s, 0.0))

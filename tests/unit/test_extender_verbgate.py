@@ -6,6 +6,8 @@ from __future__ import annotations
 import threading
 import time
 
+import pytest
+
 from edge_allocator.extender.verbgate import VerbGate
 
 
@@ -80,12 +82,54 @@ def test_several_verbs_hold_until_the_last_ends() -> None:
 def test_work_whose_wait_ran_out_passes_freely_for_a_while() -> None:
     """Under verbs that never stop, a kind of work that waited its whole bound then passes at
     once for the next bound (half of the time is its own), other kinds are not affected."""
-    gate = VerbGate(quiet_s=0.0, max_wait_s=0.1)
+    gate = VerbGate(quiet_s=0.0, max_wait_s=0.5)
     with gate.verb():
-        assert gate.wait_quiet("watch") >= 0.1  # ran out of bound
+        assert gate.wait_quiet("watch") >= 0.5  # ran out of bound
         t0 = time.monotonic()
-        while time.monotonic() - t0 < 0.05:
+        while time.monotonic() - t0 < 0.1:
             assert gate.wait_quiet("watch") == 0.0  # its turn
-        assert gate.wait_quiet("binder") >= 0.1  # another kind still waits
-        time.sleep(0.1)
-        assert gate.wait_quiet("watch") >= 0.1  # the free spell is over: it waits again
+        assert gate.wait_quiet("recorder") >= 0.5  # another kind still waits
+        time.sleep(0.1)  # 0.7 s after the watch's free spell began: over
+        assert gate.wait_quiet("watch") >= 0.5  # it waits again
+
+
+def test_an_unmatched_finish_is_refused() -> None:
+    """A verb_finished without its verb_started would leave the count negative and the gate
+    held for good: refused."""
+    gate = VerbGate()
+    with pytest.raises(RuntimeError):
+        gate.verb_finished()
+    assert gate.in_flight == 0 and gate.wait_quiet("watch") == 0.0
+
+
+def test_the_builder_and_the_writer_wait_on_the_gate() -> None:
+    """The snapshot builder paces each rebuild and the annotation writer each write through
+    the gate's pacer: while a verb is in flight neither moves; after it, both do."""
+    from edge_allocator.extender.cache import NETWORKS, NODES, PODS, WatchCache
+    from edge_allocator.extender.decisions import AnnotationWriter
+
+    gate = VerbGate(quiet_s=0.0, max_wait_s=30.0)
+    cache = WatchCache(min_rebuild_s=0.0, pace=gate.pacer("snapshot"))
+    for kind in (NODES, PODS, NETWORKS):
+        cache.replace(kind, [])
+        cache.mark_synced(kind)
+    written: list[str] = []
+    writer = AnnotationWriter(
+        lambda ns, name, uid, text: written.append(name),
+        interval_s=0.01,
+        pace=gate.pacer("annotation"),
+    )
+    gate.verb_started()
+    cache.start()
+    writer.start()
+    writer.submit_text(("ns", "p"), "u", "{}")
+    time.sleep(0.3)
+    assert cache.current() is None and written == []  # both held by the verb in flight
+    gate.verb_finished()
+    deadline = time.monotonic() + 10
+    while (cache.current() is None or not written) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    cache.stop()
+    writer.stop(flush=False)
+    assert cache.current() is not None and written == ["p"]
+    assert gate.waited()["snapshot"] >= 0.2 and gate.waited()["annotation"] >= 0.2

@@ -198,10 +198,6 @@ class ClusterSnapshot:
     def has_node(self, name: str) -> bool:
         return name in self._node_index
 
-    def has_nodes(self, names: Iterable[str]) -> bool:
-        """Whether every one of ``names`` is a node here (C-speed membership checks)."""
-        return all(map(self._node_index.__contains__, names))
-
     @property
     def node_order(self) -> object:
         """A token shared by exactly the snapshots whose nodes are in the same order (those

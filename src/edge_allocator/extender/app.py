@@ -1,9 +1,10 @@
 """The FastAPI app: thin handlers that validate, call ExtenderService, and answer JSON.
 
-The verbs' work (policy scoring, decision records) runs on a dedicated worker thread, never on
-the event loop, so probes, metrics and the admin API answer while a pod is being scored; one
-worker by default, so decisions are taken one after another and each sees the assumption of
-the one before (kube-scheduler's scheduling cycle is serial anyway).
+The verbs' work (policy scoring) runs on a dedicated worker thread and their bookkeeping
+(decision records) on a recorder thread, never on the event loop, so probes, metrics and the
+admin API answer while a pod is being scored; one worker by default, so decisions are taken
+one after another and each sees the assumption of the one before (kube-scheduler's scheduling
+cycle is serial anyway).
 
 Verb answers are serialised by hand (``json.dumps`` to a ``Response``) because FastAPI's
 generic encoder costs milliseconds for a thousand-node answer; the declared response models
@@ -295,8 +296,8 @@ def create_app(
             gate.verb_finished()  # held since it was queued: the next pod's work
 
     def run_logged(fn: Callable[[], None]) -> None:
-        gate.wait_quiet("recorder")
         try:
+            gate.wait_quiet("recorder")
             fn()
         except Exception:  # the answer is out; only this step's work is lost
             log.exception("recording a decision failed")
@@ -314,11 +315,6 @@ def create_app(
             except RuntimeError:  # the pool is shutting down: nothing to prepare for
                 preparing.clear()
                 gate.verb_finished()
-
-    def paced_bind(*args: Any) -> None:
-        gate.wait_quiet("binder")
-        assert binder is not None
-        binder(*args)
 
     def annotations_once_recorded(ns: str, name: str, uid: str) -> dict[str, str]:
         service.wait_recorded(ns, name)
@@ -428,16 +424,18 @@ def create_app(
         body = _host_priorities(*service.prioritize_columns(args, defer=later))
         return Response(body, media_type=_JSON), later
 
-    def _decide_at_bind(ns: str, name: str, uid: str, node: str) -> dict[str, str]:
+    def _pod_to_decide(ns: str, name: str, uid: str) -> dict[str, Any] | None:
+        """The pod a bind without a prioritize call decides for (an API read: on a binder
+        thread, not under the verb gate), or None to bind without a record."""
         assert read_pod is not None
         try:
             pod = read_pod(ns, name)
         except Exception as exc:  # the binding goes ahead without a record
             log.warning("bind %s/%s: reading the pod for its decision failed: %r", ns, name, exc)
-            return {}
+            return None
         if pod is None or (uid and (pod.get("metadata") or {}).get("uid") != uid):
-            return {}
-        return service.decide_at_bind(pod, node)
+            return None
+        return pod
 
     @verbs.post("/filter", response_model=ExtenderFilterResult)
     async def filter_verb(args: ExtenderArgs, request: Request) -> Response:
@@ -474,10 +472,14 @@ def create_app(
         else:
             annotations = service.binding_annotations(ns, name, uid)
         if not annotations and read_pod is not None:  # bound without a prioritize call
-            annotations = await off_loop(_decide_at_bind, ns, name, uid, args.Node)
+            pod = await asyncio.get_running_loop().run_in_executor(
+                binders.get(), partial(_pod_to_decide, ns, name, uid)
+            )
+            if pod is not None:
+                annotations = await off_loop(service.decide_at_bind, pod, args.Node)
         try:
             await asyncio.get_running_loop().run_in_executor(
-                binders.get(), partial(paced_bind, ns, name, uid, args.Node, annotations)
+                binders.get(), partial(binder, ns, name, uid, args.Node, annotations)
             )
         except Exception as exc:
             service.binding_failed(ns, name, uid, annotations)
@@ -740,6 +742,8 @@ def create_app(
             return await quantity_error(request, exc)
         if isinstance(exc, NotReadyError):
             return await not_ready(request, exc)
+        if isinstance(exc, ValidationError):
+            return await model_error(request, exc)
         return await unexpected(request, exc)
 
     def admitted(scope: Scope) -> bool:  # what verb_auth requires, else the app answers 403

@@ -324,9 +324,9 @@ class WatchCache:
             wait = self._built_at + self.min_rebuild_s - self.clock()
             if wait > 0:
                 self._stop.wait(wait)
-            if self.pace is not None:
-                self.pace()
             try:
+                if self.pace is not None:
+                    self.pace()
                 self.rebuild()
             except Exception:  # a bad object must not kill the builder
                 log.exception("snapshot rebuild failed")

@@ -154,9 +154,9 @@ class AnnotationWriter:
             wait(futures)
 
     def _write(self, namespace: str, name: str, item: _Pending) -> None:
-        if self._pace is not None:
-            self._pace()
         try:
+            if self._pace is not None:
+                self._pace()
             self._patch(namespace, name, item.uid, item.text)
             self._on_result("written")
         except Exception as exc:

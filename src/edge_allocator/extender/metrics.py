@@ -257,7 +257,7 @@ class ExtenderMetrics:
             CallbackCounters(
                 "edge_allocator_background_wait_seconds",
                 "Seconds background work (watch events, snapshot rebuilds, decision records, "
-                "bindings, annotation writes, the shadow policy) waited for the verbs in flight.",
+                "annotation writes, the shadow policy) waited for the verbs in flight.",
                 "work",
                 waited,
             )

@@ -10,7 +10,8 @@ watch-event work next to the latency bench's server (1,000 nodes, 238 candidates
 apart): ``/prioritize`` server p50 1.17-1.24 ms alone, 1.83-2.22 ms with them busy, 1.09-1.29
 ms with them waiting here first.
 
-So background work asks :meth:`VerbGate.wait_quiet` before each unit of Python work: it waits
+So background work asks :meth:`VerbGate.wait_quiet` before each unit of Python work (not
+work that mostly waits on the network, such as a binding's API call): it waits
 while a verb (or the next snapshot's preparation that follows one) is in flight and for
 ``quiet_s`` after the last one ended. The wait is bounded (``max_wait_s``), and a kind of work
 whose wait ran out of bound passes freely for the next ``max_wait_s``: under verbs that never
@@ -27,8 +28,9 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 QUIET_S = 0.002
-"""How long after a verb background work keeps waiting: long enough for kube-scheduler's
-next call of the same cycle (a bind right after its prioritize), short against its cycle."""
+"""How long after a verb background work keeps waiting: long enough for the verb worker's
+next job queued behind it (the next snapshot's preparation, or ``/prioritize`` after
+``/filter`` when both are called), short against kube-scheduler's cycle."""
 
 MAX_WAIT_S = 0.05
 """The longest a unit of background work waits; a watch event or a record is late by at most
@@ -59,6 +61,8 @@ class VerbGate:
 
     def verb_finished(self) -> None:
         with self._cond:
+            if self._in_flight <= 0:  # unmatched: never let the count hold the gate for good
+                raise RuntimeError("VerbGate.verb_finished without verb_started")
             self._in_flight -= 1
             self._last_end = self.clock()
             self._cond.notify_all()
