@@ -1,6 +1,7 @@
 """/filter and /prioritize latency over loopback HTTP: p50/p99 at 10, 100 and 1,000 candidates.
 
 Usage: python bench/extender_latency.py [--policy auto] [--requests 400] [--json out.json]
+       [--background N [--no-gate]]
 
 The extender app runs in its own process as in production (one uvicorn worker, uvloop,
 httptools) over a 1,000-node snapshot from the simulator's smart-city scenario, to which each
@@ -11,6 +12,9 @@ node names) on one keep-alive connection, one request at a time, and times each 
 Requests are ``--gap-ms`` apart (default 5 ms: kube-scheduler's own work per pod between two
 extender calls at 1,000 nodes), the time in which the extender prepares the next snapshot.
 Targets: p99 <= 5 ms at 1,000 candidates round trip; /prioritize server side p99 <= 2 ms.
+``--background N`` adds N threads to the server that do a pod reflector's work (watch events
+parsed and folded into a cache) next to the verbs, waiting on the verb gate as the real
+reflectors do, or not with ``--no-gate``: what the gate is worth, measured.
 """
 
 from __future__ import annotations
@@ -45,7 +49,67 @@ def snapshot(nodes: int) -> ClusterSnapshot:
     return sim.snapshot(0.0)
 
 
-def serve(port: int, nodes: int, policy: str) -> None:
+def watch_event_line(i: int) -> str:
+    """One watch event as the API server sends it for a bound task pod (~3 KB of JSON)."""
+    names = [f"bench-{k:04d}" for k in range(i % 50, i % 50 + 8)]
+    decision = {"policy": "gnn", "chosen": names[0], "candidates": [[n, 9, 0.5] for n in names]}
+    pod = {
+        "metadata": {
+            "name": f"bench-{i}",
+            "namespace": "bench",
+            "uid": f"uid-{i}",
+            "resourceVersion": str(1000 + i),
+            "labels": {ann.LABEL_MANAGED: "true"},
+            "annotations": {ann.ANN_DECISION: json.dumps(decision) * 3},
+        },
+        "spec": {
+            "nodeName": names[0],
+            "schedulerName": ann.SCHEDULER_NAME,
+            "containers": [
+                {"name": "t", "resources": {"requests": {"cpu": "250m", "memory": "128Mi"}}}
+            ],
+        },
+        "status": {
+            "phase": "Running",
+            "conditions": [
+                {"type": t, "status": "True", "lastTransitionTime": "2026-12-01T19:02:59Z"}
+                for t in ("PodScheduled", "Initialized", "ContainersReady", "Ready")
+            ],
+        },
+    }
+    return json.dumps({"type": "MODIFIED", "object": pod})
+
+
+def watch_load(pace: Any, threads: int) -> None:
+    """``threads`` threads doing a pod reflector's work per watch event (parse the event,
+    fold it into a watch cache), three events every 0-4 ms each: the competition for the
+    interpreter lock that a busy cluster's watches bring to the verb worker. Each event first
+    calls ``pace`` (the verb gate's pacer, as the real reflectors do) unless it is None."""
+    import random
+    import threading
+
+    from edge_allocator.extender.cache import PODS, WatchCache
+
+    lines = [watch_event_line(i) for i in range(200)]
+
+    def run(seed: int) -> None:
+        rng = random.Random(seed)
+        cache = WatchCache()
+        cache.mark_synced(PODS)
+        i = 0
+        while True:
+            for _ in range(3):
+                if pace is not None:
+                    pace()
+                cache.upsert(PODS, json.loads(lines[i % len(lines)])["object"])
+                i += 1
+            time.sleep(rng.uniform(0.0, 0.004))
+
+    for k in range(threads):
+        threading.Thread(target=run, args=(k,), name=f"watch-load-{k}", daemon=True).start()
+
+
+def serve(port: int, nodes: int, policy: str, background: int = 0, gate: bool = True) -> None:
     import torch
     import uvicorn
 
@@ -59,6 +123,8 @@ def serve(port: int, nodes: int, policy: str) -> None:
     source = StaticSource(snap, apply_assumptions=True)
     service = ExtenderService(source, ModelManager(initial_policy(policy)))
     app = create_app(service, Settings())
+    if background:
+        watch_load(service.gate.pacer("watch") if gate else None, background)
     torch.set_num_threads(1)
     settle_for_serving()  # as the real server does (GC freeze, switch interval)
     uvicorn.run(
@@ -148,13 +214,26 @@ def main() -> None:
     ap.add_argument("--requests", type=int, default=400)
     ap.add_argument("--gap-ms", type=float, default=5.0, help="pause between two requests")
     ap.add_argument("--json", help="also write the results here")
+    ap.add_argument(
+        "--background",
+        type=int,
+        default=0,
+        metavar="N",
+        help="N threads in the server doing watch-event work next to the verbs",
+    )
+    ap.add_argument(
+        "--no-gate",
+        action="store_true",
+        help="the background threads do not wait on the verb gate (to weigh it)",
+    )
     ap.add_argument("--serve", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.serve:
-        serve(args.serve, args.nodes, args.policy)
+        serve(args.serve, args.nodes, args.policy, args.background, not args.no_gate)
         return
     port = free_port()
     cmd = [sys.executable, __file__, "--serve", str(port), "--nodes", str(args.nodes)]
+    cmd += ["--background", str(args.background)] + (["--no-gate"] if args.no_gate else [])
     server = subprocess.Popen([*cmd, "--policy", args.policy], env=dict(os.environ))
     try:
         deadline = time.monotonic() + 120
@@ -178,11 +257,19 @@ def main() -> None:
         "policy": f"{active['policy']} {active['version']}",
         "nodes_in_snapshot": args.nodes,
         "gap_ms": args.gap_ms,
+        "background_threads": args.background,
+        "background_gated": args.background > 0 and not args.no_gate,
         "results": results,
     }
     print(
         f"extender verb latency over loopback HTTP, one worker, policy {report['policy']}, "
         f"requests {args.gap_ms:g} ms apart"
+        + (
+            f", {args.background} watch-load threads "
+            + ("waiting on the verb gate" if not args.no_gate else "not gated")
+            if args.background
+            else ""
+        )
     )
     print(f"{'':<23}{'round trip':^18}{'server side':^18}")
     print(f"{'verb':<12}{'candidates':>11}{'p50 ms':>9}{'p99 ms':>9}{'p50 ms':>9}{'p99 ms':>9}")
