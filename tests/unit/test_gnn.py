@@ -85,3 +85,29 @@ def test_embeddings_follow_the_revision() -> None:
     # a fresh policy computing from scratch agrees with the cached one
     fresh = GNNPolicy(policy.model, {})
     assert fresh.score(later, TASK, names) == pytest.approx(after, abs=1e-6)
+
+
+def test_scratch_rows_never_leak_between_calls_or_threads() -> None:
+    """score() works in per-thread scratch rows: a longer list, then a shorter, then the first
+    again gives the first answer; threads scoring at once each get their own answer."""
+    import threading
+
+    policy = _policy()
+    snap = _snap(120, 17)
+    names = [n.name for n in snap.nodes]
+    alone = {k: GNNPolicy(policy.model, {}).score(snap, TASK, names[:k]) for k in (120, 7, 60)}
+    for k in (120, 7, 60, 120):
+        assert policy.score(snap, TASK, names[:k]) == alone[k]
+    got: dict[int, list[list[float]]] = {k: [] for k in alone}
+
+    def worker(k: int) -> None:
+        for _ in range(30):
+            got[k].append(policy.score(snap, TASK, names[:k]))
+
+    threads = [threading.Thread(target=worker, args=(k,)) for k in alone]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for k, answers in got.items():
+        assert answers == [alone[k]] * 30

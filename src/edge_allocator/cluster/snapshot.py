@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 import heapq
-import operator
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -219,10 +218,7 @@ class ClusterSnapshot:
 
     def indices_of(self, names: Sequence[str]) -> np.ndarray:
         """Node indices of ``names`` (int64; KeyError if one is absent), at C speed."""
-        if not names:
-            return np.zeros(0, dtype=np.int64)
-        found = operator.itemgetter(*names)(self._node_index)
-        return np.array(found if len(names) > 1 else (found,), dtype=np.int64)
+        return np.fromiter(map(self._node_index.__getitem__, names), np.int64, len(names))
 
     @property
     def site_index(self) -> dict[str, int]:

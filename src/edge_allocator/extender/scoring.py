@@ -82,7 +82,7 @@ def filter_candidates(
     return FilterOutcome(passed, failed, unresolvable)
 
 
-def _clean(raw: Sequence[float]) -> np.ndarray:
+def _clean(raw: Sequence[float] | np.ndarray) -> np.ndarray:
     """Policy scores as float64, non-finite ones as -inf (they rank last)."""
     arr = np.asarray(raw, dtype=np.float64)
     return np.where(np.isfinite(arr), arr, -np.inf)
@@ -106,7 +106,9 @@ def rank(candidates: Sequence[str], raw: Sequence[float], k: int | None = None) 
     return _best_first(candidates, clean, np.flatnonzero(clean >= kth))[:k]
 
 
-def to_extender_scores(candidates: Sequence[str], raw: Sequence[float]) -> tuple[list[int], int]:
+def to_extender_scores(
+    candidates: Sequence[str], raw: Sequence[float] | np.ndarray
+) -> tuple[list[int], int]:
     """Integer scores (same order as ``candidates``) and the index of the top node."""
     if len(candidates) != len(raw):
         raise ValueError(f"policy returned {len(raw)} scores for {len(candidates)} candidates")

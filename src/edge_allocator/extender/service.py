@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+import numpy as np
+
 from edge_allocator.cluster.annotations import (
     ANN_DECISION,
     ANN_POLICY,
@@ -452,10 +454,11 @@ class ExtenderService:
         # a list is kept as it is (an IndexedNames keeps its indices for the policy)
         names = candidates if isinstance(candidates, list) else list(candidates)
         t0 = time.perf_counter()
-        raw = [float(x) for x in policy.score(snap, task, names)]
+        values = np.asarray(policy.score(snap, task, names), dtype=np.float64)
         self.metrics.inference_seconds.observe(time.perf_counter() - t0)
         self.metrics.candidates.observe(len(names))
-        scores, top = to_extender_scores(names, raw)
+        scores, top = to_extender_scores(names, values)
+        raw: list[float] = values.tolist()  # plain floats for the record (C speed)
         if latencies == "all":
             lat = [snap.network_time_ms(task, snap.node(n)) for n in names]
         else:

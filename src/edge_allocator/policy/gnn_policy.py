@@ -48,6 +48,7 @@ class GNNPolicy:
         self._cache_size = cache_size
         self._lock = threading.Lock()
         self._in_flight: dict[tuple[int, int], threading.Event] = {}
+        self._local = threading.local()  # per-thread scratch rows for score()
         _, _, w_cand, w_task = model.split_head_weights()  # node, pool: in the embedder
         self._w_cand, self._w_task = for_matmul(w_cand), for_matmul(w_task)
         self._w2, self._b2 = for_matmul(model.head2.weight), as_f32(model.head2.bias)
@@ -98,6 +99,14 @@ class GNNPolicy:
                 self._cache.popitem(last=False)
         return emb
 
+    def _scratch(self, rows: int, hidden: int) -> tuple[np.ndarray, np.ndarray]:
+        """Two (rows, hidden) float32 work arrays owned by the calling thread (grown, never
+        shrunk: their size is bounded by the largest candidate list seen)."""
+        have: np.ndarray | None = getattr(self._local, "rows", None)
+        if have is None or have.shape[1] < rows or have.shape[2] != hidden:
+            have = self._local.rows = np.empty((2, max(rows, 64), hidden), dtype=np.float32)
+        return have[0, :rows], have[1, :rows]
+
     def prepare(self, snapshot: ClusterSnapshot) -> None:
         """Embed ``snapshot`` now (cached), so that scoring on it later is O(candidates)."""
         self._embedding(snapshot)
@@ -109,15 +118,20 @@ class GNNPolicy:
             return []
         emb = self._embedding(snapshot)
         ca = candidate_arrays(snapshot, task, candidates)
-        # PlacementGNN.head_from_parts, row for row
-        z = emb.node_part[ca.index]
-        z += ca.cand_x @ self._w_cand
+        # PlacementGNN.head_from_parts, row for row, in this thread's scratch rows: two fresh
+        # (K, hidden) arrays per call would each be mapped and faulted in by malloc at 1,000
+        # candidates (the slow tail of a request), the same BLAS calls write here instead
+        z, y = self._scratch(len(ca.index), emb.node_part.shape[1])
+        # mode='clip': 'raise' would stage the rows in a fresh array (the indices are the
+        # snapshot's own, in range)
+        np.take(emb.node_part, ca.index, axis=0, out=z, mode="clip")
+        z += np.matmul(ca.cand_x, self._w_cand, out=y)
         z += ca.task_x @ self._w_task
         np.maximum(z, 0.0, out=z)
-        z = z @ self._w2
-        z += self._b2
-        np.maximum(z, 0.0, out=z)
-        logits = z @ self._w3
+        y = np.matmul(z, self._w2, out=y)
+        y += self._b2
+        np.maximum(y, 0.0, out=y)
+        logits = y @ self._w3
         logits += self._b3
         out: list[float] = logits[:, 0].tolist()
         return out
