@@ -73,6 +73,23 @@ def test_source_node_pays_no_network() -> None:
     assert cand.network_ms[1] > 10.0
 
 
+def test_the_source_nodes_site_mates_pay_the_sites_network_and_it_does_not() -> None:
+    """Network columns are computed per site and gathered: the source node alone is corrected
+    (no latency, no transfer, within any budget), its site-mates keep the site's figures."""
+    base = _snapshot()
+    mate = NodeState("n4", "b", "srv", 8000, 16384, 8000, 16384)
+    snap = ClusterSnapshot((*base.nodes, mate), base.sites, base.links, revision=8)
+    task = TaskSpec(500, 256, "b", "n2", input_mb=5.0, latency_budget_ms=0.5)
+    cand = candidate_arrays(snap, task, ["n4", "n2", "n1"])
+    assert cand.network_ms.tolist() == pytest.approx([1.0, 0.0, 410.0])  # intra-site 1 ms
+    assert cand.cand_x[:, _col("is_source_node")].tolist() == [0.0, 1.0, 0.0]
+    assert cand.cand_x[:, _col("same_site")].tolist() == [1.0, 1.0, 0.0]
+    assert cand.cand_x[:, _col("within_budget")].tolist() == [0.0, 1.0, 0.0]
+    for col in ("log_latency", "log_transfer", "log_network"):
+        assert cand.cand_x[1, _col(col)] == 0.0 and cand.cand_x[2, _col(col)] > 0.0
+    assert cand.cand_x[0, _col("log_latency")] > 0.0
+
+
 def test_load_fractions_use_measured_usage_when_present() -> None:
     snap = _snapshot()
     na = node_arrays(snap)

@@ -324,18 +324,39 @@ def candidate_arrays(
         index = snapshot.indices_of(candidates)
     src_site = snapshot.site_index[task.data_source_site]
     cand_site = topo.node_site[index]
-    lat = topo.site_latency_ms[src_site, cand_site]
-    bw = topo.site_bandwidth_mbps[src_site, cand_site]
+    # the network columns depend on the candidate's site alone: computed per site (S values)
+    # and gathered once, then corrected on the source node (no network at all there)
+    lat_s = topo.site_latency_ms[src_site]
+    bw_s = topo.site_bandwidth_mbps[src_site]
     with np.errstate(divide="ignore"):
-        transfer = np.where(np.isinf(bw), 0.0, task.input_mb * 8000.0 / np.maximum(bw, 1e-6))
-    network = (lat + transfer).astype(np.float32)
-    is_source = np.zeros(len(candidates), dtype=np.float32)
+        transfer_s = np.where(np.isinf(bw_s), 0.0, task.input_mb * 8000.0 / np.maximum(bw_s, 1e-6))
+    network_s = (lat_s + transfer_s).astype(np.float32)
+    budget = task.latency_budget_ms
+    per_site = np.empty((5, lat_s.shape[0]), dtype=np.float32)
+    per_site[0] = np.log1p(np.minimum(lat_s, 1e6)) / _L1000
+    per_site[1] = np.log1p(np.minimum(transfer_s, 1e7)) / _L1E4
+    per_site[2] = np.log1p(np.minimum(network_s, 1e7)) / _L1E4
+    per_site[3] = 0.0
+    per_site[3, src_site] = 1.0
+    per_site[4] = 1.0 if budget is None else lat_s <= budget
+    gathered = per_site.take(cand_site, axis=1)
+    network = network_s[cand_site]
+
+    k = len(candidates)
+    # built row by row (contiguous writes) and handed out transposed: (K, CAND_DIM)
+    rows = np.empty((CAND_DIM, k), dtype=np.float32)
+    rows[0:4] = gathered[0:4]
+    rows[9] = gathered[4]
+    src_idx = -1
     if task.data_source_node is not None and snapshot.has_node(task.data_source_node):
         src_idx = snapshot.index_of(task.data_source_node)
-        is_source = (index == src_idx).astype(np.float32)
-        network = network * (1.0 - is_source)
-        lat = lat * (1.0 - is_source)
-        transfer = transfer * (1.0 - is_source)
+    is_source = index == src_idx
+    rows[4] = is_source
+    if src_idx >= 0 and is_source.any():
+        network[is_source] = 0.0
+        rows[0:3, is_source] = 0.0  # log1p(0)
+        if budget is not None:
+            rows[9, is_source] = budget >= 0.0
 
     cpu_alloc = na.cpu_alloc_m[index]
     mem_alloc = na.mem_alloc_mib[index]
@@ -347,25 +368,16 @@ def candidate_arrays(
     work = task.work_cpu_s if task.work_cpu_s is not None else 1.0
     exec_s = (work / rate).astype(np.float32)
     completion_s = network / 1000.0 + exec_s
-    budget = task.latency_budget_ms
 
-    k = len(candidates)
-    cand_x = np.empty((k, CAND_DIM), dtype=np.float32)
-    cand_x[:, 0] = np.log1p(np.minimum(lat, 1e6)) / _L1000
-    cand_x[:, 1] = np.log1p(np.minimum(transfer, 1e7)) / _L1E4
-    cand_x[:, 2] = np.log1p(np.minimum(network, 1e7)) / _L1E4
-    cand_x[:, 3] = (cand_site == src_site).astype(np.float32)
-    cand_x[:, 4] = is_source
-    cand_x[:, 5] = np.clip((na.cpu_req_m[index] + task.cpu_request_m) / cpu_alloc, 0.0, 2.0)
-    cand_x[:, 6] = np.clip((na.mem_req_mib[index] + task.mem_request_mib) / mem_alloc, 0.0, 2.0)
-    cand_x[:, 7] = np.clip((used + task.cpu_request_m) / cpu_alloc, 0.0, 2.0)
-    cand_x[:, 8] = np.clip(task.cpu_request_m / cpu_alloc, 0.0, 2.0)
-    cand_x[:, 9] = 1.0 if budget is None else (lat <= budget).astype(np.float32)
-    cand_x[:, 10] = np.log1p(exec_s) / _L1000
-    cand_x[:, 11] = np.log1p(np.minimum(completion_s, 1e6)) / _L1000
-    cand_x[:, 12] = _relative(cand_x[:, 2])
-    cand_x[:, 13] = _relative(cand_x[:, 11])
-    return CandidateArrays(index, cand_x, task_vector(task), network, exec_s)
+    np.clip((na.cpu_req_m[index] + task.cpu_request_m) / cpu_alloc, 0.0, 2.0, out=rows[5])
+    np.clip((na.mem_req_mib[index] + task.mem_request_mib) / mem_alloc, 0.0, 2.0, out=rows[6])
+    np.clip((used + task.cpu_request_m) / cpu_alloc, 0.0, 2.0, out=rows[7])
+    np.clip(task.cpu_request_m / cpu_alloc, 0.0, 2.0, out=rows[8])
+    rows[10] = np.log1p(exec_s) / _L1000
+    rows[11] = np.log1p(np.minimum(completion_s, 1e6)) / _L1000
+    rows[12] = _relative(rows[2])
+    rows[13] = _relative(rows[11])
+    return CandidateArrays(index, rows.T, task_vector(task), network, exec_s)
 
 
 def build_features(
