@@ -264,13 +264,17 @@ def node_arrays(snapshot: ClusterSnapshot) -> NodeArrays:
     inc = cache.pop(INCREMENTAL_KEY, None)
     parent: NodeArrays | None = inc[0].get("features.nodes") if inc is not None else None
     if inc is not None and parent is not None:
+        # every derived column is a function of its own row: only the changed rows are redone
         raw = parent.raw.copy()
+        cpu_alloc, mem_alloc = parent.cpu_alloc_m.copy(), parent.mem_alloc_mib.copy()
+        node_x = parent.node_x.copy()
         idx = list(inc[1])
         if idx:
             raw[idx] = _raw_rows([snapshot.nodes[i] for i in idx])
+            cpu_alloc[idx], mem_alloc[idx], node_x[idx] = _node_x(raw[idx])
     else:
         raw = _raw_rows(snapshot.nodes)
-    cpu_alloc, mem_alloc, node_x = _node_x(raw)
+        cpu_alloc, mem_alloc, node_x = _node_x(raw)
     arrays = NodeArrays(
         cpu_alloc, mem_alloc, raw[:, 2], raw[:, 3], raw[:, 4], raw[:, 8], node_x, raw
     )
