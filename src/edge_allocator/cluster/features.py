@@ -254,15 +254,19 @@ def _node_x(raw: F32) -> tuple[F32, F32, F32]:
     return cpu_alloc, mem_alloc, node_x
 
 
+NODE_ARRAYS_KEY = "features.nodes"
+"""Where a snapshot's :func:`node_arrays` are cached (its ``derived_cache``)."""
+
+
 def node_arrays(snapshot: ClusterSnapshot) -> NodeArrays:
     """Node arrays for this snapshot (cached on it; updated row-wise from the parent snapshot
     when it was made with ``with_nodes(changed=...)`` and the parent's arrays exist)."""
     cache = snapshot.derived_cache
-    cached: NodeArrays | None = cache.get("features.nodes")
+    cached: NodeArrays | None = cache.get(NODE_ARRAYS_KEY)
     if cached is not None:
         return cached
     inc = cache.pop(INCREMENTAL_KEY, None)
-    parent: NodeArrays | None = inc[0].get("features.nodes") if inc is not None else None
+    parent: NodeArrays | None = inc[0].get(NODE_ARRAYS_KEY) if inc is not None else None
     if inc is not None and parent is not None:
         # every derived column is a function of its own row: only the changed rows are redone
         raw = parent.raw.copy()
@@ -278,7 +282,7 @@ def node_arrays(snapshot: ClusterSnapshot) -> NodeArrays:
     arrays = NodeArrays(
         cpu_alloc, mem_alloc, raw[:, 2], raw[:, 3], raw[:, 4], raw[:, 8], node_x, raw
     )
-    cache["features.nodes"] = arrays
+    cache[NODE_ARRAYS_KEY] = arrays
     return arrays
 
 

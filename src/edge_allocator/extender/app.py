@@ -60,7 +60,7 @@ from edge_allocator.extender.security import (
     request_id_of,
     token_matches,
 )
-from edge_allocator.extender.service import ExtenderService, NotReadyError
+from edge_allocator.extender.service import ExtenderService, NotReadyError, Prioritized
 from edge_allocator.extender.settings import Settings
 from edge_allocator.extender.shadow import card_regression
 from edge_allocator.extender.tls import client_cert_subject
@@ -273,14 +273,32 @@ def create_app(
 
     gate = service.gate
 
+    off_loop_verbs = 0  # verb calls on the workers now (changed on the event loop only)
+
     async def off_loop(fn: Callable[..., T], *args: Any) -> T:
         """Run ``fn`` on a verb worker: the event loop keeps serving while it scores, and the
         background threads wait for it (the gate)."""
+        nonlocal off_loop_verbs
         gate.verb_started()
+        off_loop_verbs += 1
         try:
             return await asyncio.get_running_loop().run_in_executor(
                 workers.get(), partial(after_queue, time.perf_counter(), fn, *args)
             )
+        finally:
+            off_loop_verbs -= 1
+            gate.verb_finished()
+
+    def prioritize_inline(
+        args: ExtenderArgs, later: list[Callable[[], None]]
+    ) -> Prioritized | None:
+        """Score on the event loop when that is bounded (``Settings.inline_candidates``) and
+        no verb is on a worker (decisions stay serial); None: a worker must."""
+        if off_loop_verbs or len(args.candidate_names()) > settings.inline_candidates:
+            return None
+        gate.verb_started()
+        try:
+            return service.prioritize_bounded(args, later, settings.inline_candidates)
         finally:
             gate.verb_finished()
 
@@ -449,7 +467,14 @@ def create_app(
     async def prioritize_verb(args: ExtenderArgs) -> Response:
         """Integer scores 0..10 for every candidate; the policy's top node alone gets 10."""
         t0 = time.perf_counter()
-        response, later = await off_loop(_prioritize_answer, args)
+        later: list[Callable[[], None]] = []
+        inline = prioritize_inline(args, later)
+        if inline is None:
+            response, later = await off_loop(_prioritize_answer, args)
+        else:
+            if inline.assume is not None:  # the cache was busy: assume where waiting is fine
+                await off_loop(inline.assume)
+            response = Response(_host_priorities(inline.names, inline.scores), media_type=_JSON)
         # once the answer is out: the decision's record, then the next snapshot's policy work
         response.background = BackgroundTask(after_decision, later)
         return timed(response, "prioritize", t0)

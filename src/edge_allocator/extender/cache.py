@@ -169,17 +169,23 @@ class WatchCache:
     def age_seconds(self) -> float | None:
         return None if self._snapshot is None else max(self.clock() - self._built_at, 0.0)
 
-    def assume(self, pod_uid: str, node: str, cpu_m: int, mem_mib: int) -> None:
+    def assume(
+        self, pod_uid: str, node: str, cpu_m: int, mem_mib: int, *, wait: bool = True
+    ) -> bool:
         """Count a pod on ``node`` until the watch reports where it really went.
 
         Visible to the very next ``current()``: the snapshot's row for ``node`` (and for the
         node this pod was assumed on before, if any) is patched in place of a rebuild.
+        ``wait=False``: give up at once (False) when the cache is busy (a rebuild or a relist
+        holds it), for a caller that must not block; then nothing was assumed.
         """
         if not pod_uid:
-            return
-        with self._lock:
+            return True
+        if not self._lock.acquire(blocking=wait):
+            return False
+        try:
             if pod_uid in self._pods:  # already bound: the watch was faster
-                return
+                return True
             a = Assumed(node, cpu_m, mem_mib, self.clock())
             prev = self._assumed.get(pod_uid)
             self._assumed[pod_uid] = a
@@ -187,6 +193,9 @@ class WatchCache:
             if prev is not None:
                 self._dirty.add(prev.node)
             self._patch_locked(prev, a)
+            return True
+        finally:
+            self._lock.release()
 
     def _patch_locked(self, prev: Assumed | None, new: Assumed) -> None:
         """Apply one assumption's change to the published snapshot (O(1) node rows)."""

@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any, Protocol
 
 import numpy as np
@@ -59,7 +60,9 @@ class SnapshotSource(Protocol):
 
     def current(self) -> ClusterSnapshot | None: ...
     def age_seconds(self) -> float | None: ...
-    def assume(self, pod_uid: str, node: str, cpu_m: int, mem_mib: int) -> None: ...
+    def assume(
+        self, pod_uid: str, node: str, cpu_m: int, mem_mib: int, *, wait: bool = True
+    ) -> bool: ...
     def pod_footprint(self, pod_uid: str) -> tuple[str, int, int] | None: ...
 
 
@@ -83,7 +86,9 @@ class StaticSource:
     def age_seconds(self) -> float | None:
         return None if self.snapshot is None else 0.0
 
-    def assume(self, pod_uid: str, node: str, cpu_m: int, mem_mib: int) -> None:
+    def assume(
+        self, pod_uid: str, node: str, cpu_m: int, mem_mib: int, *, wait: bool = True
+    ) -> bool:
         self.assumed.append((pod_uid, node, cpu_m, mem_mib))
         snap = self.snapshot
         if self.apply_assumptions and snap is not None and snap.has_node(node):
@@ -93,6 +98,7 @@ class StaticSource:
             self.snapshot = snap.with_nodes(
                 tuple(nodes), revision=snap.revision + 1, taken_at=snap.taken_at, changed=[i]
             )
+        return True
 
     def pod_footprint(self, pod_uid: str) -> tuple[str, int, int] | None:
         for uid, node, cpu, mem in self.assumed:
@@ -115,6 +121,16 @@ class Scored:
     scores: list[int]
     top: int
     latency_ms: list[float]
+
+
+@dataclass(frozen=True)
+class Prioritized:
+    """A /prioritize answer: the candidates in the order given, their scores, and (from a
+    bounded call whose cache was busy) the placement's assumption still to be made."""
+
+    names: list[str]
+    scores: list[int]
+    assume: Callable[[], object] | None = None
 
 
 def now_iso() -> str:
@@ -300,23 +316,51 @@ class ExtenderService:
         instead of done, for the caller to run once the answer is out: it is not on the
         scheduler's serial path. Until it has run, :meth:`record_pending` is true for the pod.
         """
+        out = self._prioritize(args, defer, None)
+        assert out is not None  # only a bounded call declines
+        return out.names, out.scores
+
+    def prioritize_bounded(
+        self, args: ExtenderArgs, defer: list[Callable[[], None]], max_candidates: int
+    ) -> Prioritized | None:
+        """:meth:`prioritize_columns` when its work is bounded, for a caller that must not
+        block (the event loop): at most ``max_candidates`` candidates and a policy whose
+        per-snapshot work on the current snapshot is done (:class:`Preparable`), so the cost is
+        O(candidates) with no wait on another thread. None (before any side effect) when it is
+        not. The placement is assumed unless the cache is busy (a rebuild holds it): then the
+        outcome's ``assume`` is left for the caller to run where it may wait, before the
+        answer goes out."""
+        return self._prioritize(args, defer, max_candidates)
+
+    def _prioritize(
+        self,
+        args: ExtenderArgs,
+        defer: list[Callable[[], None]] | None,
+        bound: int | None,
+    ) -> Prioritized | None:
         names = args.candidate_names()
+        if bound is not None and len(names) > bound:
+            return None
         if not is_edge_task(args.Pod.metadata.annotations):
-            return names, [0] * len(names)
+            return Prioritized(names, [0] * len(names))
         snap = self.snapshot()
         try:
             task, policy = self._task(args.Pod, snap)
         except TaskInputError:  # filter already explained it; score neutrally
-            return names, [0] * len(names)
+            return Prioritized(names, [0] * len(names))
+        if bound is not None and not (isinstance(policy, Preparable) and policy.prepared(snap)):
+            return None
         indexed = snap.indexed(names)  # each name looked up once, for every later step
         known = indexed if indexed is not None else [n for n in names if snap.has_node(n)]
-        scored = self._decide(args.Pod, snap, task, policy, known, defer)
+        later: list[Callable[[], object]] | None = None if bound is None else []
+        scored = self._decide(args.Pod, snap, task, policy, known, defer, later)
+        assume = later[0] if later else None
         if scored is None:
-            return names, [0] * len(names)
+            return Prioritized(names, [0] * len(names), assume)
         if indexed is not None:
-            return names, scored.scores
+            return Prioritized(names, scored.scores, assume)
         by_name = dict(zip(scored.candidates, scored.scores, strict=True))
-        return names, [by_name.get(n, 0) for n in names]
+        return Prioritized(names, [by_name.get(n, 0) for n in names], assume)
 
     def _decide(
         self,
@@ -326,12 +370,19 @@ class ExtenderService:
         policy: PlacementPolicy,
         candidates: list[str],
         defer: list[Callable[[], None]] | None = None,
+        assume_later: list[Callable[[], object]] | None = None,
     ) -> Scored | None:
+        """Score, assume the placement, record the decision (or defer the record). With
+        ``assume_later`` the assumption does not wait for a busy cache: it is appended there."""
         if not candidates:
             return None
         scored = self.score(snap, task, candidates, policy, latencies="top")
         best = scored.candidates[scored.top]
-        self.source.assume(pod.metadata.uid, best, task.cpu_request_m, task.mem_request_mib)
+        uid, cpu, mem = pod.metadata.uid, task.cpu_request_m, task.mem_request_mib
+        if assume_later is None:
+            self.source.assume(uid, best, cpu, mem)
+        elif not self.source.assume(uid, best, cpu, mem, wait=False):
+            assume_later.append(partial(self.source.assume, uid, best, cpu, mem))
         if defer is None:
             self._record(pod, snap, task, policy, scored)
             return scored

@@ -41,6 +41,12 @@ class Settings:
     verb_workers: int = 1
     """Threads that run /filter and /prioritize off the event loop; 1 keeps decisions serial,
     so each pod of a burst is scored with the previous one's placement already counted."""
+    inline_candidates: int = 2_000
+    """/prioritize is scored on the event loop itself, without a hand-off to a verb worker, when
+    its work is bounded: at most this many candidates, a policy whose per-snapshot work for the
+    current snapshot is done, no other verb in flight (otherwise, and at 0, a worker scores it).
+    At ~1 us per candidate the loop is held ~2 ms at most; the two thread hand-offs it saves are
+    ~0.3 ms of a 1,000-candidate request."""
     model_refresh_s: float = 5.0
     """How often a background thread re-lists the models directory (never a request)."""
     log_json: bool = False
@@ -61,6 +67,8 @@ class Settings:
         ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1")
+        if self.inline_candidates < 0:
+            raise ValueError("inline_candidates must be >= 0")
         if self.admin_rate_per_s <= 0:
             raise ValueError("admin_rate_per_s must be > 0")
         if self.model_refresh_s <= 0:

@@ -33,3 +33,8 @@ class Preparable(Protocol):
     node embeddings), so the request itself only runs the per-candidate part."""
 
     def prepare(self, snapshot: ClusterSnapshot) -> None: ...
+
+    def prepared(self, snapshot: ClusterSnapshot) -> bool:
+        """Whether scoring on ``snapshot`` now costs only the per-candidate part (no per-snapshot
+        work, no wait for another thread's): what lets a caller bound a request's work."""
+        ...

@@ -18,7 +18,12 @@ from typing import Any
 
 import numpy as np
 
-from edge_allocator.cluster.features import candidate_arrays, node_arrays, topology_arrays
+from edge_allocator.cluster.features import (
+    NODE_ARRAYS_KEY,
+    candidate_arrays,
+    node_arrays,
+    topology_arrays,
+)
 from edge_allocator.cluster.snapshot import ClusterSnapshot, TaskSpec
 from edge_allocator.policy.gnn import PlacementGNN
 from edge_allocator.policy.graph_input import vertex_matrix
@@ -110,6 +115,13 @@ class GNNPolicy:
     def prepare(self, snapshot: ClusterSnapshot) -> None:
         """Embed ``snapshot`` now (cached), so that scoring on it later is O(candidates)."""
         self._embedding(snapshot)
+
+    def prepared(self, snapshot: ClusterSnapshot) -> bool:
+        """Whether ``snapshot``'s embedding is cached and its feature arrays exist."""
+        if NODE_ARRAYS_KEY not in snapshot.derived_cache:
+            return False
+        with self._lock:
+            return (id(snapshot.topology_cache), snapshot.revision) in self._cache
 
     def score(
         self, snapshot: ClusterSnapshot, task: TaskSpec, candidates: Sequence[str]

@@ -1,0 +1,141 @@
+"""/prioritize on the event loop itself when its work is bounded, on a verb worker otherwise.
+
+Bounded means: at most ``Settings.inline_candidates`` candidates, a policy whose per-snapshot
+work on the current snapshot is done (the GNN's embedding), no other verb on a worker, and no
+wait for the watch cache's lock (a rebuild may hold it for tens of milliseconds: the
+assumption is then made on a worker before the answer goes out).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from test_extender_burst import NODE_NAMES, T0, equal_fleet
+from test_extender_cache import Clock
+from test_extender_helpers import fleet, make_app, pod
+
+from edge_allocator.extender.models import ModelManager
+from edge_allocator.extender.service import ExtenderService
+from edge_allocator.extender.wire import ExtenderArgs
+
+NAMES = [f"node-{i:04d}" for i in range(6)]
+
+
+def _scoring_threads(service: ExtenderService) -> list[str]:
+    """The names of the threads ``service.score`` runs on, call by call."""
+    names: list[str] = []
+    score = service.score
+
+    def spy(*a: Any, **kw: Any) -> Any:
+        names.append(threading.current_thread().name)
+        return score(*a, **kw)
+
+    service.score = spy  # type: ignore[method-assign]
+    return names
+
+
+def _on_worker(thread: str) -> bool:
+    return thread.startswith("extender-verb")
+
+
+def test_a_prepared_snapshot_is_scored_without_a_worker() -> None:
+    app, service, _ = make_app(policy="gnn")
+    threads = _scoring_threads(service)
+    c = TestClient(app)
+    body = {"Pod": pod(), "NodeNames": NAMES}
+    first = c.post("/prioritize", json=body)  # a snapshot never embedded: a worker scores it
+    assert first.status_code == 200, first.text
+    second = c.post("/prioritize", json=body)  # the same snapshot, embedded by then
+    assert second.status_code == 200, second.text
+    assert _on_worker(threads[0]) and not _on_worker(threads[1]), threads
+    assert second.json() == first.json()
+    assert service.gate.in_flight == 0
+
+
+def test_more_candidates_than_the_bound_or_a_policy_without_preparation_go_to_a_worker() -> None:
+    app, service, _ = make_app(policy="gnn", inline_candidates=len(NAMES) - 1)
+    threads = _scoring_threads(service)
+    c = TestClient(app)
+    for _ in range(3):
+        assert c.post("/prioritize", json={"Pod": pod(), "NodeNames": NAMES}).status_code == 200
+    assert c.post("/prioritize", json={"Pod": pod(), "NodeNames": NAMES[:2]}).status_code == 200
+    assert [_on_worker(t) for t in threads] == [True, True, True, False]
+    app, service, _ = make_app(policy="est-completion")  # nothing to prepare: no bound known
+    threads = _scoring_threads(service)
+    c = TestClient(app)
+    for _ in range(2):
+        assert c.post("/prioritize", json={"Pod": pod(), "NodeNames": NAMES}).status_code == 200
+    assert all(_on_worker(t) for t in threads)
+
+
+def test_inline_and_worker_answers_are_the_same_decisions() -> None:
+    """A stream of pods, each placement assumed (the next pod sees it): scoring on the loop or
+    on a worker makes the same choices, pod for pod."""
+    answers = []
+    for inline in (2_000, 0):
+        app, service, source = make_app(fleet(12, 3), policy="gnn", inline_candidates=inline)
+        source.apply_assumptions = True
+        threads = _scoring_threads(service)
+        c = TestClient(app)
+        names = [n.name for n in fleet(12, 3).nodes]
+        got = []
+        for i in range(12):
+            r = c.post("/prioritize", json={"Pod": pod(f"p{i}", uid=f"u{i}"), "NodeNames": names})
+            assert r.status_code == 200, r.text
+            got.append(r.json())
+            deadline = time.monotonic() + 10  # the next snapshot prepared (the gate free)
+            while service.gate.in_flight and time.monotonic() < deadline:
+                time.sleep(0.005)
+        answers.append(got)
+        # after the first pod every snapshot was prepared in time: all on the loop, or none
+        assert [_on_worker(t) for t in threads] == [True] + [not inline] * 11
+        assert [a[1] for a in source.assumed] == [
+            next(h["Host"] for h in g if h["Score"] == 10) for g in got
+        ]
+    assert answers[0] == answers[1]
+
+
+@pytest.mark.timeout(60)  # a blocking assumption would wait on this test's lock for good
+def test_a_busy_cache_hands_the_assumption_back_instead_of_waiting() -> None:
+    cache = equal_fleet(Clock(T0))
+    service = ExtenderService(cache, ModelManager("gnn"))
+    args = ExtenderArgs.model_validate({"Pod": pod(site="a"), "NodeNames": NODE_NAMES})
+    service.prepare_next()  # the current snapshot's embedding, as after a previous pod
+    assert cache._lock.acquire()  # a rebuild or a relist in progress
+    try:
+        later: list[Any] = []
+        out = service.prioritize_bounded(args, later, 100)
+        assert out is not None and out.assume is not None
+        before = cache.current()
+        assert before is not None and sum(n.running_tasks for n in before.nodes) == 0
+    finally:
+        cache._lock.release()
+    out.assume()  # where waiting is allowed (a worker), before the answer goes out
+    snap = cache.current()
+    assert snap is not None
+    chosen = NODE_NAMES[out.scores.index(10)]
+    assert snap.node(chosen).running_tasks == 1
+    # not busy: the assumption is made at once
+    args2 = ExtenderArgs.model_validate(
+        {"Pod": pod("p2", site="a", uid="u2"), "NodeNames": NODE_NAMES}
+    )
+    service.prepare_next()
+    out2 = service.prioritize_bounded(args2, [], 100)
+    assert out2 is not None and out2.assume is None
+    snap2 = cache.current()
+    assert snap2 is not None and sum(n.running_tasks for n in snap2.nodes) == 2
+
+
+def test_a_snapshot_not_yet_prepared_is_declined_before_any_side_effect() -> None:
+    cache = equal_fleet(Clock(T0))
+    service = ExtenderService(cache, ModelManager("gnn"))
+    args = ExtenderArgs.model_validate({"Pod": pod(site="a"), "NodeNames": NODE_NAMES})
+    later: list[Any] = []
+    assert service.prioritize_bounded(args, later, 100) is None
+    assert later == [] and not service.record_pending("ns", "p")
+    snap = cache.current()
+    assert snap is not None and sum(n.running_tasks for n in snap.nodes) == 0
