@@ -1,7 +1,7 @@
 """End-to-end scheduling throughput: default profile vs the edge-allocator profile, one run.
 
 Usage: python bench/extender_throughput.py [--nodes 1000] [--pods 2000] [--json out.json]
-       [--verbs filter,prioritize,bind]
+       [--verbs filter,prioritize,bind] [--inline-candidates N]
 
 On the dev cluster (started if needed, never stopped here) it adds ``--nodes`` kwok nodes over
 10 sites (tainted and labelled, so no other workload lands on them), then runs two fresh
@@ -313,6 +313,13 @@ def main() -> None:
         help="comma-separated extender verbs to call (default: the shipped configuration's); "
         "without bind, kube-scheduler binds and decisions are PATCHed in the background",
     )
+    ap.add_argument(
+        "--inline-candidates",
+        type=int,
+        default=None,
+        help="the extender's --inline-candidates (default: its own; 0 scores every "
+        "/prioritize on the verb worker, to weigh the loop path)",
+    )
     args = ap.parse_args()
     shipped = yaml.safe_load(SCHEDULER_CONFIG.read_text())["extenders"][0]
     verbs = (
@@ -350,8 +357,13 @@ def main() -> None:
         )
     # without the bind verb nothing waits to carry a decision: write it at once
     grace = [] if "bind" in verbs else ["--bind-grace", "0"]
+    inline = (
+        []
+        if args.inline_candidates is None
+        else ["--inline-candidates", str(args.inline_candidates)]
+    )
     ext = Extender(
-        str(dc.kubeconfig), None, "--policy", args.policy, "--log-level", "WARNING", *grace
+        str(dc.kubeconfig), None, "--policy", args.policy, "--log-level", "WARNING", *grace, *inline
     )
     results: dict[str, Any] = {}
     try:
@@ -520,6 +532,12 @@ def main() -> None:
         "gc_pause_ms_per_pod_by_generation": {g: 1e3 * s / edge_pods for g, s in gc_s.items()},
         "watch_events_per_pod": {k: n / edge_pods for k, n in watch_events.items()},
         "background_wait_ms_per_pod": {k: 1e3 * n / edge_pods for k, n in gate_waits.items()},
+        "prioritize_on_loop_share": metric('edge_allocator_prioritize_scored_total{where="loop"}')
+        / max(
+            metric('edge_allocator_prioritize_scored_total{where="loop"}')
+            + metric('edge_allocator_prioritize_scored_total{where="worker"}'),
+            1,
+        ),
         "verb_queue_mean_ms": 1e3
         * metric("edge_allocator_verb_queue_seconds_sum")
         / max(metric("edge_allocator_verb_queue_seconds_count"), 1),
@@ -566,6 +584,7 @@ def main() -> None:
             if ms >= 0.05
         )
         + f"; a verb waited {report['verb_queue_mean_ms']:.2f} ms on average for the verb worker"
+        + f" ({100 * report['prioritize_on_loop_share']:.0f}% of /prioritize scored on the loop)"
     )
     gc_ms = report["gc_pause_ms_per_pod_by_generation"]
     print(

@@ -54,6 +54,8 @@ def test_a_prepared_snapshot_is_scored_without_a_worker() -> None:
     assert _on_worker(threads[0]) and not _on_worker(threads[1]), threads
     assert second.json() == first.json()
     assert service.gate.in_flight == 0
+    where = service.metrics.prioritize_where
+    assert [where.labels(where=w)._value.get() for w in ("loop", "worker")] == [1.0, 1.0]
 
 
 def test_more_candidates_than_the_bound_or_a_policy_without_preparation_go_to_a_worker() -> None:

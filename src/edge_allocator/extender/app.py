@@ -420,6 +420,7 @@ def create_app(
 
     # the verbs' histogram children, looked up once rather than per request
     verb_seconds = {v: metrics.request_seconds.labels(verb=v) for v in _VERBS}
+    scored_on = {w: metrics.prioritize_where.labels(where=w) for w in ("loop", "worker")}
 
     def timed(response: Response, verb: str, t0: float) -> Response:
         """Observe the verb's server time and tell the client (``Server-Timing``, in ms)."""
@@ -470,8 +471,10 @@ def create_app(
         later: list[Callable[[], None]] = []
         inline = prioritize_inline(args, later)
         if inline is None:
+            scored_on["worker"].inc()
             response, later = await off_loop(_prioritize_answer, args)
         else:
+            scored_on["loop"].inc()
             if inline.assume is not None:  # the cache was busy: assume where waiting is fine
                 await off_loop(inline.assume)
             response = Response(_host_priorities(inline.names, inline.scores), media_type=_JSON)

@@ -62,6 +62,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="seconds a decision waits for the /bind verb to carry it before it is PATCHed onto "
         "the pod (default %(default)s); 0 when the scheduler profile has no bindVerb",
     )
+    parser.add_argument(
+        "--inline-candidates",
+        type=int,
+        default=d.inline_candidates,
+        help="score /prioritize on the event loop when it has at most this many candidates and "
+        "its snapshot is prepared (bounded work, no thread hand-off); 0: always on the verb "
+        "worker (default %(default)s)",
+    )
     parser.add_argument("--log-json", action="store_true", help="JSON log lines")
     parser.add_argument("--log-level", default="INFO")
 
@@ -108,6 +116,7 @@ def _settings(args: argparse.Namespace) -> Settings:
         max_body_bytes=args.max_body_bytes,
         admin_rate_per_s=args.admin_rate,
         admin_burst=args.admin_burst,
+        inline_candidates=args.inline_candidates,
         decision_capacity=args.decision_capacity,
         metrics_interval_s=args.metrics_interval,
         bind_grace_s=args.bind_grace,

@@ -179,6 +179,13 @@ class ExtenderMetrics:
             buckets=(1, 5, 10, 50, 100, 250, 500, 1000, 2500, 5000),
             registry=r,
         )
+        self.prioritize_where = Counter(
+            "edge_allocator_prioritize_scored_total",
+            "/prioritize calls by where they were scored: loop (the event loop itself, the work "
+            "bounded) or worker (the verb worker).",
+            ["where"],
+            registry=r,
+        )
         self.errors = Counter(
             "edge_allocator_extender_errors_total",
             "Requests answered with an error, by verb and kind.",
