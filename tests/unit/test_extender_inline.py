@@ -15,9 +15,10 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 from test_extender_burst import NODE_NAMES, T0, equal_fleet
-from test_extender_cache import Clock
+from test_extender_cache import Clock, bound_pod
 from test_extender_helpers import fleet, make_app, pod
 
+from edge_allocator.extender.cache import PODS
 from edge_allocator.extender.models import ModelManager
 from edge_allocator.extender.service import ExtenderService
 from edge_allocator.extender.wire import ExtenderArgs
@@ -141,3 +142,54 @@ def test_a_snapshot_not_yet_prepared_is_declined_before_any_side_effect() -> Non
     assert later == [] and not service.record_pending("ns", "p")
     snap = cache.current()
     assert snap is not None and sum(n.running_tasks for n in snap.nodes) == 0
+
+
+def test_the_builder_announces_each_new_snapshot_and_only_new_ones() -> None:
+    """``on_publish`` runs on the builder thread after a rebuild that published a new snapshot
+    (the extender prepares it there, ahead of the next request), not after one that changed
+    nothing the scheduler sees."""
+    cache = equal_fleet(Clock(T0))
+    published = threading.Semaphore(0)
+    cache.on_publish = published.release
+    cache.start()
+    try:
+        cache.upsert(PODS, bound_pod("x", "n1", "500m", "64Mi"))  # n1's requests change
+        assert published.acquire(timeout=10)
+        first = cache.current()
+        cache.upsert(PODS, bound_pod("x", "n1", "500m", "64Mi"))  # the same object again
+        assert not published.acquire(timeout=0.5)
+        assert cache.current() is first
+    finally:
+        cache.stop()
+
+
+def test_a_snapshot_prepared_on_announcement_is_scored_on_the_loop() -> None:
+    """A new snapshot (a rebuild between two pods) is not prepared by the last answer's
+    preparation; ``prepare_soon`` (what the builder calls) prepares it, and the next
+    /prioritize is scored on the loop instead of waiting for a worker to embed it."""
+    results = []
+    for announce in (False, True):
+        app, service, source = make_app(policy="gnn")
+        threads = _scoring_threads(service)
+        c = TestClient(app)
+        body = {"Pod": pod(), "NodeNames": NAMES}
+        assert c.post("/prioritize", json=body).status_code == 200
+        _wait_gate_free(service)
+        snap = source.snapshot
+        assert snap is not None
+        source.snapshot = snap.with_nodes(snap.nodes, revision=snap.revision + 1, taken_at=1.0)
+        if announce:
+            assert app.prepare_soon is not None
+            threading.Thread(target=app.prepare_soon).start()  # as the builder thread does
+            _wait_gate_free(service)
+        assert c.post("/prioritize", json=body).status_code == 200
+        results.append(_on_worker(threads[-1]))
+    assert results == [True, False]
+
+
+def _wait_gate_free(service: ExtenderService) -> None:
+    deadline = time.monotonic() + 10
+    time.sleep(0.01)
+    while service.gate.in_flight and time.monotonic() < deadline:
+        time.sleep(0.005)
+    assert service.gate.in_flight == 0

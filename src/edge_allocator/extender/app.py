@@ -234,6 +234,9 @@ class _ExtenderApp(FastAPI):
     path answers every error itself with the app's handlers)."""
 
     front: Callable[[ASGIApp], ASGIApp] | None = None
+    prepare_soon: Callable[[], None] | None = None
+    """Queue the newest snapshot's policy work on the verb worker (thread-safe): for the
+    snapshot source to call when it publishes a new snapshot."""
 
     def build_middleware_stack(self) -> ASGIApp:
         stack = super().build_middleware_stack()
@@ -248,7 +251,7 @@ def create_app(
     read_annotation: AnnotationReader | None = None,
     binder: Binder | None = None,
     read_pod: PodReader | None = None,
-) -> FastAPI:
+) -> _ExtenderApp:
     """Build the app around ``service``; ``ready`` reports readiness checks by name."""
     workers = _Workers(settings.verb_workers)
     # Bindings wait on the API server (tens of ms under load): their own threads, so they
@@ -302,16 +305,37 @@ def create_app(
         finally:
             gate.verb_finished()
 
-    preparing = threading.Event()  # set while a prepare_next is queued or running
+    prepare_lock = threading.Lock()
+    prepare_queued = False  # a prepare_next is queued and has not read the snapshot yet
 
     def prepare_next() -> None:
+        nonlocal prepare_queued
+        with prepare_lock:  # from here on, a newer snapshot queues its own preparation
+            prepare_queued = False
         try:
             service.prepare_next()
         except Exception:  # a failure here only costs the next request the work
             log.exception("preparing the next snapshot failed")
         finally:
-            preparing.clear()
             gate.verb_finished()  # held since it was queued: the next pod's work
+
+    def prepare_soon() -> None:
+        """Queue the newest snapshot's policy work on the verb worker (the gate held until it
+        ran), unless one is queued that has not started: it will read the newest snapshot.
+        Thread-safe: called after each answer and by the snapshot builder after each new
+        snapshot, so the next /prioritize finds it prepared (and can be scored on the loop)."""
+        nonlocal prepare_queued
+        with prepare_lock:
+            if prepare_queued:
+                return
+            prepare_queued = True
+        gate.verb_started()
+        try:
+            workers.get().submit(prepare_next)
+        except RuntimeError:  # the pool is shutting down: nothing to prepare for
+            with prepare_lock:
+                prepare_queued = False
+            gate.verb_finished()
 
     def run_logged(fn: Callable[[], None]) -> None:
         try:
@@ -325,14 +349,7 @@ def create_app(
         policy work on the verb worker (at most one queued; the gate is held until it ran)."""
         for fn in later:
             recorder.get().submit(run_logged, fn)
-        if not preparing.is_set():
-            preparing.set()
-            gate.verb_started()
-            try:
-                workers.get().submit(prepare_next)
-            except RuntimeError:  # the pool is shutting down: nothing to prepare for
-                preparing.clear()
-                gate.verb_finished()
+        prepare_soon()
 
     def annotations_once_recorded(ns: str, name: str, uid: str) -> dict[str, str]:
         service.wait_recorded(ns, name)
@@ -791,4 +808,5 @@ def create_app(
         )
 
     app.front = front
+    app.prepare_soon = prepare_soon
     return app

@@ -135,6 +135,9 @@ class WatchCache:
         self.clock = clock
         self.pace = pace
         """Called by the builder thread before each rebuild (the verb gate)."""
+        self.on_publish: Callable[[], object] | None = None
+        """Called by the builder thread after it published a new snapshot (the extender queues
+        the policy's per-snapshot work on it, ahead of the next request)."""
         self._lock = threading.Lock()
         self._nodes: dict[str, NodeInfo] = {}
         self._pods: dict[str, PodInfo] = {}
@@ -336,7 +339,10 @@ class WatchCache:
             try:
                 if self.pace is not None:
                     self.pace()
-                self.rebuild()
+                before = self._snapshot
+                snap = self.rebuild()
+                if snap is not None and snap is not before and self.on_publish is not None:
+                    self.on_publish()
             except Exception:  # a bad object must not kill the builder
                 log.exception("snapshot rebuild failed")
 

@@ -159,6 +159,8 @@ def serve(settings: Settings) -> int:
         binder=bind,
         read_pod=read_pod,
     )
+    # each new snapshot the builder publishes is prepared (embedded) before the next request
+    cache.on_publish = app.prepare_soon
     # The web view reads the same cache and active model; it is not on the scheduler's path.
     app.include_router(
         create_router(
