@@ -18,10 +18,14 @@ from test_extender_burst import NODE_NAMES, T0, equal_fleet
 from test_extender_cache import Clock, bound_pod
 from test_extender_helpers import fleet, make_app, pod
 
+from edge_allocator.cluster import annotations as ann
+from edge_allocator.extender.app import create_app
 from edge_allocator.extender.cache import PODS
 from edge_allocator.extender.models import ModelManager
 from edge_allocator.extender.service import ExtenderService
+from edge_allocator.extender.settings import Settings
 from edge_allocator.extender.wire import ExtenderArgs
+from edge_allocator.policy.base import Preparable
 
 NAMES = [f"node-{i:04d}" for i in range(6)]
 
@@ -180,7 +184,9 @@ def test_a_snapshot_prepared_on_announcement_is_scored_on_the_loop() -> None:
         source.snapshot = snap.with_nodes(snap.nodes, revision=snap.revision + 1, taken_at=1.0)
         if announce:
             assert app.prepare_soon is not None
-            threading.Thread(target=app.prepare_soon).start()  # as the builder thread does
+            announcer = threading.Thread(target=app.prepare_soon)  # as the builder does
+            announcer.start()
+            announcer.join()
             _wait_gate_free(service)
         assert c.post("/prioritize", json=body).status_code == 200
         results.append(_on_worker(threads[-1]))
@@ -193,3 +199,77 @@ def _wait_gate_free(service: ExtenderService) -> None:
     while service.gate.in_flight and time.monotonic() < deadline:
         time.sleep(0.005)
     assert service.gate.in_flight == 0
+
+
+@pytest.mark.timeout(60)
+def test_the_answer_waits_for_an_assumption_the_busy_cache_deferred() -> None:
+    """Through the app: the cache's lock is held (a rebuild) while /prioritize is scored on the
+    loop; the assumption is made on a worker once the lock is free, and only then does the
+    answer go out, with the placement already in the snapshot the next pod reads."""
+    cache = equal_fleet(Clock(T0))
+    service = ExtenderService(cache, ModelManager("gnn"))
+    c = TestClient(create_app(service, Settings()))
+    threads = _scoring_threads(service)
+    service.prepare_next()
+    assert cache._lock.acquire()
+    releaser = threading.Timer(0.3, cache._lock.release)
+    releaser.start()
+    t0 = time.monotonic()
+    r = c.post("/prioritize", json={"Pod": pod(site="a"), "NodeNames": NODE_NAMES})
+    waited = time.monotonic() - t0
+    releaser.join()
+    assert r.status_code == 200, r.text
+    assert not _on_worker(threads[0]) and waited >= 0.25
+    chosen = next(h["Host"] for h in r.json() if h["Score"] == 10)
+    snap = cache.current()
+    assert snap is not None and snap.node(chosen).running_tasks == 1
+
+
+def test_a_policy_still_to_be_loaded_is_resolved_on_a_worker_first() -> None:
+    """A pod naming a model the extender has not resolved yet: the load (directory listing,
+    torch.load, validation) happens on the worker, never on the loop; later such pods are a
+    dict lookup and can be scored on the loop."""
+    app, service, _ = make_app(policy="est-completion")
+    threads = _scoring_threads(service)
+    loaded_on: list[str] = []
+    load = service.policies._load
+
+    def spy(name: str) -> Any:
+        loaded_on.append(threading.current_thread().name)
+        return load(name)
+
+    service.policies._load = spy  # type: ignore[method-assign]
+    c = TestClient(app)
+    body = {"Pod": pod(extra={ann.ANN_POLICY: "gnn"}), "NodeNames": NAMES}
+    for _ in range(3):
+        assert c.post("/prioritize", json=body).status_code == 200
+        _wait_gate_free(service)
+    # loaded (and the unchanging snapshot embedded) on the worker, then dict lookups
+    assert [_on_worker(t) for t in threads] == [True, False, False]
+    assert len(loaded_on) == 1 and _on_worker(loaded_on[0])
+
+
+def test_no_preparation_is_queued_after_the_app_shut_down() -> None:
+    app, service, _ = make_app(policy="gnn")
+    with TestClient(app) as c:  # runs the lifespan: shut down on exit
+        assert c.post("/prioritize", json={"Pod": pod(), "NodeNames": NAMES}).status_code == 200
+        _wait_gate_free(service)
+    assert app.prepare_soon is not None
+    app.prepare_soon()  # a snapshot published during shutdown
+    assert service.gate.in_flight == 0
+
+
+def test_scores_from_prepared_work_only() -> None:
+    """score_prepared never embeds: None for a snapshot it has not prepared, the same scores
+    as score once it has."""
+    _, service, source = make_app(policy="gnn")
+    policy = service.models.active.policy
+    snap = source.snapshot
+    assert snap is not None
+    task, _ = service._task(
+        ExtenderArgs.model_validate({"Pod": pod(), "NodeNames": NAMES}).Pod, snap
+    )
+    assert isinstance(policy, Preparable)
+    assert policy.score_prepared(snap, task, NAMES) is None and not policy.prepared(snap)
+    policy.prepare(snap)
+    assert policy.score_prepared(snap, task, NAMES) == policy.score(snap, task, NAMES)

@@ -261,9 +261,15 @@ def create_app(
     # from the verb worker so the next pod's scoring never queues behind it
     recorder = _Workers(1, "decision-recorder")
 
+    prepare_lock = threading.Lock()
+    stopped = threading.Event()  # no preparation is queued once the app shut its workers
+
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        stopped.clear()
         yield
+        with prepare_lock:  # a snapshot published from here on is not prepared any more
+            stopped.set()
         workers.shutdown()
         binders.shutdown()
         recorder.shutdown()
@@ -305,7 +311,6 @@ def create_app(
         finally:
             gate.verb_finished()
 
-    prepare_lock = threading.Lock()
     prepare_queued = False  # a prepare_next is queued and has not read the snapshot yet
 
     def prepare_next() -> None:
@@ -326,16 +331,15 @@ def create_app(
         snapshot, so the next /prioritize finds it prepared (and can be scored on the loop)."""
         nonlocal prepare_queued
         with prepare_lock:
-            if prepare_queued:
+            if prepare_queued or stopped.is_set():
                 return
             prepare_queued = True
-        gate.verb_started()
-        try:
-            workers.get().submit(prepare_next)
-        except RuntimeError:  # the pool is shutting down: nothing to prepare for
-            with prepare_lock:
+            gate.verb_started()
+            try:
+                workers.get().submit(prepare_next)
+            except RuntimeError:  # the pool is shutting down: nothing to prepare for
                 prepare_queued = False
-            gate.verb_finished()
+                gate.verb_finished()
 
     def run_logged(fn: Callable[[], None]) -> None:
         try:
@@ -493,7 +497,11 @@ def create_app(
         else:
             scored_on["loop"].inc()
             if inline.assume is not None:  # the cache was busy: assume where waiting is fine
-                await off_loop(inline.assume)
+                try:
+                    await off_loop(inline.assume)
+                except BaseException:  # answered with an error: the decision's steps still run
+                    await after_decision(later)
+                    raise
             response = Response(_host_priorities(inline.names, inline.scores), media_type=_JSON)
         # once the answer is out: the decision's record, then the next snapshot's policy work
         response.background = BackgroundTask(after_decision, later)

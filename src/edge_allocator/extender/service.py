@@ -147,6 +147,14 @@ def pod_requests(pod: Pod) -> tuple[int, int]:
     )
 
 
+class NotResolvedYet(LookupError):
+    """A pod's policy is not resolved for the current models yet (a load is due)."""
+
+
+class NotPrepared(LookupError):
+    """The policy's per-snapshot work on this snapshot is not done (or no longer cached)."""
+
+
 class PolicyResolver:
     """A pod's own policy (annotation ``edge-allocator.io/policy``, from EdgeTask
     ``spec.policy``), resolved and validated once per name, then a dict lookup.
@@ -168,13 +176,17 @@ class PolicyResolver:
         self._validated: dict[str, PlacementPolicy] = {}
         self._lock = threading.Lock()
 
-    def resolve(self, requested: str | None) -> PlacementPolicy:
-        """The policy to score with; raises TaskInputError naming the field when refused."""
+    def resolve(self, requested: str | None, *, load: bool = True) -> PlacementPolicy:
+        """The policy to score with; raises TaskInputError naming the field when refused.
+        ``load=False`` (the event loop): raises NotResolvedYet instead of listing, loading or
+        validating anything."""
         active = self.models.active
         if not requested or requested == active.name:
             return active.policy
         hit = self._entries.get(requested)
         if hit is None or hit[0] != self.index.generation:
+            if not load:
+                raise NotResolvedYet(requested)
             with self._lock:  # one load per name, however many pods ask at once
                 self.index.models()  # the first lookup ever lists the directory once
                 generation = self.index.generation
@@ -254,8 +266,11 @@ class ExtenderService:
 
     # ----- kube-scheduler verbs ---------------------------------------------------------------
 
-    def _task(self, pod: Pod, snap: ClusterSnapshot) -> tuple[TaskSpec, PlacementPolicy]:
-        """The pod's task and the policy it is scored with (TaskInputError names the field)."""
+    def _task(
+        self, pod: Pod, snap: ClusterSnapshot, *, load: bool = True
+    ) -> tuple[TaskSpec, PlacementPolicy]:
+        """The pod's task and the policy it is scored with (TaskInputError names the field;
+        with ``load=False`` NotResolvedYet when the policy would have to be loaded first)."""
         try:
             task = task_from_pod(pod.metadata.annotations, pod_requests(pod), snap)
         except QuantityError as exc:
@@ -264,7 +279,7 @@ class ExtenderService:
             raise TaskInputError(
                 f"Pod.spec resources: a quantity is out of range ({exc!r})"
             ) from exc
-        return task, self.policies.resolve(pod.metadata.annotations.get(ANN_POLICY))
+        return task, self.policies.resolve(pod.metadata.annotations.get(ANN_POLICY), load=load)
 
     def filter(self, args: ExtenderArgs) -> dict[str, Any]:
         names = args.candidate_names()
@@ -345,15 +360,20 @@ class ExtenderService:
             return Prioritized(names, [0] * len(names))
         snap = self.snapshot()
         try:
-            task, policy = self._task(args.Pod, snap)
+            task, policy = self._task(args.Pod, snap, load=bound is None)
         except TaskInputError:  # filter already explained it; score neutrally
             return Prioritized(names, [0] * len(names))
+        except NotResolvedYet:  # its model is to be loaded: on a worker
+            return None
         if bound is not None and not (isinstance(policy, Preparable) and policy.prepared(snap)):
             return None
         indexed = snap.indexed(names)  # each name looked up once, for every later step
         known = indexed if indexed is not None else [n for n in names if snap.has_node(n)]
         later: list[Callable[[], object]] | None = None if bound is None else []
-        scored = self._decide(args.Pod, snap, task, policy, known, defer, later)
+        try:
+            scored = self._decide(args.Pod, snap, task, policy, known, defer, later)
+        except NotPrepared:  # evicted since the check above: nothing was done yet
+            return None
         assume = later[0] if later else None
         if scored is None:
             return Prioritized(names, [0] * len(names), assume)
@@ -376,7 +396,8 @@ class ExtenderService:
         ``assume_later`` the assumption does not wait for a busy cache: it is appended there."""
         if not candidates:
             return None
-        scored = self.score(snap, task, candidates, policy, latencies="top")
+        bounded = assume_later is not None
+        scored = self.score(snap, task, candidates, policy, latencies="top", prepared=bounded)
         best = scored.candidates[scored.top]
         uid, cpu, mem = pod.metadata.uid, task.cpu_request_m, task.mem_request_mib
         if assume_later is None:
@@ -499,13 +520,24 @@ class ExtenderService:
         policy: PlacementPolicy | None = None,
         *,
         latencies: str = "all",
+        prepared: bool = False,
     ) -> Scored:
-        """Score ``candidates`` (all in ``snap``) with ``policy`` (default: the active one)."""
+        """Score ``candidates`` (all in ``snap``) with ``policy`` (default: the active one).
+        ``prepared``: only from the policy's prepared per-snapshot work (NotPrepared if it is
+        not there), never computing it."""
         policy = policy or self.models.active.policy
         # a list is kept as it is (an IndexedNames keeps its indices for the policy)
         names = candidates if isinstance(candidates, list) else list(candidates)
         t0 = time.perf_counter()
-        values = np.asarray(policy.score(snap, task, names), dtype=np.float64)
+        if prepared:
+            got = (
+                policy.score_prepared(snap, task, names) if isinstance(policy, Preparable) else None
+            )
+            if got is None:
+                raise NotPrepared(policy.name)
+        else:
+            got = policy.score(snap, task, names)
+        values = np.asarray(got, dtype=np.float64)
         self.metrics.inference_seconds.observe(time.perf_counter() - t0)
         self.metrics.candidates.observe(len(names))
         scores, top = to_extender_scores(names, values)

@@ -38,3 +38,10 @@ class Preparable(Protocol):
         """Whether scoring on ``snapshot`` now costs only the per-candidate part (no per-snapshot
         work, no wait for another thread's): what lets a caller bound a request's work."""
         ...
+
+    def score_prepared(
+        self, snapshot: ClusterSnapshot, task: TaskSpec, candidates: Sequence[str]
+    ) -> list[float] | None:
+        """``score`` from the prepared per-snapshot work only; None (nothing computed) when it
+        is not there."""
+        ...

@@ -116,19 +116,37 @@ class GNNPolicy:
         """Embed ``snapshot`` now (cached), so that scoring on it later is O(candidates)."""
         self._embedding(snapshot)
 
+    def _prepared(self, snapshot: ClusterSnapshot) -> _Embedding | None:
+        """``snapshot``'s cached embedding when its feature arrays exist too, else None."""
+        if NODE_ARRAYS_KEY not in snapshot.derived_cache:
+            return None
+        with self._lock:
+            return self._cache.get((id(snapshot.topology_cache), snapshot.revision))
+
     def prepared(self, snapshot: ClusterSnapshot) -> bool:
         """Whether ``snapshot``'s embedding is cached and its feature arrays exist."""
-        if NODE_ARRAYS_KEY not in snapshot.derived_cache:
-            return False
-        with self._lock:
-            return (id(snapshot.topology_cache), snapshot.revision) in self._cache
+        return self._prepared(snapshot) is not None
+
+    def score_prepared(
+        self, snapshot: ClusterSnapshot, task: TaskSpec, candidates: Sequence[str]
+    ) -> list[float] | None:
+        """:meth:`score` from the cached embedding only (None when it is not cached)."""
+        emb = self._prepared(snapshot)
+        return None if emb is None else self._head(emb, snapshot, task, candidates)
 
     def score(
         self, snapshot: ClusterSnapshot, task: TaskSpec, candidates: Sequence[str]
     ) -> list[float]:
         if not candidates:
             return []
-        emb = self._embedding(snapshot)
+        return self._head(self._embedding(snapshot), snapshot, task, candidates)
+
+    def _head(
+        self, emb: _Embedding, snapshot: ClusterSnapshot, task: TaskSpec, candidates: Sequence[str]
+    ) -> list[float]:
+        """The per-candidate part: candidate features and the head, on ``emb``."""
+        if not candidates:
+            return []
         ca = candidate_arrays(snapshot, task, candidates)
         # PlacementGNN.head_from_parts, row for row, in this thread's scratch rows: two fresh
         # (K, hidden) arrays per call would each be mapped and faulted in by malloc at 1,000
