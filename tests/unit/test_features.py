@@ -177,3 +177,25 @@ def test_indexed_candidates_skip_the_lookup_only_for_their_node_order() -> None:
     got = candidate_arrays(reordered, task, indexed)
     assert got.index.tolist() == [0, 2]
     assert np.array_equal(got.cand_x, candidate_arrays(reordered, task, names).cand_x)
+
+
+def test_site_matrices_equal_the_per_pair_lookups() -> None:
+    """The topology's latency and bandwidth matrices are taken whole from the snapshot's path
+    matrices: the same numbers as asking pair by pair, an unreachable site included."""
+    from edge_allocator.policy.baselines.columns import site_arrays
+
+    base = _snapshot()
+    lonely = NodeState("n9", "z", "gw", 1000, 1024, 1000, 1024)
+    snap = ClusterSnapshot(
+        (*base.nodes, lonely), (*base.sites, Site("z", 3.0)), base.links, revision=1
+    )
+    topo, cols = topology_arrays(snap), site_arrays(snap)
+    for a in snap.sites:
+        for b in snap.sites:
+            i, j = snap.site_index[a.name], snap.site_index[b.name]
+            lat, bw = snap.site_latency_ms(a.name, b.name), snap.site_bandwidth_mbps(a.name, b.name)
+            assert cols.latency_ms[i, j] == lat and cols.bandwidth_mbps[i, j] == bw
+            assert topo.site_latency_ms[i, j] == np.float32(lat)
+            assert topo.site_bandwidth_mbps[i, j] == np.float32(bw)
+    z = snap.site_index["z"]
+    assert math.isinf(topo.site_latency_ms[0, z]) and topo.site_bandwidth_mbps[0, z] == 0.0

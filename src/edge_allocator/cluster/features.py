@@ -158,13 +158,9 @@ def topology_arrays(snapshot: ClusterSnapshot) -> TopologyArrays:
     site_idx = snapshot.site_index
     n, s = len(snapshot.nodes), len(snapshot.sites)
     node_site = np.fromiter((site_idx[nd.site] for nd in snapshot.nodes), dtype=np.int64, count=n)
-    lat = np.empty((s, s), dtype=np.float32)
-    bw = np.empty((s, s), dtype=np.float32)
-    for a in snapshot.sites:
-        for b in snapshot.sites:
-            i, j = site_idx[a.name], site_idx[b.name]
-            lat[i, j] = snapshot.site_latency_ms(a.name, b.name)
-            bw[i, j] = snapshot.site_bandwidth_mbps(a.name, b.name)
+    lat_rows, bw_rows = snapshot.site_path_matrices()  # [i][j] by site index, as here
+    lat = np.array(lat_rows, dtype=np.float32).reshape(s, s)
+    bw = np.array(bw_rows, dtype=np.float32).reshape(s, s)
     counts = np.bincount(node_site, minlength=s).astype(np.float32)
     cores = np.zeros(s, dtype=np.float32)
     np.add.at(

@@ -279,6 +279,12 @@ class ClusterSnapshot:
                     bw[src][dst] = neck[dst]
         return lat, bw
 
+    def site_path_matrices(self) -> tuple[list[list[float]], list[list[float]]]:
+        """All-pairs path latency and bottleneck bandwidth, ``[i][j]`` by :attr:`site_index`
+        (computed once per topology; read-only): what :meth:`site_latency_ms` and
+        :meth:`site_bandwidth_mbps` look up, whole, for array builders."""
+        return self._paths
+
     def site_latency_ms(self, a: str, b: str) -> float:
         """Shortest-path network latency between two sites (intra-site latency when equal)."""
         lat, _ = self._paths

@@ -129,10 +129,10 @@ def site_arrays(snapshot: ClusterSnapshot) -> SiteArrays:
     if cached is not None:
         return cached
     idx = snapshot.site_index
-    names = [s.name for s in snapshot.sites]
-    lat = np.array([[snapshot.site_latency_ms(a, b) for b in names] for a in names], np.float64)
-    bw = np.array([[snapshot.site_bandwidth_mbps(a, b) for b in names] for a in names], np.float64)
-    s = len(names)
+    lat_rows, bw_rows = snapshot.site_path_matrices()  # [i][j] by site index
+    lat = np.array(lat_rows, np.float64)
+    bw = np.array(bw_rows, np.float64)
+    s = len(snapshot.sites)
     arrays = SiteArrays(
         np.array([idx[nd.site] for nd in snapshot.nodes], dtype=np.int64),
         lat.reshape(s, s),
