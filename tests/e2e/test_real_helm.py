@@ -200,9 +200,13 @@ def check_placed(c: DevCluster, names: list[str], budget_ms: int, kwok_nodes: se
     for name in names:
 
         def this(n: str = name) -> dict[str, Any] | None:
-            return placed(c, n)
+            # A decision is recorded on the Binding, or PATCHed onto the pod within the bind
+            # grace when kube-scheduler bound it itself (an extender replica rolling away
+            # mid-bind after the upgrade): the status takes it from the pod then.
+            status = placed(c, n)
+            return status if status is not None and status["decision"].get("policy") else None
 
-        status = wait_for(f"EdgeTask {name} placed", this, 180, c)
+        status = wait_for(f"EdgeTask {name} placed with its decision recorded", this, 180, c)
         assert status["nodeName"] in kwok_nodes, (name, status["nodeName"])
         assert status.get("networkLatencyMs", 0) <= budget_ms, (name, status)
         decision = status["decision"]
