@@ -303,7 +303,7 @@ def create_app(
     ) -> Prioritized | None:
         """Score on the event loop when that is bounded (``Settings.inline_candidates``) and
         no verb is on a worker (decisions stay serial); None: a worker must."""
-        if off_loop_verbs or len(args.candidate_names()) > settings.inline_candidates:
+        if off_loop_verbs:  # the service checks the bound itself
             return None
         gate.verb_started()
         try:
