@@ -140,13 +140,14 @@ def test_evaluate_cli_reuses_earlier_runs(tmp_path: Path) -> None:
 
 
 def test_table_prints_missing_values_as_dashes_from_json_too() -> None:
-    """The bound row has only a mean; after a JSON round trip its NaNs are nulls."""
+    """The bound row has only a mean; after a JSON round trip its NaNs are nulls. A metric
+    the run does not carry at all (the 1-choice share, from a file older than it) is a dash."""
     runs = [*_runs(), Run("c-10", "heldout", 1, BOUND, {"mean_completion_s": 0.5}, 0.0)]
     runs[-1].metrics.update({m: math.nan for m in ("p95_completion_s", "slo_violation_rate")})
     runs[-1].metrics.update({"mean_network_latency_ms": math.nan, "cpu_imbalance": math.nan})
     agg = json.loads(json.dumps(nan_to_none(aggregate(runs))))
     line = next(x for x in table(agg).splitlines() if x.startswith(BOUND))
-    assert line.split()[1:] == ["0.50", "-", "-", "-", "-"]
+    assert line.split()[1:] == ["0.50", "-", "-", "-", "-", "-"]
 
 
 def test_card_command_drops_the_local_reuse_file() -> None:

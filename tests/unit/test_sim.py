@@ -291,3 +291,29 @@ def test_load_scale_resizes_offered_load_and_names_it() -> None:
     assert base.resized(20, 100).name == "rural-20"
     with pytest.raises(ValueError, match=r"workload\.load"):
         base.resized(20, 100, load_scale=100.0)
+
+
+def test_forced_decisions_are_the_ones_with_a_single_candidate() -> None:
+    """``forced`` counts the decisions whose candidate list had one node, as a chooser that
+    sees every list counts them; an overloaded run has many, a lightly loaded one none."""
+
+    class Counting(PolicyChooser):
+        def __init__(self) -> None:
+            super().__init__(get_policy("kube-default"))
+            self.sizes: list[int] = []
+
+        def choose(self, snapshot: Any, task: Any, candidates: Any, task_id: int) -> int:
+            self.sizes.append(len(candidates))
+            return super().choose(snapshot, task, candidates, task_id)
+
+    shares = {}
+    for load in (0.2, 2.0):
+        data = copy.deepcopy(SMALL)
+        data["workload"]["load"] = load
+        chooser = Counting()
+        res = Simulator(parse_scenario(data), 4).run(chooser)
+        assert res.forced == sum(1 for k in chooser.sizes if k == 1)
+        assert res.decisions == len(chooser.sizes)
+        shares[load] = res.summary()["forced_decision_share"]
+        assert shares[load] == res.forced / res.decisions
+    assert shares[0.2] == 0.0 < 0.25 < shares[2.0]

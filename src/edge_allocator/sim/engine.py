@@ -271,6 +271,8 @@ class SimResult:
     violated: np.ndarray  # bool
     decisions: int
     restarts: int
+    forced: int
+    """Decisions with a single candidate: no policy could have chosen differently there."""
     imbalance: float  # mean over ticks of the std of CPU utilisation across ready nodes
     sim_time_s: float
     wall_s: float
@@ -291,6 +293,7 @@ class SimResult:
             "unfinished": int(np.isnan(self.completion_s).sum()),
             "unplaceable": len(self.unplaceable),
             "decisions": self.decisions,
+            "forced_decision_share": self.forced / self.decisions if self.decisions else math.nan,
         }
 
 
@@ -780,6 +783,7 @@ class Simulator:
         added_ms = np.full(n_tasks, np.nan)
         pending = _WaitQueue()
         decision_tasks: list[int] = []
+        forced = 0
         unplaceable: list[int] = []
         restarts = 0
         bg_spec = self.scenario.dynamics.background
@@ -800,9 +804,13 @@ class Simulator:
         arrivals: list[float] = tk.arrival_s.tolist()
 
         def place(tid: int, t: float) -> bool:
+            nonlocal forced
             cands = self.candidate_nodes(tid)
-            if not cands.shape[0]:
+            n_cands = cands.shape[0]
+            if not n_cands:
                 return False
+            if n_cands == 1:
+                forced += 1
             snap = self.snapshot(t)
             k = chooser.choose(snap, self.task_spec(tid), CandidateNames(cands, names), tid)
             i = int(cands[k])
@@ -1181,6 +1189,7 @@ class Simulator:
             violated=violated,
             decisions=len(decision_tasks),
             restarts=restarts,
+            forced=forced,
             imbalance=float(np.mean(imbalance)) if imbalance else 0.0,
             sim_time_s=t,
             wall_s=time.perf_counter() - wall0,

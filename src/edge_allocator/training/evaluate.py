@@ -37,6 +37,7 @@ METRICS = (
     "slo_violation_rate",
     "mean_network_latency_ms",
     "cpu_imbalance",
+    "forced_decision_share",
 )
 DEPLOYABLE_BASELINES = (
     "kube-default",
@@ -293,7 +294,8 @@ def aggregate(runs: Sequence[Run], focus: str = "gnn") -> dict[str, Any]:
                 "seeds": len(seeds),
             }
             for m in METRICS:
-                mean, ci = mean_ci([s[m] for s in seeds.values()])
+                # a run from before a metric existed (--reuse of an older file) lacks it
+                mean, ci = mean_ci([s.get(m, math.nan) for s in seeds.values()])
                 row[m] = {"mean": mean, "ci95": ci}
             rows.append(row)
         deployable = [p for p in policies if p in DEPLOYABLE_BASELINES and (case, p) in by]

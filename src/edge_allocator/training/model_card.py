@@ -183,7 +183,10 @@ def write_card(
         "Relative changes are paired per seed (common random numbers), mean over cases; "
         'negative is better for the GNN. "best heuristic" is the best deployable baseline '
         "on each case, chosen after the fact. `no-contention-bound` is not a policy: each "
-        "task alone on the node that would finish it first, a floor no placement can beat.",
+        "task alone on the node that would finish it first, a floor no placement can beat. "
+        '"1-choice %" is the share of the policy\'s decisions that had a single candidate '
+        "(no policy could have chosen otherwise there; a queue of pods waiting for room "
+        "makes most decisions so).",
         "",
         f"## Held-out scenarios ({_seed_counts(heldout['rows'])}, 95% CI)",
         "",

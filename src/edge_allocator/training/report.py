@@ -6,6 +6,9 @@ import math
 from pathlib import Path
 from typing import Any
 
+_MISSING = {"mean": None, "ci95": None}
+"""A metric an older evaluation file does not have."""
+
 
 def _fmt(v: dict[str, float | None], scale: float = 1.0, digits: int = 2) -> str:
     """``mean ±ci``; a missing value (NaN, or null once written to JSON) prints as ``-``."""
@@ -22,7 +25,8 @@ def table(agg: dict[str, Any], focus: str = "gnn") -> str:
     lines: list[str] = []
     header = (
         f"{'policy':<17} {'mean CT s':>15} {'p95 CT s':>15} {'SLO viol %':>13} "
-        f"{'net lat ms':>13} {'CPU imbal':>13} {focus + ' vs it (CT, paired)':>24}"
+        f"{'net lat ms':>13} {'CPU imbal':>13} {'1-choice %':>11} "
+        f"{focus + ' vs it (CT, paired)':>24}"
     )
     cases = list(dict.fromkeys((r["split"], r["case"]) for r in agg["rows"]))
     for split, case in cases:
@@ -43,7 +47,8 @@ def table(agg: dict[str, Any], focus: str = "gnn") -> str:
                 f"{_fmt(r['p95_completion_s'], digits=1):>15} "
                 f"{_fmt(r['slo_violation_rate'], 100.0, 1):>13} "
                 f"{_fmt(r['mean_network_latency_ms'], digits=1):>13} "
-                f"{_fmt(r['cpu_imbalance'], digits=3):>13} {cmp_:>24}"
+                f"{_fmt(r['cpu_imbalance'], digits=3):>13} "
+                f"{_fmt(r.get('forced_decision_share', _MISSING), 100.0, 0):>11} {cmp_:>24}"
             )
         lines.append("")
     return "\n".join(lines)
