@@ -60,6 +60,57 @@ def test_fair_share_properties_on_random_flows() -> None:
             )
 
 
+def _filling_flow_by_flow(paths: Sequence[Sequence[int]], capacity: Sequence[float]) -> list[float]:
+    """Progressive filling as the definition reads: each step scans every link for the
+    smallest fair share and freezes its flows one by one (the specification
+    ``max_min_rates`` must equal)."""
+    rates = [math.inf] * len(paths)
+    left = [float(c) for c in capacity]
+    users: dict[int, set[int]] = {}
+    for f, path in enumerate(paths):
+        for link in set(path):
+            users.setdefault(link, set()).add(f)
+    while users:
+        link, share = min(
+            ((lk, left[lk] / len(fs)) for lk, fs in users.items()), key=lambda x: (x[1], x[0])
+        )
+        for f in users.pop(link):
+            rates[f] = max(share, 0.0)
+            for other in set(paths[f]):
+                if other == link or other not in users:
+                    continue
+                left[other] -= rates[f]
+                users[other].discard(f)
+                if not users[other]:
+                    del users[other]
+    return rates
+
+
+def test_max_min_rates_equal_flow_by_flow_filling_exactly() -> None:
+    """Classes of flows over the same links, a heap of fair shares: the same floats as the
+    flow-by-flow definition, on many flows sharing paths (either direction) and on ties."""
+    rng = np.random.default_rng(11)
+    for trial in range(300):
+        links = int(rng.integers(1, 30))
+        # integer capacities make exact ties between links' shares common
+        cap = (
+            rng.integers(1, 8, links).astype(float).tolist()
+            if trial % 2
+            else rng.uniform(1, 1000, links).tolist()
+        )
+        shapes = [
+            rng.choice(links, int(rng.integers(1, min(links, 6) + 1)), replace=False).tolist()
+            for _ in range(int(rng.integers(1, 12)))
+        ]
+        paths: list[list[int]] = []
+        for _ in range(int(rng.integers(1, 200))):
+            path = list(shapes[int(rng.integers(0, len(shapes)))])
+            paths.append(path[::-1] if rng.random() < 0.5 else path)  # results flow back
+        if trial % 5 == 0:
+            paths.append([])
+        assert max_min_rates(paths, cap) == _filling_flow_by_flow(paths, cap)
+
+
 def test_transfers_over_time_by_hand() -> None:
     """One 100 Mbps link. f0 sends 100 Mb from t=0, f1 25 Mb from t=0.5. Alone, f0 sends
     50 Mb by 0.5 s; then both get 50 Mbps: f1 is done at 1.0 s, f0 has 25 Mb left and ends

@@ -913,10 +913,9 @@ class Simulator:
                 lost(tid, t)
             self.running[a].clear()
             if self.arriving[a] or self.sending[a]:  # transfers to a dead node stop
-                for tid in self.arriving[a]:
-                    self.transfers.remove(t, tid)
-                for tid in self.sending[a]:
-                    self.transfers.remove(t, ~tid)
+                self.transfers.remove_all(
+                    t, [*self.arriving[a], *(~tid for tid in self.sending[a])]
+                )
                 self.arriving[a].clear()
                 self.sending[a].clear()
                 retime_transfers()
@@ -1087,8 +1086,9 @@ class Simulator:
                     continue
                 self.transfers.advance(t)
                 freed = False
-                for flow in self.transfers.done():
-                    self.transfers.remove(t, flow)
+                ended = self.transfers.done()
+                self.transfers.remove_all(t, ended)
+                for flow in ended:
                     if flow < 0:  # a result is back: the task is done
                         tid = ~flow
                         i = int(placed_node[tid])
@@ -1138,8 +1138,8 @@ class Simulator:
                 self._blocked_mask.clear()
                 # transfers crossing the link stop, as transfers to a failed node do
                 cut = sorted(f for f, path in self.transfers.path.items() if a in path)
+                self.transfers.remove_all(t, cut)
                 for flow in cut:
-                    self.transfers.remove(t, flow)
                     tid = ~flow if flow < 0 else flow
                     i = int(placed_node[tid])
                     (self.sending if flow < 0 else self.arriving)[i].discard(tid)
