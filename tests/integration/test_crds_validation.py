@@ -200,6 +200,11 @@ NETWORK_CASES: list[tuple[str, Mutation, str]] = [
         "every spec.nodeOverrides[].site must name a site declared in spec.sites",
     ),
     ("no sites", lambda n: n["spec"].update(sites=[]), "spec.sites: Invalid value: 0"),
+    (
+        "zero intra-site bandwidth",
+        lambda n: n["spec"]["sites"][0].update(intraBandwidthMbps=0),
+        "spec.sites[0].intraBandwidthMbps: Invalid value: 0",
+    ),
 ]
 
 

@@ -10,7 +10,7 @@ import pytest
 from edge_allocator.cluster import annotations as ann
 from edge_allocator.cluster.features import node_arrays
 from edge_allocator.cluster.quantity import cpu_millicores, memory_mib
-from edge_allocator.cluster.snapshot import INCREMENTAL_KEY, ClusterSnapshot
+from edge_allocator.cluster.snapshot import INCREMENTAL_KEY, ClusterSnapshot, TaskSpec
 from edge_allocator.extender.cache import (
     NETWORKS,
     NODES,
@@ -73,7 +73,10 @@ def bound_pod(uid: str, node_name: str, cpu: str, mem: str, *, managed: bool = T
 NETWORK = {
     "metadata": {"name": "fleet"},
     "spec": {
-        "sites": [{"name": "a", "intraLatencyMs": 1}, {"name": "b", "intraLatencyMs": 2}],
+        "sites": [
+            {"name": "a", "intraLatencyMs": 1},
+            {"name": "b", "intraLatencyMs": 2, "intraBandwidthMbps": 400},
+        ],
         "links": [{"a": "a", "b": "b", "latencyMs": 7, "bandwidthMbps": 50}],
         "nodeOverrides": [{"node": "n3", "site": "b", "nodeClass": "server"}],
     },
@@ -112,6 +115,8 @@ def test_snapshot_from_objects() -> None:
     assert [n.name for n in snap.nodes] == ["n1", "n2", "n3", "n4"]
     assert [s.name for s in snap.sites] == ["a", "b", "unzoned"]
     assert snap.site_latency_ms("a", "b") == 7.0
+    assert snap.site_bandwidth_mbps("b", "b") == 400.0  # the site's declared LAN
+    assert snap.site_bandwidth_mbps("a", "a") == float("inf")  # none declared
     n1, n3, n4 = snap.node("n1"), snap.node("n3"), snap.node("n4")
     # p1 + p2: max(sum of containers, init 2 cores) per resource: cpu max(1500, 2000) each...
     # per pod: p1 cpu max(500, 2000) = 2000, mem 1024; p2 cpu max(1000, 2000) = 2000, mem 512
@@ -196,6 +201,53 @@ def test_assumed_pods_count_until_bound_or_expired() -> None:
     clock.t += cache.assume_ttl_s + 1
     snap = cache.rebuild()
     assert snap is not None and snap.node("n3").cpu_requested_m == 0
+
+
+def _transfer_pod(uid: str, node_name: str, bound: str, **hints: str) -> Any:
+    """A bound EdgeTask pod pulling an input (``hints``: annotation suffix -> value)."""
+    pod = bound_pod(uid, node_name, "100m", "64Mi")
+    pod["metadata"]["annotations"] = {ann.PREFIX + k.replace("_", "-"): v for k, v in hints.items()}
+    pod["status"]["conditions"][0]["lastTransitionTime"] = bound
+    return pod
+
+
+def test_inputs_in_flight_are_estimated_from_recent_bindings_and_assumptions() -> None:
+    """Links: a-b (0, 50 Mbps), then one per site: a (1, none), b (2, its 400 Mbps LAN),
+    unzoned (3). x1 pulls 25 MB from site a onto n2 (site b): 200 Mb alone on 50 Mbps, in
+    flight from 00:01:00 until 00:01:04. x2 pulls 10 MB from node n2 onto n3 (b's LAN):
+    80 Mb over 400 Mbps, in flight for 0.2 s after 00:01:02."""
+    clock = Clock(1_767_225_661.0)  # 2026-01-01T00:01:01Z
+    cache = synced_cache(clock)
+    cache.upsert(
+        PODS, _transfer_pod("x1", "n2", "2026-01-01T00:01:00Z", data_source_site="a", input_mb="25")
+    )
+    cache.upsert(
+        PODS,
+        _transfer_pod("x2", "n3", "2026-01-01T00:01:02Z", data_source_node="n2", input_mb="10"),
+    )
+    cache.upsert(
+        PODS, _transfer_pod("x3", "n2", "2026-01-01T00:01:00Z", data_source_node="n2", input_mb="9")
+    )
+    snap = cache.rebuild()
+    assert snap is not None and snap.inflight == (1, 0, 0, 0)  # x2 is bound in the future
+    clock.t += 1.1  # 00:01:02.1
+    snap = cache.rebuild()
+    assert snap is not None and snap.inflight == (1, 0, 1, 0)
+    assert snap.available_bandwidth_row(snap.site_index["a"])[snap.site_index["b"]] == 25.0
+    clock.t += 0.5  # x2 has arrived; nothing else changed, still a new snapshot
+    later = cache.rebuild()
+    assert later is not snap and later is not None and later.inflight == (1, 0, 0, 0)
+    clock.t += 5.0  # x1 too
+    idle = cache.rebuild()
+    assert idle is not None and idle.inflight == ()
+    assert cache.rebuild() is idle  # nothing due: no new revision
+    # the extender's own placement counts at once, before any rebuild
+    cache.assume("y", "n2", 100, 64, task=TaskSpec(100, 64, "a", input_mb=5.0))
+    assumed = cache.current()
+    assert assumed is not None and assumed.inflight == (1, 0, 0, 0)
+    # the same in the pod's annotations when unreadable: the pod still counts, its input not
+    cache.upsert(PODS, _transfer_pod("z", "n2", "2026-01-01T00:01:08Z", input_mb="lots"))
+    assert parse_pod(_transfer_pod("z", "n2", "2026-01-01T00:01:08Z", input_mb="lots")) is not None
 
 
 def test_parse_node_metrics_skips_bad_items() -> None:

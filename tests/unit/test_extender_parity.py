@@ -179,7 +179,14 @@ def cluster_objects(
     network = {
         "metadata": {"name": "sim"},
         "spec": {
-            "sites": [{"name": s.name, "intraLatencyMs": s.intra_latency_ms} for s in snap.sites],
+            "sites": [
+                {
+                    "name": s.name,
+                    "intraLatencyMs": s.intra_latency_ms,
+                    "intraBandwidthMbps": s.intra_bandwidth_mbps,
+                }
+                for s in snap.sites
+            ],
             "links": [
                 {
                     "a": lk.a,

@@ -90,6 +90,25 @@ def test_the_source_nodes_site_mates_pay_the_sites_network_and_it_does_not() -> 
     assert cand.cand_x[0, _col("log_latency")] > 0.0
 
 
+def test_a_sites_intra_bandwidth_prices_transfers_between_its_nodes() -> None:
+    """Declared intra-site bandwidth: a site-mate pays latency plus the input over the site's
+    network (the source node itself still pays nothing); unset, a site-mate pays latency only."""
+    base = _snapshot()
+    mate = NodeState("n4", "b", "srv", 8000, 16384, 8000, 16384)
+    sites = (Site("a", 0.5), Site("b", 1.0, intra_bandwidth_mbps=200.0), Site("c", 2.0))
+    snap = ClusterSnapshot((*base.nodes, mate), sites, base.links, revision=9)
+    task = TaskSpec(500, 256, "b", "n2", input_mb=5.0)
+    cand = candidate_arrays(snap, task, ["n4", "n2", "n1"])
+    # n4: 1 ms + 5 MB over 200 Mbps = 200 ms; n1 (site a): 10 ms + 5 MB over 100 Mbps
+    assert cand.network_ms.tolist() == pytest.approx([201.0, 0.0, 410.0])
+    assert cand.cand_x[0, _col("log_transfer")] == pytest.approx(
+        math.log1p(200.0) / math.log1p(1e4)
+    )
+    assert cand.cand_x[1, _col("log_transfer")] == 0.0
+    assert snap.site_bandwidth_mbps("b", "b") == 200.0
+    assert snap.site_bandwidth_mbps("a", "a") == math.inf
+
+
 def test_load_fractions_use_measured_usage_when_present() -> None:
     snap = _snapshot()
     na = node_arrays(snap)
@@ -181,7 +200,8 @@ def test_indexed_candidates_skip_the_lookup_only_for_their_node_order() -> None:
 
 def test_site_matrices_equal_the_per_pair_lookups() -> None:
     """The topology's latency and bandwidth matrices are taken whole from the snapshot's path
-    matrices: the same numbers as asking pair by pair, an unreachable site included."""
+    matrices: the same numbers as asking pair by pair, an unreachable site included (and, with
+    nothing in flight, the bandwidth available is the declared bottleneck)."""
     from edge_allocator.policy.baselines.columns import site_arrays
 
     base = _snapshot()
@@ -194,7 +214,7 @@ def test_site_matrices_equal_the_per_pair_lookups() -> None:
         for b in snap.sites:
             i, j = snap.site_index[a.name], snap.site_index[b.name]
             lat, bw = snap.site_latency_ms(a.name, b.name), snap.site_bandwidth_mbps(a.name, b.name)
-            assert cols.latency_ms[i, j] == lat and cols.bandwidth_mbps[i, j] == bw
+            assert cols.latency_ms[i, j] == lat and snap.available_bandwidth_row(i)[j] == bw
             assert topo.site_latency_ms[i, j] == np.float32(lat)
             assert topo.site_bandwidth_mbps[i, j] == np.float32(bw)
     z = snap.site_index["z"]

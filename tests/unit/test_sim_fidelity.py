@@ -14,10 +14,11 @@ from typing import Any
 import numpy as np
 import pytest
 
+from edge_allocator.cluster.inflight import TransferStart, replay
 from edge_allocator.cluster.snapshot import ClusterSnapshot, Link, NodeState, Site, TaskSpec
 from edge_allocator.sim.engine import Simulator
 from edge_allocator.sim.generate import Cluster, Tasks
-from edge_allocator.sim.scenario import parse_scenario
+from edge_allocator.sim.scenario import load_scenario, parse_scenario
 
 
 def _scenario(sharing: str = "none", intra_bandwidth_mbps: float | None = None) -> Any:
@@ -171,6 +172,74 @@ def test_intra_site_transfers_cost_the_site_bandwidth(
     res = sim.run(Prefer("a1"))
     assert res.completion_s == pytest.approx(completion)
     assert len(sim.transfers) == 0
+
+
+def test_policies_see_the_intra_site_bandwidth_the_simulator_charges() -> None:
+    """A generated fleet's snapshot declares the scenario's intra-site bandwidth on every
+    site, so the features price a site-mate's transfer as the engine does."""
+    scenario = _scenario("max-min", 300.0)
+    sim = Simulator(scenario, 1)
+    assert sim.cluster.sites
+    for i, site in enumerate(sim.cluster.sites):
+        assert site.intra_bandwidth_mbps == 300.0
+        assert sim.base.site_bandwidth_mbps(site.name, site.name) == 300.0
+        assert sim.site_bw[i][i] == 300.0
+    unset = Simulator(_scenario("max-min"), 1)
+    assert all(s.intra_bandwidth_mbps is None for s in unset.cluster.sites)
+
+
+class Spread:
+    """Picks a pseudo-random candidate (so inputs cross links) and records each decision."""
+
+    def __init__(self) -> None:
+        self.rng = np.random.default_rng(5)
+        self.seen: list[tuple[int, TaskSpec, str, ClusterSnapshot]] = []
+
+    def choose(
+        self, snapshot: ClusterSnapshot, task: TaskSpec, candidates: Sequence[str], task_id: int
+    ) -> int:
+        k = int(self.rng.integers(len(candidates)))
+        self.seen.append((task_id, task, candidates[k], snapshot))
+        return k
+
+
+def test_policies_see_the_transfers_in_flight_the_extender_would_estimate() -> None:
+    """With shared links, each decision's snapshot counts the inputs in flight as the extender
+    reconstructs them from the placements before it (cluster.inflight.replay); some decisions
+    see links in use. Without sharing, none is ever counted."""
+    scenario = load_scenario("metro-mesh").resized(30, 300)
+    sim = Simulator(scenario, 2)
+    chooser = Spread()
+    sim.run(chooser)
+    tids = [tid for tid, *_ in chooser.seen]
+    assert len(set(tids)) == len(tids)  # each placed once: placed_at is its decision time
+    starts: list[TransferStart] = []
+    busy = 0
+    for tid, task, node, snap in chooser.seen:
+        now = sim.placed_at[tid]
+        counts, _ = replay(snap, starts, now)
+        assert snap.inflight == counts, tid
+        busy += bool(counts)
+        starts.append(
+            TransferStart(
+                now,
+                f"{len(starts):06d}",
+                task.data_source_site,
+                task.data_source_node,
+                task.input_mb,
+                node,
+            )
+        )
+    assert busy > len(tids) // 4
+    calm = Simulator(scenario.model_copy(update={"dynamics": _no_sharing(scenario)}), 2)
+    quiet = Spread()
+    calm.run(quiet)
+    assert all(snap.inflight == () for *_, snap in quiet.seen)
+
+
+def _no_sharing(scenario: Any) -> Any:
+    net = scenario.dynamics.network.model_copy(update={"sharing": "none"})
+    return scenario.dynamics.model_copy(update={"network": net})
 
 
 # -- CPU speed --------------------------------------------------------------------------------

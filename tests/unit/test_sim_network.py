@@ -13,7 +13,7 @@ from edge_allocator.cluster.snapshot import ClusterSnapshot, Link, NodeState, Si
 from edge_allocator.policy.registry import get_policy
 from edge_allocator.sim.engine import Simulator, run_policy
 from edge_allocator.sim.generate import Cluster, Tasks
-from edge_allocator.sim.network import Transfers, link_paths, max_min_rates
+from edge_allocator.sim.network import Transfers, max_min_rates
 from edge_allocator.sim.scenario import ScenarioError, load_scenario, parse_scenario
 
 
@@ -133,11 +133,12 @@ def test_link_paths_follow_the_snapshot_shortest_paths() -> None:
     the direct 5 ms link; latencies and bottlenecks summed along the links agree."""
     sites = (Site("a"), Site("b"), Site("c"))
     links = (Link("a", "c", 5.0, 1000.0), Link("a", "b", 2.0, 100.0), Link("b", "c", 2.0, 50.0))
-    paths = link_paths(sites, links)
+    paths, capacity = ClusterSnapshot((), sites, links).transfer_links()
+    assert capacity[:3] == [1000.0, 100.0, 50.0] and capacity[3:] == [math.inf] * 3
     assert paths[0][2] == (1, 2) and paths[2][0] == (2, 1) and paths[1][1] == ()
     for fam in ("smart-city", "rural", "campus"):
         sim = Simulator(load_scenario(fam).resized(60, 10), 3)
-        lp = link_paths(sim.cluster.sites, sim.cluster.links)
+        lp, _ = sim.base.transfer_links()
         names = [s.name for s in sim.cluster.sites]
         for i, a in enumerate(names):
             for j, b in enumerate(names):

@@ -71,7 +71,7 @@ TASK_FEATURES = (
 )
 CANDIDATE_FEATURES = (
     "log_latency",  # shortest-path latency from the data source, log1p(ms) / log1p(1000)
-    "log_transfer",  # input transfer time over the bottleneck bandwidth, log1p(ms) / log1p(1e4)
+    "log_transfer",  # input over the path's available bandwidth, log1p(ms) / log1p(1e4)
     "log_network",  # latency + transfer, log1p(ms) / log1p(1e4)
     "same_site",
     "is_source_node",
@@ -119,7 +119,7 @@ class TopologyArrays:
 
     node_site: I64  # (N,) site index of each node
     site_latency_ms: F32  # (S, S) shortest-path latency (intra-site latency on the diagonal)
-    site_bandwidth_mbps: F32  # (S, S) bottleneck bandwidth (inf within a site)
+    site_bandwidth_mbps: F32  # (S, S) declared bottleneck (the site's intra bandwidth or inf)
     site_x: F32  # (S, SITE_DIM)
     edge_index: I64  # (2, E) over vertices [nodes 0..N-1, sites N..N+S-1]
     edge_attr: F32  # (E, EDGE_DIM)
@@ -331,7 +331,8 @@ def candidate_arrays(
     # the network columns depend on the candidate's site alone: computed per site (S values)
     # and gathered once, then corrected on the source node (no network at all there)
     lat_s = topo.site_latency_ms[src_site]
-    bw_s = topo.site_bandwidth_mbps[src_site]
+    # what the path has available: its declared bottleneck, shared with transfers in flight
+    bw_s = snapshot.available_bandwidth_row(src_site).astype(np.float32)
     with np.errstate(divide="ignore"):
         transfer_s = np.where(np.isinf(bw_s), 0.0, task.input_mb * 8000.0 / np.maximum(bw_s, 1e-6))
     network_s = (lat_s + transfer_s).astype(np.float32)

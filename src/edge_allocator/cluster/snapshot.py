@@ -24,10 +24,15 @@ INCREMENTAL_KEY = "_incremental"
 
 @dataclass(frozen=True, slots=True)
 class Site:
-    """A place where nodes sit together (a factory floor, a street cabinet, a rural mast)."""
+    """A place where nodes sit together (a factory floor, a street cabinet, a rural mast).
+
+    ``intra_bandwidth_mbps`` is the site's own network between its nodes (``None``: unbounded,
+    a transfer inside the site costs its latency only).
+    """
 
     name: str
     intra_latency_ms: float = 0.5
+    intra_bandwidth_mbps: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +134,9 @@ class ClusterSnapshot:
     taken_at: float = 0.0
     revision: int = 0
     """Bumped by the producer whenever the state changes; scorers may cache per revision."""
+    inflight: tuple[int, ...] = ()
+    """Transfers estimated in flight on each link (:meth:`transfer_links` numbering), as
+    :class:`~edge_allocator.cluster.inflight.InflightTransfers` counts them; empty: none."""
     _node_index: dict[str, int] = field(init=False, repr=False, compare=False)
     _topology_cache: dict[str, Any] = field(init=False, repr=False, compare=False)
     _derived_cache: dict[str, Any] = field(init=False, repr=False, compare=False)
@@ -155,13 +163,15 @@ class ClusterSnapshot:
         revision: int,
         taken_at: float,
         changed: Iterable[int] | None = None,
+        inflight: tuple[int, ...] | None = None,
     ) -> ClusterSnapshot:
         """A snapshot of the same topology with new node states, built in O(1) extra work.
 
         ``nodes`` must name the same nodes, at the same sites, in the same order as ``self``
         (only their load, readiness and so on may differ); the node index and the topology
         cache are shared rather than rebuilt. ``changed`` (indices of the nodes that differ
-        from ``self``) lets per-node derived data be updated instead of rebuilt.
+        from ``self``) lets per-node derived data be updated instead of rebuilt. ``inflight``
+        replaces the transfers in flight (``None``: keep ``self``'s).
         """
         if len(nodes) != len(self.nodes):
             raise ValueError("with_nodes: the node list must keep the same nodes in order")
@@ -171,6 +181,7 @@ class ClusterSnapshot:
         object.__setattr__(new, "links", self.links)
         object.__setattr__(new, "taken_at", taken_at)
         object.__setattr__(new, "revision", revision)
+        object.__setattr__(new, "inflight", self.inflight if inflight is None else inflight)
         object.__setattr__(new, "_node_index", self._node_index)
         object.__setattr__(new, "_topology_cache", self._topology_cache)
         derived: dict[str, Any] = {}
@@ -229,80 +240,143 @@ class ClusterSnapshot:
         return idx
 
     @property
-    def _paths(self) -> tuple[list[list[float]], list[list[float]]]:
-        paths: tuple[list[list[float]], list[list[float]]] | None = self._topology_cache.get(
-            "paths"
+    def _paths(self) -> tuple[list[list[float]], list[list[float]], list[list[tuple[int, ...]]]]:
+        paths: tuple[list[list[float]], list[list[float]], list[list[tuple[int, ...]]]] | None = (
+            self._topology_cache.get("paths")
         )
         if paths is None:
             paths = self._compute_paths()
             self._topology_cache["paths"] = paths
         return paths
 
-    def _compute_paths(self) -> tuple[list[list[float]], list[list[float]]]:
-        """All-pairs shortest latency and the bottleneck bandwidth along that path.
+    def _compute_paths(
+        self,
+    ) -> tuple[list[list[float]], list[list[float]], list[list[tuple[int, ...]]]]:
+        """All-pairs shortest latency, the bottleneck bandwidth along that path and its links.
 
-        Dijkstra from every site; sites are few (tens), so this is cheap and cached.
-        Within one site: the site's intra latency and unbounded bandwidth.
-        Unreachable pairs get ``inf`` latency and ``0`` bandwidth.
+        Dijkstra from every site, ties broken towards the larger bottleneck; sites are few
+        (tens to hundreds), so this is cheap and cached. Within one site: the site's intra
+        latency and intra bandwidth (unbounded when unset), no links. Unreachable pairs get
+        ``inf`` latency, ``0`` bandwidth and no links.
         """
         n = len(self.sites)
         idx = self.site_index
-        adj: list[list[tuple[int, float, float]]] = [[] for _ in range(n)]
-        for link in self.links:
+        adj: list[list[tuple[int, int]]] = [[] for _ in range(n)]
+        for k, link in enumerate(self.links):
             i, j = idx[link.a], idx[link.b]
-            adj[i].append((j, link.latency_ms, link.bandwidth_mbps))
-            adj[j].append((i, link.latency_ms, link.bandwidth_mbps))
+            adj[i].append((j, k))
+            adj[j].append((i, k))
+        links = self.links
         inf = float("inf")
         lat = [[inf] * n for _ in range(n)]
         bw = [[0.0] * n for _ in range(n)]
+        via_links: list[list[tuple[int, ...]]] = []
         for src in range(n):
             dist = [inf] * n
             neck = [0.0] * n
+            via = [-1] * n  # the link that reaches each site
+            prev = [-1] * n
             dist[src], neck[src] = 0.0, inf
             heap: list[tuple[float, int]] = [(0.0, src)]
             while heap:
                 d, u = heapq.heappop(heap)
                 if d > dist[u]:
                     continue
-                for v, l_ms, b in adj[u]:
-                    nd = d + l_ms
-                    nb = min(neck[u], b)
+                for v, k in adj[u]:
+                    nd = d + links[k].latency_ms
+                    nb = min(neck[u], links[k].bandwidth_mbps)
                     if nd < dist[v] or (nd == dist[v] and nb > neck[v]):
-                        dist[v], neck[v] = nd, nb
+                        dist[v], neck[v], via[v], prev[v] = nd, nb, k, u
                         heapq.heappush(heap, (nd, v))
+            row: list[tuple[int, ...]] = []
             for dst in range(n):
                 if dst == src:
                     lat[src][dst] = self.sites[src].intra_latency_ms
-                    bw[src][dst] = inf
+                    bw[src][dst] = self.sites[src].intra_bandwidth_mbps or inf
                 else:
                     lat[src][dst] = dist[dst]
                     bw[src][dst] = neck[dst]
-        return lat, bw
+                path: list[int] = []
+                v = dst
+                while v != src and via[v] >= 0:
+                    path.append(via[v])
+                    v = prev[v]
+                row.append(tuple(reversed(path)) if v == src else ())
+            via_links.append(row)
+        return lat, bw, via_links
 
     def site_path_matrices(self) -> tuple[list[list[float]], list[list[float]]]:
         """All-pairs path latency and bottleneck bandwidth, ``[i][j]`` by :attr:`site_index`
         (computed once per topology; read-only): what :meth:`site_latency_ms` and
         :meth:`site_bandwidth_mbps` look up, whole, for array builders."""
-        return self._paths
+        lat, bw, _ = self._paths
+        return lat, bw
+
+    def transfer_links(self) -> tuple[list[list[tuple[int, ...]]], list[float]]:
+        """What a transfer between two sites crosses, ``[i][j]`` by :attr:`site_index`, and
+        every link's bandwidth. Links are numbered as :attr:`links`, then one per site for its
+        own network (``len(links) + site index``), which a transfer between two of the site's
+        nodes crosses when the site declares ``intra_bandwidth_mbps`` (unbounded otherwise:
+        no link). Computed once per topology; read-only."""
+        cached: tuple[list[list[tuple[int, ...]]], list[float]] | None = self._topology_cache.get(
+            "transfer_links"
+        )
+        if cached is None:
+            _, _, via = self._paths
+            base = len(self.links)
+            paths = [list(row) for row in via]
+            capacity = [lk.bandwidth_mbps for lk in self.links]
+            for i, site in enumerate(self.sites):
+                capacity.append(site.intra_bandwidth_mbps or float("inf"))
+                if site.intra_bandwidth_mbps is not None:
+                    paths[i][i] = (base + i,)
+            cached = (paths, capacity)
+            self._topology_cache["transfer_links"] = cached
+        return cached
+
+    def available_bandwidth_row(self, src: int) -> np.ndarray:
+        """Bandwidth a new transfer from site ``src`` can expect to each site (float64, by
+        site index): the path's bottleneck of ``bandwidth / (1 + transfers in flight)`` per
+        link, so with nothing in flight the declared bottleneck (:meth:`site_bandwidth_mbps`).
+        Cached per snapshot and source."""
+        key = f"available_bw.{src}"
+        row: np.ndarray | None = self._derived_cache.get(key)
+        if row is not None:
+            return row
+        _, bw, _ = self._paths
+        row = np.array(bw[src], dtype=np.float64)
+        if any(self.inflight):
+            paths, capacity = self.transfer_links()
+            share = np.asarray(capacity, dtype=np.float64) / (
+                1.0 + np.asarray(self.inflight, dtype=np.float64)
+            )
+            for dst, path in enumerate(paths[src]):
+                if path:
+                    row[dst] = min(row[dst], float(share[list(path)].min()))
+        self._derived_cache[key] = row
+        return row
 
     def site_latency_ms(self, a: str, b: str) -> float:
         """Shortest-path network latency between two sites (intra-site latency when equal)."""
-        lat, _ = self._paths
+        lat, _, _ = self._paths
         return lat[self.site_index[a]][self.site_index[b]]
 
     def site_bandwidth_mbps(self, a: str, b: str) -> float:
-        """Bottleneck bandwidth along the shortest-latency path (``inf`` within a site)."""
-        _, bw = self._paths
+        """Bottleneck bandwidth along the shortest-latency path (within a site: its intra
+        bandwidth, ``inf`` when unset)."""
+        _, bw, _ = self._paths
         return bw[self.site_index[a]][self.site_index[b]]
 
     def network_time_ms(self, task: TaskSpec, node: NodeState) -> float:
-        """Latency plus transfer time of the task's input from its source to ``node``.
+        """Latency plus transfer time of the task's input from its source to ``node``, over
+        the bandwidth the path has available (:meth:`available_bandwidth_row`).
 
         A task whose source is this very node pays nothing.
         """
         if task.data_source_node is not None and task.data_source_node == node.name:
             return 0.0
         lat = self.site_latency_ms(task.data_source_site, node.site)
-        bw = self.site_bandwidth_mbps(task.data_source_site, node.site)
+        src, dst = self.site_index[task.data_source_site], self.site_index[node.site]
+        bw = float(self.available_bandwidth_row(src)[dst])
         transfer = 0.0 if bw == float("inf") else task.input_mb * 8.0 / bw * 1000.0
         return lat + transfer

@@ -14,7 +14,8 @@ in or how far two sites are apart. The rules:
 * A node's class is its override's ``nodeClass``, else its ``edge-allocator.io/node-class``
   label, else :data:`DEFAULT_NODE_CLASS`.
 * A site exists when an EdgeNetwork declares it, a link names it, or a node is in it; a site
-  only nodes name has the default intra-site latency.
+  only nodes name has the default intra-site latency. A site's ``intraBandwidthMbps`` (its
+  LAN) prices moving a task's input between two of its nodes; unset, that costs latency only.
 
 Pure: raw API JSON in, immutable values out.
 """
@@ -63,7 +64,18 @@ def parse_network(obj: Mapping[str, Any]) -> NetworkDecl:
             latency = float(s.get("intraLatencyMs", DEFAULT_INTRA_LATENCY_MS))
             if not math.isfinite(latency) or latency < 0:
                 raise ValueError(f"site {s.get('name')}: intraLatencyMs must be >= 0")
-            sites.append(Site(name=str(s["name"]), intra_latency_ms=latency))
+            bandwidth = s.get("intraBandwidthMbps")
+            if bandwidth is not None:
+                bandwidth = float(bandwidth)
+                if not math.isfinite(bandwidth) or bandwidth <= 0:
+                    raise ValueError(f"site {s.get('name')}: intraBandwidthMbps must be > 0")
+            sites.append(
+                Site(
+                    name=str(s["name"]),
+                    intra_latency_ms=latency,
+                    intra_bandwidth_mbps=bandwidth,
+                )
+            )
         for lk in spec.get("links") or []:
             a, b = str(lk["a"]), str(lk["b"])
             latency, bandwidth = float(lk["latencyMs"]), float(lk["bandwidthMbps"])

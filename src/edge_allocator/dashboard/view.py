@@ -116,7 +116,11 @@ def build_state(
     return {
         "ready": snapshot is not None,
         "sites": [
-            {"name": s.name, "intraLatencyMs": s.intra_latency_ms}
+            {
+                "name": s.name,
+                "intraLatencyMs": s.intra_latency_ms,
+                "intraBandwidthMbps": s.intra_bandwidth_mbps,
+            }
             for s in (snapshot.sites if snapshot else ())
         ],
         "links": [

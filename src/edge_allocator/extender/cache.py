@@ -17,12 +17,17 @@ Load accounting (per node):
 * usage = the last metrics.k8s.io sample plus the requests of pods bound (or assumed) since
   that sample was taken; ``None`` when metrics are not served or the sample is older than
   ``metrics_max_age_s`` (policies then fall back to requests).
+
+Transfers in flight (per link, :mod:`edge_allocator.cluster.inflight`): the EdgeTask pods bound
+or assumed lately that pull an input (their data-source and input-size annotations), replayed
+in binding order at each rebuild, and again when the next is estimated to have arrived.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -30,9 +35,17 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from edge_allocator.cluster.annotations import DEFAULT_INTRA_LATENCY_MS, LABEL_MANAGED, LABEL_TASK
+from edge_allocator.cluster.annotations import (
+    ANN_DATA_SOURCE_NODE,
+    ANN_DATA_SOURCE_SITE,
+    ANN_INPUT_MB,
+    DEFAULT_INTRA_LATENCY_MS,
+    LABEL_MANAGED,
+    LABEL_TASK,
+)
+from edge_allocator.cluster.inflight import TransferStart, replay
 from edge_allocator.cluster.quantity import QuantityError, cpu_millicores, memory_mib
-from edge_allocator.cluster.snapshot import ClusterSnapshot, NodeState, Site
+from edge_allocator.cluster.snapshot import ClusterSnapshot, NodeState, Site, TaskSpec
 from edge_allocator.cluster.topology import UNZONED_SITE, NetworkModel
 from edge_allocator.extender.nodeinfo import NodeInfo, parse_node
 from edge_allocator.extender.podtask import effective_requests
@@ -60,6 +73,18 @@ class PodInfo:
     mem_mib: int
     managed: bool
     bound_at: float
+    source_site: str | None = None  # an EdgeTask pod's data source and input size
+    source_node: str | None = None
+    input_mb: float = 0.0
+
+
+def _input_mb(annotations: dict[str, Any]) -> float:
+    """The pod's input size hint, 0 when absent or unreadable (it then counts for nothing)."""
+    try:
+        value = float(annotations.get(ANN_INPUT_MB) or 0.0)
+    except (TypeError, ValueError):
+        return 0.0
+    return value if math.isfinite(value) and value > 0 else 0.0
 
 
 def parse_pod(obj: dict[str, Any]) -> PodInfo | None:
@@ -91,6 +116,7 @@ def parse_pod(obj: dict[str, Any]) -> PodInfo | None:
     for cond in status.get("conditions") or []:
         if cond.get("type") == "PodScheduled" and cond.get("status") == "True":
             bound_at = parse_time(cond.get("lastTransitionTime")) or 0.0
+    annotations = meta.get("annotations") or {}
     return PodInfo(
         uid=str(meta.get("uid", "")),
         node=str(node),
@@ -98,6 +124,9 @@ def parse_pod(obj: dict[str, Any]) -> PodInfo | None:
         mem_mib=mem,
         managed=labels.get(LABEL_MANAGED) == "true" or LABEL_TASK in labels,
         bound_at=bound_at,
+        source_site=annotations.get(ANN_DATA_SOURCE_SITE) or None,
+        source_node=annotations.get(ANN_DATA_SOURCE_NODE) or None,
+        input_mb=_input_mb(annotations),
     )
 
 
@@ -114,6 +143,12 @@ class Assumed:
     cpu_m: int
     mem_mib: int
     at: float
+    task: TaskSpec | None = None  # what the pod pulls over the network, when known
+
+
+INFLIGHT_WINDOW_S = 600.0
+"""Pods bound longer ago than this are taken to have their input (the in-flight estimate
+replays only the pods bound since)."""
 
 
 class WatchCache:
@@ -142,6 +177,7 @@ class WatchCache:
         self._nodes: dict[str, NodeInfo] = {}
         self._pods: dict[str, PodInfo] = {}
         self._node_pods: dict[str, set[str]] = {}
+        self._transfer_pods: dict[str, PodInfo] = {}  # bound lately and pulling an input
         self._networks: dict[str, dict[str, Any]] = {}
         self._topology = NetworkModel()
         self._samples: dict[str, Sample] = {}
@@ -155,6 +191,7 @@ class WatchCache:
         self._snapshot: ClusterSnapshot | None = None
         self._revision = 0
         self._built_at = 0.0
+        self._inflight_next = math.inf  # when the next estimated transfer arrives
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -173,12 +210,20 @@ class WatchCache:
         return None if self._snapshot is None else max(self.clock() - self._built_at, 0.0)
 
     def assume(
-        self, pod_uid: str, node: str, cpu_m: int, mem_mib: int, *, wait: bool = True
+        self,
+        pod_uid: str,
+        node: str,
+        cpu_m: int,
+        mem_mib: int,
+        *,
+        wait: bool = True,
+        task: TaskSpec | None = None,
     ) -> bool:
         """Count a pod on ``node`` until the watch reports where it really went.
 
         Visible to the very next ``current()``: the snapshot's row for ``node`` (and for the
-        node this pod was assumed on before, if any) is patched in place of a rebuild.
+        node this pod was assumed on before, if any) is patched in place of a rebuild, and so
+        are the transfers in flight when ``task`` pulls an input over the network.
         ``wait=False``: give up at once (False) when the cache is busy (a rebuild or a relist
         holds it), for a caller that must not block; then nothing was assumed.
         """
@@ -189,19 +234,20 @@ class WatchCache:
         try:
             if pod_uid in self._pods:  # already bound: the watch was faster
                 return True
-            a = Assumed(node, cpu_m, mem_mib, self.clock())
+            a = Assumed(node, cpu_m, mem_mib, self.clock(), task)
             prev = self._assumed.get(pod_uid)
             self._assumed[pod_uid] = a
             self._dirty.add(node)
             if prev is not None:
                 self._dirty.add(prev.node)
-            self._patch_locked(prev, a)
+            self._patch_locked(prev, a, pod_uid)
             return True
         finally:
             self._lock.release()
 
-    def _patch_locked(self, prev: Assumed | None, new: Assumed) -> None:
-        """Apply one assumption's change to the published snapshot (O(1) node rows)."""
+    def _patch_locked(self, prev: Assumed | None, new: Assumed, uid: str) -> None:
+        """Apply one assumption's change to the published snapshot (O(1) node rows; the
+        transfers in flight are replayed only when this pod pulls an input)."""
         snap = self._snapshot
         if snap is None:
             return
@@ -218,9 +264,16 @@ class WatchCache:
         nodes = list(snap.nodes)
         for i in changed:
             nodes[i] = nodes[i].with_pods(*deltas[i])
+        inflight = None
+        if any(a is not None and a.task is not None and a.task.input_mb > 0 for a in (prev, new)):
+            inflight = self._inflight_locked(snap, new.at)
         self._revision += 1
         self._snapshot = snap.with_nodes(
-            tuple(nodes), revision=self._revision, taken_at=self.clock(), changed=changed
+            tuple(nodes),
+            revision=self._revision,
+            taken_at=self.clock(),
+            changed=changed,
+            inflight=inflight,
         )
 
     def pod_footprint(self, pod_uid: str) -> tuple[str, int, int] | None:
@@ -240,7 +293,7 @@ class WatchCache:
                     self._nodes[info.name] = info
                 self._full = True
             elif kind == PODS:
-                self._pods, self._node_pods = {}, {}
+                self._pods, self._node_pods, self._transfer_pods = {}, {}, {}
                 for obj in items:
                     self._put_pod(obj)
                 self._full = True
@@ -308,10 +361,13 @@ class WatchCache:
             info = dataclasses.replace(info, bound_at=self.clock())
         self._pods[uid] = info
         self._node_pods.setdefault(info.node, set()).add(uid)
+        if info.input_mb > 0:
+            self._transfer_pods[uid] = info
         self._dirty.add(info.node)
 
     def _drop_pod(self, uid: str) -> None:
         old = self._pods.pop(uid, None)
+        self._transfer_pods.pop(uid, None)
         if old is not None:
             self._node_pods.get(old.node, set()).discard(uid)
             self._dirty.add(old.node)
@@ -356,7 +412,12 @@ class WatchCache:
                     self._dirty.add(a.node)
             if not all(self._synced.values()):
                 return None
-            if not self._full and not self._dirty and self._snapshot is not None:
+            if (
+                not self._full
+                and not self._dirty
+                and self._snapshot is not None
+                and now < self._inflight_next
+            ):
                 return self._snapshot
             snap = self._build_locked(now)
             self._snapshot = snap
@@ -381,8 +442,9 @@ class WatchCache:
                 changed_names.append(name)
         # no state outlives its node: a node added or deleted forces a full rebuild, which
         # starts from no states, and a partial one only visits nodes that exist
-        prev = self._snapshot
-        if not self._full and not changed_names and prev is not None:
+        prev = self._snapshot if not self._full else None
+        inflight = self._inflight_locked(prev, now) if prev is not None else ()
+        if prev is not None and not changed_names and inflight == prev.inflight:
             # events that change no node's scheduler-visible state (a pod turning Running, an
             # assumption confirmed by its binding, a node heartbeat): no new revision, so
             # nothing downstream (features, embeddings) is recomputed for them
@@ -391,11 +453,11 @@ class WatchCache:
         if self._full or len(self._order) != len(self._states):
             self._order = sorted(self._states)  # the node set changes rarely: sort only then
         nodes = tuple(map(self._states.__getitem__, self._order))
-        if not self._full and prev is not None:  # same nodes and topology: share caches
+        if prev is not None:  # same nodes and topology: share caches
             # the rebuilt nodes' indices let feature arrays be patched row-wise, not rebuilt
             changed = sorted(prev.index_of(n) for n in changed_names)
             snap = prev.with_nodes(
-                nodes, revision=self._revision + 1, taken_at=now, changed=changed
+                nodes, revision=self._revision + 1, taken_at=now, changed=changed, inflight=inflight
             )
         else:
             sites = dict(topo.sites)
@@ -409,11 +471,48 @@ class WatchCache:
                 taken_at=now,
                 revision=self._revision + 1,
             )
+            # a new topology numbers its links anew: the transfers are replayed over it
+            snap = snap.with_nodes(
+                nodes,
+                revision=snap.revision,
+                taken_at=now,
+                inflight=self._inflight_locked(snap, now),
+            )
         # only now that the snapshot exists: a failure above leaves the work to the next call
         self._dirty.clear()
         self._full = False
         self._revision += 1
         return snap
+
+    def _inflight_locked(self, snap: ClusterSnapshot, now: float) -> tuple[int, ...]:
+        """Input transfers estimated in flight at ``now`` over ``snap``'s links: the pods bound
+        (or assumed) in the last :data:`INFLIGHT_WINDOW_S` that pull an input, replayed in
+        order (:func:`edge_allocator.cluster.inflight.replay`); also notes when the next one
+        is due to arrive, so the builder publishes the change then."""
+        since = now - INFLIGHT_WINDOW_S
+        for uid in [u for u, p in self._transfer_pods.items() if p.bound_at < since]:
+            del self._transfer_pods[uid]  # arrived long ago: never counted again
+        starts = [
+            TransferStart(p.bound_at, uid, p.source_site, p.source_node, p.input_mb, p.node)
+            for uid, p in self._transfer_pods.items()
+        ]
+        starts += [
+            TransferStart(
+                a.at,
+                uid,
+                a.task.data_source_site,
+                a.task.data_source_node,
+                a.task.input_mb,
+                a.node,
+            )
+            for uid, a in self._assumed.items()
+            if a.task is not None and a.task.input_mb > 0 and a.at >= since
+        ]
+        if not starts:
+            self._inflight_next = math.inf
+            return ()
+        counts, self._inflight_next = replay(snap, starts, now)
+        return counts
 
     def _node_state(
         self, info: NodeInfo, topo: NetworkModel, assumed: Any, now: float

@@ -61,7 +61,14 @@ class SnapshotSource(Protocol):
     def current(self) -> ClusterSnapshot | None: ...
     def age_seconds(self) -> float | None: ...
     def assume(
-        self, pod_uid: str, node: str, cpu_m: int, mem_mib: int, *, wait: bool = True
+        self,
+        pod_uid: str,
+        node: str,
+        cpu_m: int,
+        mem_mib: int,
+        *,
+        wait: bool = True,
+        task: TaskSpec | None = None,
     ) -> bool: ...
     def pod_footprint(self, pod_uid: str) -> tuple[str, int, int] | None: ...
 
@@ -87,7 +94,14 @@ class StaticSource:
         return None if self.snapshot is None else 0.0
 
     def assume(
-        self, pod_uid: str, node: str, cpu_m: int, mem_mib: int, *, wait: bool = True
+        self,
+        pod_uid: str,
+        node: str,
+        cpu_m: int,
+        mem_mib: int,
+        *,
+        wait: bool = True,
+        task: TaskSpec | None = None,
     ) -> bool:
         self.assumed.append((pod_uid, node, cpu_m, mem_mib))
         snap = self.snapshot
@@ -401,9 +415,9 @@ class ExtenderService:
         best = scored.candidates[scored.top]
         uid, cpu, mem = pod.metadata.uid, task.cpu_request_m, task.mem_request_mib
         if assume_later is None:
-            self.source.assume(uid, best, cpu, mem)
-        elif not self.source.assume(uid, best, cpu, mem, wait=False):
-            assume_later.append(partial(self.source.assume, uid, best, cpu, mem))
+            self.source.assume(uid, best, cpu, mem, task=task)
+        elif not self.source.assume(uid, best, cpu, mem, wait=False, task=task):
+            assume_later.append(partial(self.source.assume, uid, best, cpu, mem, task=task))
         if defer is None:
             self._record(pod, snap, task, policy, scored)
             return scored

@@ -51,6 +51,7 @@ same seed see the same tasks, background load and failures. Each decision gets a
 from __future__ import annotations
 
 import bisect
+import dataclasses
 import heapq
 import math
 import sys
@@ -63,6 +64,7 @@ import numpy as np
 
 from edge_allocator.cluster.budget import latencies_within, node_within_budget
 from edge_allocator.cluster.features import BURST_FACTOR
+from edge_allocator.cluster.inflight import InflightTransfers
 from edge_allocator.cluster.snapshot import ClusterSnapshot, NodeState, TaskSpec
 from edge_allocator.policy.base import PlacementPolicy
 from edge_allocator.sim.generate import (
@@ -76,7 +78,7 @@ from edge_allocator.sim.generate import (
     rng_for,
     site_overrides,
 )
-from edge_allocator.sim.network import Transfers, link_paths
+from edge_allocator.sim.network import Transfers
 from edge_allocator.sim.scenario import Scenario
 
 _ARRIVAL, _COMPLETE, _TICK, _FAIL, _RECOVER, _METRICS, _TRANSFER = range(7)
@@ -336,7 +338,14 @@ class Simulator:
         self.failures = build_failures(scenario, self.cluster, seed, horizon_s=last)
         self.link_failures = build_link_failures(scenario, self.cluster, seed, horizon_s=last)
         self.site_failures = build_site_failures(scenario, self.cluster, seed, horizon_s=last)
-        self.base = ClusterSnapshot(self.cluster.nodes, self.cluster.sites, self.cluster.links)
+        intra = scenario.topology.intra_bandwidth_mbps
+        sites = tuple(
+            dataclasses.replace(st, intra_bandwidth_mbps=intra)
+            if st.intra_bandwidth_mbps is None and intra is not None
+            else st
+            for st in self.cluster.sites
+        )  # a cluster built by hand may leave the scenario's intra-site bandwidth off its sites
+        self.base = ClusterSnapshot(self.cluster.nodes, sites, self.cluster.links)
         sidx = self.base.site_index
         self.node_site = [sidx[n.site] for n in self.cluster.nodes]
         names = [s.name for s in self.cluster.sites]
@@ -368,15 +377,11 @@ class Simulator:
         self._shapes: dict[tuple[int, float, int] | None, set[tuple[int, int]]] = {}
         self._members: dict[tuple[int, float, int], frozenset[int]] = {}
         self.shared_links = scenario.dynamics.network.sharing == "max-min"
-        self.link_path = link_paths(self.cluster.sites, self.cluster.links)
-        self.capacity = [lk.bandwidth_mbps for lk in self.cluster.links]
-        intra = scenario.topology.intra_bandwidth_mbps
-        if intra is not None:
-            # between two nodes of a site: the site's own LAN, one more link to share
-            for a in range(len(names)):
-                self.site_bw[a][a] = intra
-                self.link_path[a][a] = (len(self.capacity),)
-                self.capacity.append(intra)
+        # the links each transfer crosses (a site's own network is one more link when it
+        # declares a bandwidth), numbered as the snapshot numbers them for in-flight counts
+        paths, capacity = self.base.transfer_links()
+        self.link_path = [list(row) for row in paths]
+        self.capacity = list(capacity)
 
     # -- state -----------------------------------------------------------------------------
     def _reset(self) -> None:
@@ -425,6 +430,9 @@ class Simulator:
         # max-min link sharing: transfers in flight, and the tasks waiting for their input
         self.transfers = Transfers(self.capacity)
         self.transfer_version = 0
+        # what the placer itself can know of those transfers (the extender estimates the same
+        # from the pods it has bound): on links that do not congest, nothing
+        self.inflight = InflightTransfers(self.capacity) if self.shared_links else None
         self.arriving: list[set[int]] = [set() for _ in range(n)]
         # tasks whose CPU work is done and whose result is on its way back (flow ~tid)
         self.sending: list[set[int]] = [set() for _ in range(n)]
@@ -522,8 +530,11 @@ class Simulator:
         return min(self.bg[i] + self.demand[i] * self.factor[i], self.cores[i])
 
     def snapshot(self, t: float) -> ClusterSnapshot:
+        inflight = self.inflight.counts(t) if self.inflight is not None else ()
         if self._snap is not None:
-            return self._snap
+            if self._snap.inflight is inflight:
+                return self._snap
+            self._snap = None
         for i in self.dirty:
             nd = self.cluster.nodes[i]
             self.states[i] = NodeState(
@@ -548,6 +559,7 @@ class Simulator:
             revision=self.revision,
             taken_at=t,
             changed=sorted(self.dirty) if self._last_snap is not None else None,
+            inflight=inflight,
         )
         self.dirty.clear()
         self._last_snap = self._snap
@@ -830,6 +842,8 @@ class Simulator:
                 # the input crosses shared links first; the task starts when it has arrived
                 self.arriving[i].add(tid)
                 self.transfers.add(t, tid, links, megabits)
+                if self.inflight is not None:
+                    self.inflight.start(t, links, megabits)
                 added_ms[tid] = lat_ms[tid]
                 self.dirty.add(i)
                 self._snap = None

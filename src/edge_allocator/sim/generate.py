@@ -221,7 +221,7 @@ def build_cluster(scenario: Scenario, seed: int) -> Cluster:
         links = _generated_links(topo, rng, hub_names, edge_names)
     hub_sizes = _split(topo.hub_nodes, len(hub_names)) if hub_names else []
     names = hub_names + edge_names
-    sites = tuple(Site(n, topo.intra_latency_ms) for n in names)
+    sites = tuple(Site(n, topo.intra_latency_ms, topo.intra_bandwidth_mbps) for n in names)
     overrides = _overrides(scenario, names, edge_names)
 
     nodes: list[NodeState] = []

@@ -14,7 +14,8 @@ rates by progressive filling:
 
 No flow can then gain without taking from a flow that has no more than it (the max-min
 property). A single flow on an empty path gets the path's bottleneck, exactly as before.
-Transfers within a site cross no link and are not limited (as before).
+Transfers within a site cross no link and are not limited, unless the site declares its own
+bandwidth: then they cross that one link (:meth:`ClusterSnapshot.transfer_links`).
 
 Rates change only when a flow starts or ends, so :class:`Transfers` advances every flow at its
 rate between those events and says when the next one ends.
@@ -25,8 +26,6 @@ from __future__ import annotations
 import heapq
 import math
 from collections.abc import Sequence
-
-from edge_allocator.cluster.snapshot import Link, Site
 
 _EPS = 1e-9
 
@@ -109,46 +108,6 @@ def _fill(
             if k is not None:
                 heapq.heappush(heap, (left[other] / k, other))
     return rates
-
-
-def link_paths(sites: Sequence[Site], links: Sequence[Link]) -> list[list[tuple[int, ...]]]:
-    """For every (source site, destination site), the links (indices into ``links``) of the
-    shortest-latency path, ties broken towards the larger bottleneck bandwidth as
-    :meth:`ClusterSnapshot._compute_paths` does; ``()`` within a site or when unreachable."""
-    n = len(sites)
-    idx = {s.name: i for i, s in enumerate(sites)}
-    adj: list[list[tuple[int, int]]] = [[] for _ in range(n)]
-    for k, link in enumerate(links):
-        adj[idx[link.a]].append((idx[link.b], k))
-        adj[idx[link.b]].append((idx[link.a], k))
-    out: list[list[tuple[int, ...]]] = []
-    for src in range(n):
-        dist = [math.inf] * n
-        neck = [0.0] * n
-        via: list[int] = [-1] * n  # the link that reaches each site
-        prev: list[int] = [-1] * n
-        dist[src], neck[src] = 0.0, math.inf
-        heap: list[tuple[float, int]] = [(0.0, src)]
-        while heap:
-            d, u = heapq.heappop(heap)
-            if d > dist[u]:
-                continue
-            for v, k in adj[u]:
-                nd = d + links[k].latency_ms
-                nb = min(neck[u], links[k].bandwidth_mbps)
-                if nd < dist[v] or (nd == dist[v] and nb > neck[v]):
-                    dist[v], neck[v], via[v], prev[v] = nd, nb, k, u
-                    heapq.heappush(heap, (nd, v))
-        row: list[tuple[int, ...]] = []
-        for dst in range(n):
-            path: list[int] = []
-            v = dst
-            while v != src and via[v] >= 0:
-                path.append(via[v])
-                v = prev[v]
-            row.append(tuple(reversed(path)) if v == src else ())
-        out.append(row)
-    return out
 
 
 class Transfers:

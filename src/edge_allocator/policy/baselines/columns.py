@@ -115,12 +115,12 @@ def node_columns(snapshot: ClusterSnapshot) -> NodeColumns:
 
 @dataclass(frozen=True)
 class SiteArrays:
-    """Per topology: each node's site index and the all-pairs path latency and bottleneck
-    bandwidth (float64, as :meth:`ClusterSnapshot.site_latency_ms` returns them)."""
+    """Per topology: each node's site index and the all-pairs path latency (float64, as
+    :meth:`ClusterSnapshot.site_latency_ms` returns it). Bandwidth is per snapshot
+    (:meth:`ClusterSnapshot.available_bandwidth_row`): transfers in flight share it."""
 
     node_site: I64
     latency_ms: F64
-    bandwidth_mbps: F64
 
 
 def site_arrays(snapshot: ClusterSnapshot) -> SiteArrays:
@@ -129,14 +129,11 @@ def site_arrays(snapshot: ClusterSnapshot) -> SiteArrays:
     if cached is not None:
         return cached
     idx = snapshot.site_index
-    lat_rows, bw_rows = snapshot.site_path_matrices()  # [i][j] by site index
+    lat_rows, _ = snapshot.site_path_matrices()  # [i][j] by site index
     lat = np.array(lat_rows, np.float64)
-    bw = np.array(bw_rows, np.float64)
     s = len(snapshot.sites)
     arrays = SiteArrays(
-        np.array([idx[nd.site] for nd in snapshot.nodes], dtype=np.int64),
-        lat.reshape(s, s),
-        bw.reshape(s, s),
+        np.array([idx[nd.site] for nd in snapshot.nodes], dtype=np.int64), lat.reshape(s, s)
     )
     snapshot.topology_cache[TOPOLOGY_KEY] = arrays
     return arrays
@@ -159,13 +156,13 @@ def site_latency(snapshot: ClusterSnapshot, task: TaskSpec, nodes: I64) -> F64:
 
 def network_time_ms(snapshot: ClusterSnapshot, task: TaskSpec, nodes: I64) -> F64:
     """:meth:`ClusterSnapshot.network_time_ms` for each node: 0 on the source node, else
-    latency plus the input over the bottleneck bandwidth (nothing within a site)."""
+    latency plus the input over the path's available bandwidth."""
     sa = site_arrays(snapshot)
     s = snapshot.site_index[task.data_source_site]
     # over an unbounded bandwidth (within a site) the transfer is x / inf * 1000 = 0.0, the
     # loop's 0.0; an unreachable site (bandwidth 0) gives inf, where the loop would raise
     with np.errstate(divide="ignore", invalid="ignore"):
-        per_site = task.input_mb * 8.0 / sa.bandwidth_mbps[s]
+        per_site = task.input_mb * 8.0 / snapshot.available_bandwidth_row(s)
     per_site *= 1000.0
     per_site += sa.latency_ms[s]
     out: F64 = per_site.take(sa.node_site[nodes])
