@@ -114,3 +114,30 @@ def test_training_never_sees_a_held_out_family_and_randomises_background() -> No
         assert cfg.bg_mean[0] <= bg.mean <= cfg.bg_mean[1]
         assert cfg.bg_heterogeneity[0] <= bg.heterogeneity <= cfg.bg_heterogeneity[1]
         assert cfg.bg_volatility[0] <= bg.volatility <= cfg.bg_volatility[1]
+
+
+def test_the_student_sees_some_episodes_without_work_as_live_pods_are() -> None:
+    """Live pods do not declare their work (has_work = 0 on every served decision): a share of
+    training episodes shows the student the same, while the teacher still scores with it."""
+    from edge_allocator.cluster.features import TASK_FEATURES
+    from edge_allocator.policy.registry import get_policy
+
+    has_work = TASK_FEATURES.index("has_work")
+    teacher = get_policy("est-completion")
+    seen_labels: list[int] = []
+    for hide in (False, True):
+        sim = Simulator(load_scenario("smart-city").resized(15, 40), seed=1)
+        chooser = RecordingChooser(
+            None, teacher, "teacher", np.random.default_rng(0), hide_work=hide
+        )
+        sim.run(chooser)
+        assert chooser.records
+        assert {float(r.task_x[has_work]) for r in chooser.records} == {0.0 if hide else 1.0}
+        # the teacher's label used the work: the same choices whether the student sees it
+        if hide:
+            assert [r.teacher for r in chooser.records] == seen_labels
+        seen_labels = [r.teacher for r in chooser.records]
+    trainer = Trainer(TrainConfig(work_hidden_share=0.3), log=lambda _: None)
+    hidden = [trainer._hides_work(seed) for seed in range(400)]
+    assert 0.2 < sum(hidden) / len(hidden) < 0.4
+    assert hidden == [trainer._hides_work(seed) for seed in range(400)]

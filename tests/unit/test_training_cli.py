@@ -21,7 +21,7 @@ def _args(*argv: str) -> argparse.Namespace:
 def test_default_output_paths() -> None:
     quick = train_cli.output_path(_args("--quick"))
     assert "models" not in quick.parts and quick.parts[0] == ".cache"
-    assert train_cli.output_path(_args()) == Path("models/gnn-3.0.0.pt")  # as documented
+    assert train_cli.output_path(_args()) == Path("models/gnn-3.1.0.pt")  # as documented
     assert train_cli.output_path(_args("--quick", "--out", "x/m.pt")) == Path("x/m.pt")
 
 

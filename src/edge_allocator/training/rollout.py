@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Sequence
 
@@ -29,6 +30,8 @@ class RecordingChooser:
 
     ``mode``: ``"teacher"`` (imitation data), ``"greedy"`` (DAgger: the student acts, the
     teacher labels), ``"sample"`` (policy gradient: actions drawn from the softmax).
+    ``hide_work``: the student sees each task without its CPU-seconds of work, as it does on a
+    live cluster (a pod does not declare it); the teacher still sees it.
     """
 
     def __init__(
@@ -37,14 +40,18 @@ class RecordingChooser:
         teacher: PlacementPolicy | None,
         mode: str,
         rng: np.random.Generator,
+        *,
+        hide_work: bool = False,
     ) -> None:
         self.model, self.teacher, self.mode, self.rng = model, teacher, mode, rng
+        self.hide_work = hide_work
         self.records: list[Decision] = []
 
     def choose(
         self, snapshot: ClusterSnapshot, task: TaskSpec, candidates: Sequence[str], task_id: int
     ) -> int:
-        topo, nodes, ca = build_features(snapshot, task, candidates)
+        seen = dataclasses.replace(task, work_cpu_s=None) if self.hide_work else task
+        topo, nodes, ca = build_features(snapshot, seen, candidates)
         teacher = _argmax(self.teacher.score(snapshot, task, candidates)) if self.teacher else 0
         action, logp = teacher, 0.0
         if self.mode != "teacher" and self.model is not None:

@@ -18,7 +18,7 @@ from edge_allocator.policy.model_file import save_model
 from edge_allocator.policy.registry import SHIPPED_FILE
 from edge_allocator.training.trainer import TrainConfig, Trainer, git_revision
 
-DEFAULT_OUT = Path("models/gnn-3.0.0.pt")
+DEFAULT_OUT = Path("models/gnn-3.1.0.pt")
 QUICK_OUT = Path(".cache/train-quick/gnn-quick.pt")
 """Where ``--quick`` writes without ``--out``: scratch, outside ``models/``."""
 
@@ -30,7 +30,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         default=None,
         help=f"model file to write (default: {DEFAULT_OUT}; with --quick: {QUICK_OUT})",
     )
-    parser.add_argument("--version", default="3.0.0", help="model version recorded in the file")
+    parser.add_argument("--version", default="3.1.0", help="model version recorded in the file")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
         "--threads", type=int, default=1, help="torch intra-op threads (1 is bit-exact)"

@@ -54,6 +54,9 @@ class TrainConfig:
     # the share of episodes whose transfers share link bandwidth (max-min) in families that
     # do not already: congestion is what a graph policy can see and a per-node score cannot
     max_min_share: float = 0.5
+    # the share of episodes whose tasks the student sees without their work (CPU-seconds), as
+    # every live pod is: a model that never saw has_work = 0 meets it on every live decision
+    work_hidden_share: float = 0.3
     tasks_per_node: int = 15
     min_tasks: int = 200
     max_tasks: int = 700
@@ -139,6 +142,12 @@ class Trainer:
         self.best_phase = ""
 
     # -- helpers ---------------------------------------------------------------------------
+    def _hides_work(self, seed: int) -> bool:
+        """Whether the episode of this seed shows the student its tasks without their work
+        (its own generator, so no other random stream shifts)."""
+        rng = np.random.default_rng([self.cfg.seed, seed, 0x3C])
+        return bool(rng.uniform() < self.cfg.work_hidden_share)
+
     def _next_case(self, sizes: tuple[int, ...] | None = None) -> tuple[Scenario, int]:
         sizes = sizes or self.cfg.sizes
         ep, n_sc = self.episode, len(self.scenarios)
@@ -201,7 +210,11 @@ class Trainer:
         sc, seed = self._next_case()
         sim = simulator_for(self.teacher, sc, seed)
         chooser = RecordingChooser(
-            None if mode == "teacher" else self.model, self.teacher, mode, self.rng
+            None if mode == "teacher" else self.model,
+            self.teacher,
+            mode,
+            self.rng,
+            hide_work=self._hides_work(seed),
         )
         self.model.eval()
         result = sim.run(chooser)
@@ -289,7 +302,9 @@ class Trainer:
             per_task: dict[int, list[float]] = {}
             for _ in range(cfg.ppo_episodes):
                 sim = Simulator(sc, seed)  # the student acts alone: no teacher labels
-                chooser = RecordingChooser(self.model, None, "sample", self.rng)
+                chooser = RecordingChooser(
+                    self.model, None, "sample", self.rng, hide_work=self._hides_work(seed)
+                )
                 self.model.eval()
                 res = sim.run(chooser)
                 g = self._returns(chooser.records, sim, res)
