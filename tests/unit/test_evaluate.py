@@ -85,6 +85,23 @@ def test_harness_runs_policies_on_common_seeds() -> None:
         assert 0 < bound[r.seed] <= r.metrics["mean_completion_s"] + 1e-9
 
 
+def test_work_hidden_changes_what_a_work_reading_policy_sees_but_not_the_oracle() -> None:
+    """est-completion ranks by work / rate: without the work (as live) it decides otherwise on
+    some runs; latency never reads work, and the oracle keeps it as the reference."""
+    cases = [Case("smart-city", 12, 120, "train")]
+    policies = ["est-completion", "latency", "greedy-oracle"]
+    seen = run_matrix(policies, cases, [1, 2])
+    hidden = run_matrix(policies, cases, [1, 2], work_hidden=True)
+    ct = {
+        (r.policy, r.seed, w): r.metrics["mean_completion_s"]
+        for w, runs in ((False, seen), (True, hidden))
+        for r in runs
+    }
+    for p in ("latency", "greedy-oracle"):
+        assert all(ct[(p, s, False)] == ct[(p, s, True)] for s in (1, 2))
+    assert any(ct[("est-completion", s, False)] != ct[("est-completion", s, True)] for s in (1, 2))
+
+
 def test_evaluate_cli_writes_table_json_and_plots(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -245,15 +245,20 @@ class PolicyChooser:
     """Deterministic argmax over a policy's scores (first best on ties).
 
     A policy with ``score_indices(snapshot, task, nodes) -> array`` (the baselines) scores
-    the candidates' node indices instead of their names: the same numbers, vectorised."""
+    the candidates' node indices instead of their names: the same numbers, vectorised.
+    ``hide_work``: the policy sees each task without its CPU-seconds of work, as on a live
+    cluster, where no pod declares it."""
 
-    def __init__(self, policy: PlacementPolicy) -> None:
+    def __init__(self, policy: PlacementPolicy, *, hide_work: bool = False) -> None:
         self.policy = policy
+        self.hide_work = hide_work
         self._by_index = getattr(policy, "score_indices", None)
 
     def choose(
         self, snapshot: ClusterSnapshot, task: TaskSpec, candidates: Sequence[str], task_id: int
     ) -> int:
+        if self.hide_work:
+            task = dataclasses.replace(task, work_cpu_s=None)
         nodes = getattr(candidates, "nodes", None)
         if self._by_index is not None and isinstance(nodes, np.ndarray):
             return first_best(self._by_index(snapshot, task, nodes))
@@ -1222,6 +1227,9 @@ def simulator_for(policy: PlacementPolicy, scenario: Scenario, seed: int) -> Sim
     return sim
 
 
-def run_policy(scenario: Scenario, seed: int, policy: PlacementPolicy) -> SimResult:
-    """Run one policy on one seeded scenario instance."""
-    return simulator_for(policy, scenario, seed).run(PolicyChooser(policy), policy.name)
+def run_policy(
+    scenario: Scenario, seed: int, policy: PlacementPolicy, *, hide_work: bool = False
+) -> SimResult:
+    """Run one policy on one seeded scenario instance (``hide_work``: see PolicyChooser)."""
+    chooser = PolicyChooser(policy, hide_work=hide_work)
+    return simulator_for(policy, scenario, seed).run(chooser, policy.name)

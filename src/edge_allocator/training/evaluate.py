@@ -172,15 +172,18 @@ class Run:
     wall_s: float
 
 
-def _run_job(case: Case, seed: int, policy_name: str) -> Run:
-    """One run: ``policy_name`` on (case, seed), or the contention-free bound (``BOUND``)."""
+def _run_job(case: Case, seed: int, policy_name: str, work_hidden: bool = False) -> Run:
+    """One run: ``policy_name`` on (case, seed), or the contention-free bound (``BOUND``).
+    ``work_hidden``: a deployable policy sees tasks without their work, as live pods are (the
+    greedy oracle, a reference, still knows it)."""
     scenario = case.scenario()
     if policy_name == BOUND:
         bound = Simulator(scenario, seed).contention_free_bound_s()
         metrics: dict[str, Any] = {m: math.nan for m in METRICS}
         metrics["mean_completion_s"] = bound
         return Run(case.name, case.split, seed, BOUND, metrics, 0.0)
-    res = run_policy(scenario, seed, make_policy(policy_name))
+    hide = work_hidden and policy_name != ORACLE
+    res = run_policy(scenario, seed, make_policy(policy_name), hide_work=hide)
     return Run(case.name, case.split, seed, policy_name, res.summary(), res.wall_s)
 
 
@@ -204,6 +207,7 @@ def run_matrix(
     workers: int = 1,
     threads: int | None = None,
     on_run: Callable[[Run], None] = lambda _: None,
+    work_hidden: bool = False,
 ) -> list[Run]:
     """Run every policy on every case and seed (``skip``: (case, policy, seed) runs already
     done elsewhere), plus the contention-free bound per case and seed.
@@ -213,7 +217,7 @@ def run_matrix(
     (spawned, so no process inherits a forked torch thread pool), longest first; every run
     is seeded, so the result is the same list as with one process, apart from the measured
     ``wall_s``. ``threads`` sets torch's thread count in this process and in every worker
-    (None: leave it as it is).
+    (None: leave it as it is). ``work_hidden``: see :func:`_run_job`.
     """
     if threads is not None:
         torch.set_num_threads(threads)
@@ -248,7 +252,7 @@ def run_matrix(
 
     if workers <= 1:
         for job in jobs:
-            finished(job, _run_job(cases[job[0]], job[1], job[2]))
+            finished(job, _run_job(cases[job[0]], job[1], job[2], work_hidden))
     else:
         ctx = multiprocessing.get_context("spawn")
         init_threads = threads if threads is not None else torch.get_num_threads()
@@ -260,7 +264,10 @@ def run_matrix(
         ) as pool:
             # longest first, so no long run starts last on its own
             jobs.sort(key=lambda job: -cases[job[0]].tasks * _COST.get(job[2], 1.0))
-            futures = {pool.submit(_run_job, cases[job[0]], job[1], job[2]): job for job in jobs}
+            futures = {
+                pool.submit(_run_job, cases[job[0]], job[1], job[2], work_hidden): job
+                for job in jobs
+            }
             for fut in as_completed(futures):
                 finished(futures[fut], fut.result())
     # the single-process order: per case, every seed's bound, then policy by policy

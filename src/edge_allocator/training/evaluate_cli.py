@@ -97,6 +97,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="torch threads per process (1: serving-like, and no oversubscription)",
     )
     parser.add_argument(
+        "--work-hidden",
+        action="store_true",
+        help="deployable policies see tasks without their CPU-seconds of work, as on a live "
+        "cluster where no pod declares it (the greedy oracle still knows it); do not --reuse "
+        "runs made without it",
+    )
+    parser.add_argument(
         "--card",
         type=Path,
         default=None,
@@ -196,6 +203,7 @@ def run(args: argparse.Namespace) -> int:
         workers=args.workers,
         threads=args.threads,
         on_run=keep,
+        work_hidden=args.work_hidden,
     )
     # reused or not, the order of one uninterrupted run: per case the bound, then each policy
     case_at = {c.name: i for i, c in enumerate(cases)}
@@ -209,6 +217,7 @@ def run(args: argparse.Namespace) -> int:
     doc = {
         "policies": policies,
         "seeds": seeds,
+        "work_hidden": args.work_hidden,
         "cases": [c.__dict__ | {"name": c.name} for c in cases],
         "rows": agg["rows"],
         "paired": agg["paired"],
