@@ -155,11 +155,13 @@ def test_a_stopped_evaluation_resumes_from_its_partial_runs(
     real_job = evaluate._run_job
     ran: list[tuple[int, str]] = []
 
-    def dies_at_the_fourth(case: Case, seed: int, policy: str) -> evaluate.Run:
+    def dies_at_the_fourth(
+        case: Case, seed: int, policy: str, work_hidden: bool = False
+    ) -> evaluate.Run:
         if len(ran) == 3:
             raise KeyboardInterrupt  # the user stops it
         ran.append((seed, policy))
-        return real_job(case, seed, policy)
+        return real_job(case, seed, policy, work_hidden)
 
     monkeypatch.setattr(evaluate, "_run_job", dies_at_the_fourth)
     out = tmp_path / "stopped"
