@@ -245,6 +245,14 @@ def test_inputs_in_flight_are_estimated_from_recent_bindings_and_assumptions() -
     cache.assume("y", "n2", 100, 64, task=TaskSpec(100, 64, "a", input_mb=5.0))
     assumed = cache.current()
     assert assumed is not None and assumed.inflight == (1, 0, 0, 0)
+    # the next one extends that estimate (no replay on the request path); a rebuild's replay
+    # of the same pods gives the same counts
+    cache.assume("y2", "n3", 100, 64, task=TaskSpec(100, 64, "a", input_mb=5.0))
+    again = cache.current()
+    assert again is not None and again.inflight == (2, 0, 0, 0)
+    cache.upsert(NODES, node("n1", "a", cpu="8"))  # something for the builder to rebuild
+    rebuilt = cache.rebuild()
+    assert rebuilt is not None and rebuilt is not again and rebuilt.inflight == (2, 0, 0, 0)
     # the same in the pod's annotations when unreadable: the pod still counts, its input not
     cache.upsert(PODS, _transfer_pod("z", "n2", "2026-01-01T00:01:08Z", input_mb="lots"))
     assert parse_pod(_transfer_pod("z", "n2", "2026-01-01T00:01:08Z", input_mb="lots")) is not None

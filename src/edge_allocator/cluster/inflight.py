@@ -113,6 +113,15 @@ def replay(
     and when they next change (an estimated arrival, or a start stamped later than ``now`` by
     a clock ahead of this one, which counts from then): what a placer that keeps only its
     pods (not its estimator) reconstructs."""
+    est, later = replay_estimator(snapshot, starts, now)
+    return est.counts(now), min(est.next_arrival(), later)
+
+
+def replay_estimator(
+    snapshot: ClusterSnapshot, starts: Iterable[TransferStart], now: float
+) -> tuple[InflightTransfers, float]:
+    """:func:`replay`'s estimator itself (to go on with placements made after ``now``), and
+    the earliest start it left for later."""
     _, capacity = snapshot.transfer_links()
     est = InflightTransfers(capacity)
     later = math.inf
@@ -124,5 +133,4 @@ def replay(
             later = min(later, s.at)
             continue
         est.start(s.at, links, s.input_mb * 8.0)
-    counts = est.counts(now)
-    return counts, min(est.next_arrival(), later)
+    return est, later

@@ -43,7 +43,12 @@ from edge_allocator.cluster.annotations import (
     LABEL_MANAGED,
     LABEL_TASK,
 )
-from edge_allocator.cluster.inflight import TransferStart, replay
+from edge_allocator.cluster.inflight import (
+    InflightTransfers,
+    TransferStart,
+    replay_estimator,
+    transfer_path,
+)
 from edge_allocator.cluster.quantity import QuantityError, cpu_millicores, memory_mib
 from edge_allocator.cluster.snapshot import ClusterSnapshot, NodeState, Site, TaskSpec
 from edge_allocator.cluster.topology import UNZONED_SITE, NetworkModel
@@ -192,6 +197,9 @@ class WatchCache:
         self._revision = 0
         self._built_at = 0.0
         self._inflight_next = math.inf  # when the next estimated transfer arrives
+        # the last replay's estimator and the topology it numbers links by, which the
+        # extender's own placements then extend (see _inflight_started_locked)
+        self._inflight_est: tuple[dict[str, Any], InflightTransfers] | None = None
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -265,8 +273,10 @@ class WatchCache:
         for i in changed:
             nodes[i] = nodes[i].with_pods(*deltas[i])
         inflight = None
-        if any(a is not None and a.task is not None and a.task.input_mb > 0 for a in (prev, new)):
-            inflight = self._inflight_locked(snap, new.at)
+        if prev is not None and prev.task is not None and prev.task.input_mb > 0:
+            inflight = self._inflight_locked(snap, new.at)  # moved: no way to take one back
+        elif new.task is not None and new.task.input_mb > 0:
+            inflight = self._inflight_started_locked(snap, new, uid)
         self._revision += 1
         self._snapshot = snap.with_nodes(
             tuple(nodes),
@@ -510,9 +520,31 @@ class WatchCache:
         ]
         if not starts:
             self._inflight_next = math.inf
+            self._inflight_est = None
             return ()
-        counts, self._inflight_next = replay(snap, starts, now)
+        est, later = replay_estimator(snap, starts, now)
+        counts = est.counts(now)
+        self._inflight_next = min(est.next_arrival(), later)
+        self._inflight_est = (snap.topology_cache, est)
         return counts
+
+    def _inflight_started_locked(
+        self, snap: ClusterSnapshot, a: Assumed, uid: str
+    ) -> tuple[int, ...]:
+        """The counts with one more assumed transfer, added to the last replay's estimator (an
+        assumption is the newest start, so this equals a replay; O(path), not O(pods), on the
+        request path), or by a replay when there is none for this topology."""
+        kept = self._inflight_est
+        if kept is None or kept[0] is not snap.topology_cache or a.task is None:
+            return self._inflight_locked(snap, a.at)
+        est = kept[1]
+        task = a.task
+        start = TransferStart(
+            a.at, uid, task.data_source_site, task.data_source_node, task.input_mb, a.node
+        )
+        est.start(a.at, transfer_path(snap, start), task.input_mb * 8.0)
+        self._inflight_next = min(self._inflight_next, est.next_arrival())
+        return est.counts(a.at)
 
     def _node_state(
         self, info: NodeInfo, topo: NetworkModel, assumed: Any, now: float
