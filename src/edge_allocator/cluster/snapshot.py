@@ -346,15 +346,29 @@ class ClusterSnapshot:
         _, bw, _ = self._paths
         row = np.array(bw[src], dtype=np.float64)
         if any(self.inflight):
-            paths, capacity = self.transfer_links()
-            share = np.asarray(capacity, dtype=np.float64) / (
-                1.0 + np.asarray(self.inflight, dtype=np.float64)
-            )
-            for dst, path in enumerate(paths[src]):
-                if path:
-                    row[dst] = min(row[dst], float(share[list(path)].min()))
+            padded, capacity = self._padded_transfer_links()
+            share = np.empty(capacity.shape[0] + 1, dtype=np.float64)
+            share[:-1] = capacity / (1.0 + np.asarray(self.inflight, dtype=np.float64))
+            share[-1] = np.inf  # the padding of shorter paths
+            np.minimum(row, share[padded[src]].min(axis=1), out=row)
         self._derived_cache[key] = row
         return row
+
+    def _padded_transfer_links(self) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`transfer_links` as arrays: ``[src, dst, k]`` the k-th link of the path,
+        padded with ``len(capacity)`` (a link of unbounded share), and the capacities."""
+        cached: tuple[np.ndarray, np.ndarray] | None = self._topology_cache.get("padded_links")
+        if cached is None:
+            paths, capacity = self.transfer_links()
+            n = len(paths)
+            width = max((len(p) for row in paths for p in row), default=0) or 1
+            padded = np.full((n, n, width), len(capacity), dtype=np.int64)
+            for i, row in enumerate(paths):
+                for j, p in enumerate(row):
+                    padded[i, j, : len(p)] = p
+            cached = (padded, np.asarray(capacity, dtype=np.float64))
+            self._topology_cache["padded_links"] = cached
+        return cached
 
     def site_latency_ms(self, a: str, b: str) -> float:
         """Shortest-path network latency between two sites (intra-site latency when equal)."""
