@@ -148,6 +148,45 @@ def test_pods_land_on_the_policy_top_node(
     assert metric(extender, 'edge_allocator_watch_events_total{kind="pods"}') >= len(names)
 
 
+def test_inputs_crossing_a_link_are_counted_in_flight_until_they_arrive(
+    devcluster: DevCluster, extender: Extender, namespace: str
+) -> None:
+    """Pods that kube-scheduler binds at site-b with 400 MB of input at site-c: each crosses
+    the 50 Mbps b-c link, so the extender's snapshot counts them there (its metric), one
+    more per binding; a placement at the data's own site crosses nothing."""
+
+    def in_flight() -> dict[str, float]:
+        text = extender.http.get("/metrics").text
+        out: dict[str, float] = {}
+        for line in text.splitlines():
+            if line.startswith("edge_allocator_transfers_in_flight{"):
+                label = line.split('link="', 1)[1].split('"', 1)[0]
+                out[label] = float(line.rsplit(" ", 1)[1])
+        return out
+
+    before = in_flight()
+    assert "site-b<->site-c" in before, before
+    items = []
+    for i in range(3):
+        pod = edge_pod(f"far-{i}", site="site-c")
+        pod["metadata"]["annotations"][ann.ANN_INPUT_MB] = "400"  # 64 s alone on 50 Mbps
+        pod["spec"]["nodeSelector"] = {ann.LABEL_ZONE: "site-b"}
+        items.append(pod)
+    local = edge_pod("near-0", site="site-c")
+    local["metadata"]["annotations"][ann.ANN_INPUT_MB] = "400"
+    local["spec"]["nodeSelector"] = {ann.LABEL_ZONE: "site-c"}
+    wait_bound(devcluster, namespace, create(devcluster, namespace, [*items, local]))
+    deadline = time.monotonic() + 20
+    while True:
+        now = in_flight()
+        if now.get("site-b<->site-c", 0) - before.get("site-b<->site-c", 0) >= 3:
+            break
+        assert time.monotonic() < deadline, (before, now)
+        time.sleep(0.5)
+    assert now["site-b<->site-c"] - before["site-b<->site-c"] == 3, (before, now)
+    assert now["site-a<->site-b"] == before["site-a<->site-b"], (before, now)
+
+
 def test_unmeetable_budget_stays_pending_with_reason(
     devcluster: DevCluster, extender: Extender, namespace: str
 ) -> None:

@@ -115,3 +115,11 @@ def test_replay_gives_the_counts_the_incremental_estimate_kept() -> None:
         assert counts == expect.counts(now)
         assert nxt == expect.next_arrival()
     assert est.counts(20.0) == replay(snap, starts, 20.0)[0]
+
+
+def test_the_metric_names_each_shareable_link_and_site_network() -> None:
+    from edge_allocator.cluster.inflight import inflight_by_link
+
+    busy = inflight_by_link(_snapshot(inflight=(2, 0, 0, 1, 0)))
+    assert busy == {"a<->b": 2, "b<->c": 0, "b": 1}  # sites a and c declare no bandwidth
+    assert inflight_by_link(_snapshot()) == {"a<->b": 0, "b<->c": 0, "b": 0}

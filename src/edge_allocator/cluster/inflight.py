@@ -134,3 +134,17 @@ def replay_estimator(
             continue
         est.start(s.at, links, s.input_mb * 8.0)
     return est, later
+
+
+def inflight_by_link(snapshot: ClusterSnapshot) -> dict[str, int]:
+    """The snapshot's transfers in flight per link that can be shared (each declared link as
+    ``"a<->b"``, a site's own network under the site's name when it declares a bandwidth),
+    zeros included: what the extender exports as a metric."""
+    _, capacity = snapshot.transfer_links()
+    counts = snapshot.inflight or (0,) * len(capacity)
+    out = {f"{lk.a}<->{lk.b}": counts[k] for k, lk in enumerate(snapshot.links)}
+    base = len(snapshot.links)
+    for i, site in enumerate(snapshot.sites):
+        if site.intra_bandwidth_mbps is not None:
+            out[site.name] = counts[base + i]
+    return out

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from prometheus_client.core import CounterMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.1, 0.5, 1.0)
@@ -147,6 +147,21 @@ class CallbackCounters(Collector):
         yield family
 
 
+class CallbackGauges(Collector):
+    """A gauge family read at scrape time from ``read()`` (label value -> current value)."""
+
+    def __init__(
+        self, name: str, documentation: str, label: str, read: Callable[[], Mapping[str, float]]
+    ) -> None:
+        self.name, self.documentation, self.label, self.read = name, documentation, label, read
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        family = GaugeMetricFamily(self.name, self.documentation, labels=[self.label])
+        for value, current in sorted(self.read().items()):
+            family.add_metric([value], current)
+        yield family
+
+
 class ExtenderMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
@@ -243,6 +258,20 @@ class ExtenderMetrics:
     def bind_cache(self, age: Callable[[], float | None], nodes: Callable[[], int]) -> None:
         self.cache_age.set_function(lambda: -1.0 if (a := age()) is None else a)
         self.cache_nodes.set_function(lambda: float(nodes()))
+
+    def bind_inflight(self, counts: Callable[[], Mapping[str, float]]) -> None:
+        """Export the input transfers the snapshot counts in flight, per link (``counts``:
+        link -> transfers; bounded by the EdgeNetworks' links and sites)."""
+        self.registry.register(
+            CallbackGauges(
+                "edge_allocator_transfers_in_flight",
+                "Input transfers estimated in flight per link: pods placed lately whose input "
+                "crosses it, counted until their estimated arrival (a site's own network is "
+                "labelled with the site's name).",
+                "link",
+                counts,
+            )
+        )
 
     def bind_watches(self, counts: Callable[[], Mapping[str, float]]) -> None:
         """Export the reflectors' event counts (``counts``: kind -> events so far); every

@@ -11,6 +11,7 @@ import torch
 import uvicorn
 
 from edge_allocator.cluster.annotations import ANN_DECISION
+from edge_allocator.cluster.inflight import inflight_by_link
 from edge_allocator.dashboard import DashboardSource, active_model_summary, create_router
 from edge_allocator.extender.app import create_app
 from edge_allocator.extender.cache import WatchCache
@@ -147,7 +148,12 @@ def serve(settings: Settings) -> int:
         snap = cache.current()
         return 0 if snap is None else len(snap.nodes)
 
+    def inflight() -> dict[str, int]:
+        snap = cache.current()
+        return {} if snap is None else inflight_by_link(snap)
+
     metrics.bind_cache(cache.age_seconds, node_count)
+    metrics.bind_inflight(inflight)
     metrics.bind_watches(lambda: {r.kind: r.events for r in live.reflectors})
     metrics.bind_gate(gate.waited)
     metrics.set_model(models.active.policy.name, models.active.policy.version)
