@@ -107,6 +107,10 @@ class TaskSpec:
     work_cpu_s: float | None = None
     latency_budget_ms: float | None = None
 
+    def without_work(self) -> TaskSpec:
+        """This task as a live pod presents it: no pod declares its CPU-seconds of work."""
+        return dataclasses.replace(self, work_cpu_s=None)
+
 
 class IndexedNames(list[str]):
     """Node names with their indices (``nodes``, int64) in the snapshots of one node order

@@ -38,7 +38,6 @@ from typing import Any
 from edge_allocator.cluster.annotations import (
     ANN_DATA_SOURCE_NODE,
     ANN_DATA_SOURCE_SITE,
-    ANN_INPUT_MB,
     DEFAULT_INTRA_LATENCY_MS,
     LABEL_MANAGED,
     LABEL_TASK,
@@ -53,7 +52,7 @@ from edge_allocator.cluster.quantity import QuantityError, cpu_millicores, memor
 from edge_allocator.cluster.snapshot import ClusterSnapshot, NodeState, Site, TaskSpec
 from edge_allocator.cluster.topology import UNZONED_SITE, NetworkModel
 from edge_allocator.extender.nodeinfo import NodeInfo, parse_node
-from edge_allocator.extender.podtask import effective_requests
+from edge_allocator.extender.podtask import effective_requests, input_mb_hint
 
 log = logging.getLogger(__name__)
 
@@ -82,14 +81,11 @@ class PodInfo:
     source_node: str | None = None
     input_mb: float = 0.0
 
-
-def _input_mb(annotations: dict[str, Any]) -> float:
-    """The pod's input size hint, 0 when absent or unreadable (it then counts for nothing)."""
-    try:
-        value = float(annotations.get(ANN_INPUT_MB) or 0.0)
-    except (TypeError, ValueError):
-        return 0.0
-    return value if math.isfinite(value) and value > 0 else 0.0
+    def transfer(self) -> TransferStart:
+        """Its input's transfer, started when it was bound."""
+        return TransferStart(
+            self.bound_at, self.uid, self.source_site, self.source_node, self.input_mb, self.node
+        )
 
 
 def parse_pod(obj: dict[str, Any]) -> PodInfo | None:
@@ -131,7 +127,7 @@ def parse_pod(obj: dict[str, Any]) -> PodInfo | None:
         bound_at=bound_at,
         source_site=annotations.get(ANN_DATA_SOURCE_SITE) or None,
         source_node=annotations.get(ANN_DATA_SOURCE_NODE) or None,
-        input_mb=_input_mb(annotations),
+        input_mb=input_mb_hint(annotations),
     )
 
 
@@ -148,7 +144,7 @@ class Assumed:
     cpu_m: int
     mem_mib: int
     at: float
-    task: TaskSpec | None = None  # what the pod pulls over the network, when known
+    transfer: TransferStart | None = None  # the input it pulls over the network, if any
 
 
 INFLIGHT_WINDOW_S = 600.0
@@ -242,18 +238,24 @@ class WatchCache:
         try:
             if pod_uid in self._pods:  # already bound: the watch was faster
                 return True
-            a = Assumed(node, cpu_m, mem_mib, self.clock(), task)
+            now = self.clock()
+            transfer = None
+            if task is not None and task.input_mb > 0:
+                transfer = TransferStart(
+                    now, pod_uid, task.data_source_site, task.data_source_node, task.input_mb, node
+                )
+            a = Assumed(node, cpu_m, mem_mib, now, transfer)
             prev = self._assumed.get(pod_uid)
             self._assumed[pod_uid] = a
             self._dirty.add(node)
             if prev is not None:
                 self._dirty.add(prev.node)
-            self._patch_locked(prev, a, pod_uid)
+            self._patch_locked(prev, a)
             return True
         finally:
             self._lock.release()
 
-    def _patch_locked(self, prev: Assumed | None, new: Assumed, uid: str) -> None:
+    def _patch_locked(self, prev: Assumed | None, new: Assumed) -> None:
         """Apply one assumption's change to the published snapshot (O(1) node rows; the
         transfers in flight are replayed only when this pod pulls an input)."""
         snap = self._snapshot
@@ -273,10 +275,10 @@ class WatchCache:
         for i in changed:
             nodes[i] = nodes[i].with_pods(*deltas[i])
         inflight = None
-        if prev is not None and prev.task is not None and prev.task.input_mb > 0:
+        if prev is not None and prev.transfer is not None:
             inflight = self._inflight_locked(snap, new.at)  # moved: no way to take one back
-        elif new.task is not None and new.task.input_mb > 0:
-            inflight = self._inflight_started_locked(snap, new, uid)
+        elif new.transfer is not None:
+            inflight = self._inflight_started_locked(snap, new.transfer)
         self._revision += 1
         self._snapshot = snap.with_nodes(
             tuple(nodes),
@@ -502,21 +504,9 @@ class WatchCache:
         since = now - INFLIGHT_WINDOW_S
         for uid in [u for u, p in self._transfer_pods.items() if p.bound_at < since]:
             del self._transfer_pods[uid]  # arrived long ago: never counted again
-        starts = [
-            TransferStart(p.bound_at, uid, p.source_site, p.source_node, p.input_mb, p.node)
-            for uid, p in self._transfer_pods.items()
-        ]
+        starts = [p.transfer() for p in self._transfer_pods.values()]
         starts += [
-            TransferStart(
-                a.at,
-                uid,
-                a.task.data_source_site,
-                a.task.data_source_node,
-                a.task.input_mb,
-                a.node,
-            )
-            for uid, a in self._assumed.items()
-            if a.task is not None and a.task.input_mb > 0 and a.at >= since
+            a.transfer for a in self._assumed.values() if a.transfer is not None and a.at >= since
         ]
         if not starts:
             self._inflight_next = math.inf
@@ -529,22 +519,18 @@ class WatchCache:
         return counts
 
     def _inflight_started_locked(
-        self, snap: ClusterSnapshot, a: Assumed, uid: str
+        self, snap: ClusterSnapshot, start: TransferStart
     ) -> tuple[int, ...]:
         """The counts with one more assumed transfer, added to the last replay's estimator (an
         assumption is the newest start, so this equals a replay; O(path), not O(pods), on the
         request path), or by a replay when there is none for this topology."""
         kept = self._inflight_est
-        if kept is None or kept[0] is not snap.topology_cache or a.task is None:
-            return self._inflight_locked(snap, a.at)
+        if kept is None or kept[0] is not snap.topology_cache:
+            return self._inflight_locked(snap, start.at)
         est = kept[1]
-        task = a.task
-        start = TransferStart(
-            a.at, uid, task.data_source_site, task.data_source_node, task.input_mb, a.node
-        )
-        est.start(a.at, transfer_path(snap, start), task.input_mb * 8.0)
+        est.start(start.at, transfer_path(snap, start), start.input_mb * 8.0)
         self._inflight_next = min(self._inflight_next, est.next_arrival())
-        return est.counts(a.at)
+        return est.counts(start.at)
 
     def _node_state(
         self, info: NodeInfo, topo: NetworkModel, assumed: Any, now: float

@@ -131,32 +131,25 @@ class GcCollector(Collector):
         yield count
 
 
-class CallbackCounters(Collector):
-    """A counter family read at scrape time from ``read()`` (label value -> total so far), for
-    totals other components keep themselves (reflector events, the verb gate's waits)."""
+class CallbackFamily(Collector):
+    """A metric family read at scrape time from ``read()`` (label value -> value), for figures
+    other components keep themselves: totals (reflector events, the verb gate's waits) as a
+    counter, current values (transfers in flight) as a gauge (``gauge=True``)."""
 
     def __init__(
-        self, name: str, documentation: str, label: str, read: Callable[[], Mapping[str, float]]
+        self,
+        name: str,
+        documentation: str,
+        label: str,
+        read: Callable[[], Mapping[str, float]],
+        *,
+        gauge: bool = False,
     ) -> None:
         self.name, self.documentation, self.label, self.read = name, documentation, label, read
+        self.kind = GaugeMetricFamily if gauge else CounterMetricFamily
 
-    def collect(self) -> Iterator[CounterMetricFamily]:
-        family = CounterMetricFamily(self.name, self.documentation, labels=[self.label])
-        for value, total in sorted(self.read().items()):
-            family.add_metric([value], total)
-        yield family
-
-
-class CallbackGauges(Collector):
-    """A gauge family read at scrape time from ``read()`` (label value -> current value)."""
-
-    def __init__(
-        self, name: str, documentation: str, label: str, read: Callable[[], Mapping[str, float]]
-    ) -> None:
-        self.name, self.documentation, self.label, self.read = name, documentation, label, read
-
-    def collect(self) -> Iterator[GaugeMetricFamily]:
-        family = GaugeMetricFamily(self.name, self.documentation, labels=[self.label])
+    def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
+        family = self.kind(self.name, self.documentation, labels=[self.label])
         for value, current in sorted(self.read().items()):
             family.add_metric([value], current)
         yield family
@@ -263,13 +256,14 @@ class ExtenderMetrics:
         """Export the input transfers the snapshot counts in flight, per link (``counts``:
         link -> transfers; bounded by the EdgeNetworks' links and sites)."""
         self.registry.register(
-            CallbackGauges(
+            CallbackFamily(
                 "edge_allocator_transfers_in_flight",
                 "Input transfers estimated in flight per link: pods placed lately whose input "
                 "crosses it, counted until their estimated arrival (a site's own network is "
                 "labelled with the site's name).",
                 "link",
                 counts,
+                gauge=True,
             )
         )
 
@@ -278,7 +272,7 @@ class ExtenderMetrics:
         event is parsed and folded into the cache: its cost per pod is this count times the
         size."""
         self.registry.register(
-            CallbackCounters(
+            CallbackFamily(
                 "edge_allocator_watch_events",
                 "Watch events received from the API server, by collection.",
                 "kind",
@@ -290,7 +284,7 @@ class ExtenderMetrics:
         """Export how long background work waited for the verbs (``waited``: kind of work ->
         seconds so far, the verb gate's totals)."""
         self.registry.register(
-            CallbackCounters(
+            CallbackFamily(
                 "edge_allocator_background_wait_seconds",
                 "Seconds background work (watch events, snapshot rebuilds, decision records, "
                 "annotation writes, the shadow policy) waited for the verbs in flight.",

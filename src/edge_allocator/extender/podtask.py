@@ -79,6 +79,15 @@ def _number(annotations: Mapping[str, str], key: str, *, allow_zero: bool) -> fl
     return value
 
 
+def input_mb_hint(annotations: Mapping[str, str]) -> float:
+    """The pod's input size for bookkeeping (transfers in flight): its annotation read as
+    :func:`task_from_pod` reads it, 0 when absent or unusable (it then counts for nothing)."""
+    try:
+        return _number(annotations, ann.ANN_INPUT_MB, allow_zero=True) or 0.0
+    except TaskInputError:
+        return 0.0
+
+
 def task_from_pod(
     annotations: Mapping[str, str],
     requests: tuple[int, int],

@@ -258,7 +258,7 @@ class PolicyChooser:
         self, snapshot: ClusterSnapshot, task: TaskSpec, candidates: Sequence[str], task_id: int
     ) -> int:
         if self.hide_work:
-            task = dataclasses.replace(task, work_cpu_s=None)
+            task = task.without_work()
         nodes = getattr(candidates, "nodes", None)
         if self._by_index is not None and isinstance(nodes, np.ndarray):
             return first_best(self._by_index(snapshot, task, nodes))

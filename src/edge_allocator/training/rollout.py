@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from collections.abc import Sequence
 
@@ -50,7 +49,7 @@ class RecordingChooser:
     def choose(
         self, snapshot: ClusterSnapshot, task: TaskSpec, candidates: Sequence[str], task_id: int
     ) -> int:
-        seen = dataclasses.replace(task, work_cpu_s=None) if self.hide_work else task
+        seen = task.without_work() if self.hide_work else task
         topo, nodes, ca = build_features(snapshot, seen, candidates)
         teacher = _argmax(self.teacher.score(snapshot, task, candidates)) if self.teacher else 0
         action, logp = teacher, 0.0
