@@ -119,12 +119,12 @@ def test_transfers_over_time_by_hand() -> None:
     tr.add(0.0, 0, (0,), 100.0)
     assert tr.next_end() == pytest.approx(1.0)
     tr.add(0.5, 1, (0,), 25.0)
-    assert tr.rate == pytest.approx({0: 50.0, 1: 50.0})
+    assert (tr.rate_of(0), tr.rate_of(1)) == pytest.approx((50.0, 50.0))
     assert tr.next_end() == pytest.approx(1.0)
     tr.advance(1.0)
     assert tr.done() == [1]
     tr.remove(1.0, 1)
-    assert tr.left_mb[0] == pytest.approx(25.0) and tr.rate[0] == pytest.approx(100.0)
+    assert tr.left_of(0) == pytest.approx(25.0) and tr.rate_of(0) == pytest.approx(100.0)
     assert tr.next_end() == pytest.approx(1.25)
 
 
