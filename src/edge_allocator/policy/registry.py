@@ -51,6 +51,9 @@ BASELINES: dict[str, Callable[[], PlacementPolicy]] = {
 REFERENCE_POLICIES = {
     "greedy-oracle": "minimises completion time from full simulator state; simulator only "
     "(edge_allocator.sim.oracle.GreedyOraclePolicy)",
+    "planning-oracle": "the greedy oracle plus room kept for the latency-bound work of the next "
+    "30 s, which it reads from the future arrivals; simulator only "
+    "(edge_allocator.sim.planning.PlanningOraclePolicy)",
 }
 
 

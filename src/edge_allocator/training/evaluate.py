@@ -28,6 +28,7 @@ from edge_allocator.policy.registry import get_policy
 from edge_allocator.sim.engine import Simulator, run_policy
 from edge_allocator.sim.horizon import horizon_tasks
 from edge_allocator.sim.oracle import GreedyOraclePolicy
+from edge_allocator.sim.planning import PlanningOraclePolicy
 from edge_allocator.sim.scenario import Scenario, load_scenario
 from edge_allocator.training.stats import mean_ci, paired_relative
 
@@ -49,8 +50,12 @@ DEPLOYABLE_BASELINES = (
     "round-robin",
 )
 ORACLE = "greedy-oracle"
+PLANNER = "planning-oracle"
+REFERENCES = (ORACLE, PLANNER)
+"""Policies that read simulator state no scheduler has (only ever run on request, never
+counted as the best heuristic)."""
 ORACLE_MAX_NODES = 1000
-"""The greedy oracle runs on cases up to this size (about 1,800 decisions/s at 1,000 nodes)."""
+"""The oracles run on cases up to this size (about 1,800 decisions/s at 1,000 nodes)."""
 BOUND = "no-contention-bound"
 """Not a policy: each task alone on its best node (Simulator.contention_free_bound_s)."""
 
@@ -159,7 +164,11 @@ def quick_cases() -> list[Case]:
 
 
 def make_policy(name: str) -> PlacementPolicy:
-    return GreedyOraclePolicy() if name == ORACLE else get_policy(name)
+    if name == ORACLE:
+        return GreedyOraclePolicy()
+    if name == PLANNER:
+        return PlanningOraclePolicy()
+    return get_policy(name)
 
 
 @dataclass
@@ -182,7 +191,7 @@ def _run_job(case: Case, seed: int, policy_name: str, work_hidden: bool = False)
         metrics: dict[str, Any] = {m: math.nan for m in METRICS}
         metrics["mean_completion_s"] = bound
         return Run(case.name, case.split, seed, BOUND, metrics, 0.0)
-    hide = work_hidden and policy_name != ORACLE
+    hide = work_hidden and policy_name not in REFERENCES
     res = run_policy(scenario, seed, make_policy(policy_name), hide_work=hide)
     return Run(case.name, case.split, seed, policy_name, res.summary(), res.wall_s)
 
@@ -193,7 +202,7 @@ def _init_worker(threads: int) -> None:
     torch.set_num_threads(threads)
 
 
-_COST = {"gnn": 4.0, ORACLE: 2.0, BOUND: 0.1}
+_COST = {"gnn": 4.0, ORACLE: 2.0, PLANNER: 2.0, BOUND: 0.1}
 """Relative cost of a run per task, to start the longest runs first (others: 1)."""
 
 
@@ -229,7 +238,8 @@ def run_matrix(
         for ci, case in enumerate(cases)
         for seed in case_seeds[ci]
         for p in order
-        if (case.name, p, seed) not in done and not (p == ORACLE and case.nodes > oracle_max_nodes)
+        if (case.name, p, seed) not in done
+        and not (p in REFERENCES and case.nodes > oracle_max_nodes)
     ]
     results: dict[tuple[int, int, str], Run] = {}
     left = {ci: 0 for ci in range(len(cases))}
