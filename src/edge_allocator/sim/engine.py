@@ -90,18 +90,66 @@ _Key = tuple[int, float, int] | None
 """A budget key: the node set a task may use (None: every node)."""
 
 
+class _Waiting:
+    """The waiting tasks of one candidate set, in queue order, as the rows of one int64
+    array (position, task, CPU request, memory request, fresh: never tried since it joined),
+    so a retry checks a long queue against the room that appeared in a few vector operations
+    instead of a loop over the tasks. Rows ``[lo, hi)`` of a buffer with room at both ends:
+    appending at either end is a row write."""
+
+    __slots__ = ("buf", "hi", "lo")
+
+    def __init__(self) -> None:
+        self.buf = np.zeros((8, 5), dtype=np.int64)
+        self.lo = self.hi = 4
+
+    def __len__(self) -> int:
+        return self.hi - self.lo
+
+    @property
+    def rows(self) -> np.ndarray:
+        """The live rows (a view)."""
+        return self.buf[self.lo : self.hi]
+
+    def _set(self, rows: np.ndarray) -> None:
+        """Make ``rows`` the live rows, centred in a buffer with room for as many again."""
+        n = rows.shape[0]
+        if self.buf.shape[0] < 2 * n + 8:
+            self.buf = np.zeros((4 * n + 8, 5), dtype=np.int64)
+        self.lo = (self.buf.shape[0] - n) // 2
+        self.hi = self.lo + n
+        self.buf[self.lo : self.hi] = rows
+
+    def append(self, row: tuple[int, int, int, int, int]) -> None:
+        if self.hi == self.buf.shape[0]:
+            self._set(self.rows.copy())
+        self.buf[self.hi] = row
+        self.hi += 1
+
+    def appendleft(self, row: tuple[int, int, int, int, int]) -> None:
+        if self.lo == 0:
+            self._set(self.rows.copy())
+        self.lo -= 1
+        self.buf[self.lo] = row
+
+    def remove(self, gone: np.ndarray) -> None:
+        """Drop the rows at indices ``gone`` (into :attr:`rows`); the rest keep their order."""
+        kept = np.delete(self.rows, gone, axis=0)
+        self.buf[self.lo : self.lo + kept.shape[0]] = kept
+        self.hi = self.lo + kept.shape[0]
+
+
 class _WaitQueue:
     """The waiting tasks in FIFO order, kept per candidate set (budget key), so a retry after
     a node gained room visits only the sets that contain it. Each task carries its position
     (a sequence number; ``appendleft`` counts down), so merging the visited sets gives back
     the global order."""
 
-    __slots__ = ("_head", "_tail", "fresh", "fresh_keys", "groups", "n")
+    __slots__ = ("_head", "_tail", "fresh_keys", "groups", "n")
 
     def __init__(self) -> None:
-        self.groups: dict[_Key, list[tuple[int, int]]] = {}
-        self.fresh: set[int] = set()  # tasks never tried since they joined the queue
-        self.fresh_keys: set[_Key] = set()  # the sets holding them
+        self.groups: dict[_Key, _Waiting] = {}
+        self.fresh_keys: set[_Key] = set()  # the sets holding tasks never tried since
         self.n = 0
         self._head = 0
         self._tail = 0
@@ -109,30 +157,24 @@ class _WaitQueue:
     def __len__(self) -> int:
         return self.n
 
-    def append(self, key: _Key, tid: int) -> None:
+    def _group(self, key: _Key) -> _Waiting:
+        group = self.groups.get(key)
+        if group is None:
+            group = self.groups[key] = _Waiting()
+        return group
+
+    def append(self, key: _Key, tid: int, cpu: int, mem: int) -> None:
+        """At the tail, as tried (it has just failed to find a node)."""
         self._tail += 1
-        self.groups.setdefault(key, []).append((self._tail, tid))
+        self._group(key).append((self._tail, tid, cpu, mem, 0))
         self.n += 1
 
-    def appendleft(self, key: _Key, tid: int) -> None:
+    def appendleft(self, key: _Key, tid: int, cpu: int, mem: int) -> None:
         """At the head of the queue, never tried since (``fresh_keys``)."""
         self._head -= 1
-        self.groups.setdefault(key, []).insert(0, (self._head, tid))
-        self.fresh.add(tid)
+        self._group(key).appendleft((self._head, tid, cpu, mem, 1))
         self.fresh_keys.add(key)
         self.n += 1
-
-    def take(self, key: _Key) -> list[tuple[int, int]]:
-        """Remove set ``key`` and return its tasks in queue order."""
-        items = self.groups.pop(key)
-        self.n -= len(items)
-        return items
-
-    def put_back(self, key: _Key, items: list[tuple[int, int]]) -> None:
-        """Return kept tasks of set ``key`` (in queue order, none in the queue meanwhile)."""
-        if items:
-            self.groups[key] = items
-            self.n += len(items)
 
 
 _GROWN_MAX = 16
@@ -381,6 +423,7 @@ class Simulator:
         self._allowed_of: dict[int, tuple[tuple[int, float, int], tuple[int, ...]] | None] = {}
         self._shapes: dict[tuple[int, float, int] | None, set[tuple[int, int]]] = {}
         self._members: dict[tuple[int, float, int], frozenset[int]] = {}
+        self._masks: dict[_Key, np.ndarray] = {}
         self.shared_links = scenario.dynamics.network.sharing == "max-min"
         # the links each transfer crosses (a site's own network is one more link when it
         # declares a bandwidth), numbered as the snapshot numbers them for in-flight counts
@@ -708,6 +751,15 @@ class Simulator:
         entry = self._budget_entry(tid)
         return None if entry is None else entry[0]
 
+    def _member_mask(self, key: _Key) -> np.ndarray:
+        """The nodes of budget key ``key`` as a boolean mask over the nodes."""
+        mask = self._masks.get(key)
+        if mask is None:
+            mask = np.zeros(len(self.cluster.nodes), dtype=np.bool_)
+            mask[self._budget_nodes[key]] = True
+            self._masks[key] = mask
+        return mask
+
     def _key_members(self, key: _Key) -> frozenset[int] | None:
         """The nodes of budget key ``key`` as a set (None: every node)."""
         if key is None:
@@ -883,7 +935,7 @@ class Simulator:
             nonlocal restarts
             restarts += 1
             start_wait[tid] = t
-            pending.appendleft(self._group_key(tid), tid)
+            pending.appendleft(self._group_key(tid), tid, t_cpu[tid], t_mem[tid])
 
         def send_result(tid: int, i: int, t: float) -> bool:
             """The CPU work is done; the result goes back to the data's site. With shared
@@ -962,72 +1014,107 @@ class Simulator:
 
             The outcome is exactly "place each task, in order, if it fits now"; two rules
             skip tasks that provably do not fit, without a candidate search, so a long
-            queue stays cheap. A task tried before (not ``fresh``) could not be placed then,
-            and since then only the nodes in ``grown`` gained room: unless one of them in
-            its budget fits it, it waits. And within one drain nodes only fill up, so once a
-            task with a given candidate set fails, a later one with the same set and
-            requests at least as large waits too (``_Front``)."""
+            queue stays cheap. A task tried before (not fresh) could not be placed then, and
+            since then only the nodes in ``grown`` gained room: unless one of them in its
+            budget fits it *now* (as the tasks before it in this drain left them: within one
+            drain nodes only fill up), it waits. And once a task with a given candidate set
+            fails, a later one with the same set and requests at least as large waits too
+            (``_Front``). The first rule is vector operations over the waiting rows
+            (``_Waiting``), redone only when a placement takes room on a grown node."""
             grown = self.grown
             shortcuts = self.drain_shortcuts
             check_all = self.retry_all or len(grown) > _GROWN_MAX or not shortcuts
             gl = sorted(grown)
             self.grown = set()
             self.retry_all = False
-            fresh, fresh_keys = pending.fresh, pending.fresh_keys
+            fresh_keys = pending.fresh_keys
             pending.fresh_keys = set()
-            # (position, task, set) of the tasks to try, and per set the tasks left waiting
-            tries: list[tuple[int, int, _Key]] = []
-            waits: dict[_Key, list[tuple[int, int]]] = {}
             ca, cr, ma, mr = self.cpu_alloc, self.cpu_req, self.mem_alloc, self.mem_req
             rd = self.ready
-            for k in list(pending.groups):
+            # the room on the grown nodes now, and which of them each visited set contains
+            column = {g: c for c, g in enumerate(gl)}
+            cpu_room = np.array([ca[g] - cr[g] if rd[g] else -1 for g in gl], dtype=np.int64)
+            mem_room = np.array([ma[g] - mr[g] if rd[g] else -1 for g in gl], dtype=np.int64)
+            groups: list[_Waiting] = []
+            blocks: list[np.ndarray] = []  # the rows to try, per visited set
+            at_rows: list[np.ndarray] = []  # ... and where they are in the set's rows
+            member_rows: list[np.ndarray] = []
+            grown_np = np.array(gl, dtype=np.int64)
+            for k, group in pending.groups.items():
+                inside = self._member_mask(k)[grown_np]
+                waiting = group.rows
                 if check_all:
-                    items = pending.take(k)
-                    tries += [(seq, tid, k) for seq, tid in items]
-                    if fresh:
-                        fresh.difference_update(tid for _, tid in items)
-                    waits[k] = []
-                    continue
-                # a task tried before fits now only on a grown node of its set: the room
-                # there at the start of this drain bounds what can fit during it
-                members = self._key_members(k)
-                room = [
-                    (ca[g] - cr[g], ma[g] - mr[g])
-                    for g in gl
-                    if rd[g] and (members is None or g in members)
-                ]
-                if not room and k not in fresh_keys:
-                    continue
-                items = pending.take(k)
-                stay: list[tuple[int, int]] = []
-                for item in items:
-                    tid = item[1]
-                    cpu, mem = t_cpu[tid], t_mem[tid]
-                    if tid in fresh:
-                        fresh.discard(tid)
-                    elif not any(cpu <= c and mem <= m for c, m in room):
-                        stay.append(item)
+                    chosen = np.ones(len(group), dtype=np.bool_)
+                else:
+                    has_room = bool((inside & (cpu_room >= 0)).any())
+                    if not has_room and k not in fresh_keys:
                         continue
-                    tries.append((item[0], tid, k))
-                waits[k] = stay
-            tries.sort()  # the queue's order across the sets
+                    chosen = waiting[:, 4] == 1
+                    if has_room:
+                        fits = (waiting[:, 2:3] <= cpu_room) & (waiting[:, 3:4] <= mem_room)
+                        chosen |= (fits & inside).any(axis=1)
+                    if not chosen.any():
+                        continue
+                picked = np.flatnonzero(chosen)
+                blocks.append(waiting[picked])
+                waiting[picked, 4] = 0  # tried in this drain, or ruled out: not fresh
+                groups.append(group)
+                at_rows.append(picked)
+                member_rows.append(np.broadcast_to(inside, (picked.shape[0], len(gl))))
+            if not blocks:
+                return
+            tries = np.concatenate(blocks)
+            which = np.repeat(np.arange(len(groups)), [b.shape[0] for b in blocks])
+            order = np.argsort(tries[:, 0], kind="stable")  # the queue's order across sets
+            tries, which = tries[order], which[order]
+            inside_of = np.concatenate(member_rows)[order]
+            fresh_of = tries[:, 4] == 1
+            tid_of, cpu_of, mem_of = (tries[:, c].tolist() for c in (1, 2, 3))
+            which_of = which.tolist()
+
+            def worth_trying(start: int) -> list[int]:
+                """Of the tries from ``start`` on, those not ruled out by the room now."""
+                if check_all:
+                    return list(range(start, tries.shape[0]))
+                rest = tries[start:]
+                fits = (rest[:, 2:3] <= cpu_room) & (rest[:, 3:4] <= mem_room)
+                ok = (fits & inside_of[start:]).any(axis=1) | fresh_of[start:]
+                return (np.flatnonzero(ok) + start).tolist()
+
+            placed = np.zeros(tries.shape[0], dtype=np.bool_)
             failed: dict[object, _Front] = {}
-            for seq, tid, k in tries:
-                cpu, mem = t_cpu[tid], t_mem[tid]
-                key: object = k
+            todo = worth_trying(0)
+            at = 0
+            while at < len(todo):
+                j = todo[at]
+                at += 1
+                tid, cpu, mem = tid_of[j], cpu_of[j], mem_of[j]
+                key: object = which_of[j]
                 if self.links_down:  # then the candidates depend on the source site too
-                    key = (k, self.node_site[t_src[tid]])
+                    key = (which_of[j], self.node_site[t_src[tid]])
                 front = failed.get(key)
-                if front is None or not shortcuts or not front.covers(cpu, mem):
-                    if place(tid, t):
-                        continue
+                if front is not None and shortcuts and front.covers(cpu, mem):
+                    continue
+                if not place(tid, t):
                     if front is None:
                         front = failed[key] = _Front()
                     front.add(cpu, mem)
-                waits[k].append((seq, tid))
-            for k, items in waits.items():
-                items.sort()  # those that stayed, then those that failed: back in order
-                pending.put_back(k, items)
+                    continue
+                placed[j] = True
+                c = column.get(int(placed_node[tid]))
+                if c is not None and not check_all:  # room taken on a grown node
+                    g = gl[c]
+                    cpu_room[c] = ca[g] - cr[g]
+                    mem_room[c] = ma[g] - mr[g]
+                    todo, at = worth_trying(j + 1), 0
+            if placed.any():
+                at_placed = np.concatenate(at_rows)[order]
+                for gi in np.unique(which[placed]).tolist():
+                    gone = at_placed[placed & (which == gi)]
+                    groups[gi].remove(gone)
+                    pending.n -= gone.shape[0]
+            for k in [k for k, group in pending.groups.items() if not len(group)]:
+                del pending.groups[k]
 
         t = 0.0
         while True:
@@ -1045,7 +1132,7 @@ class Simulator:
                 if not self.placeable(a):
                     unplaceable.append(a)
                 elif not place(a, t):
-                    pending.append(self._group_key(a), a)
+                    pending.append(self._group_key(a), a, t_cpu[a], t_mem[a])
             elif kind == _COMPLETE:
                 if int(b) != self.version[a]:
                     continue
