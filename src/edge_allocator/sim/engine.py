@@ -90,47 +90,68 @@ _Key = tuple[int, float, int] | None
 """A budget key: the node set a task may use (None: every node)."""
 
 
-class _Waiting:
-    """The waiting tasks of one candidate set, in queue order, as the rows of one int64
-    array (position, task, CPU request, memory request, fresh: never tried since it joined),
-    so a retry checks a long queue against the room that appeared in a few vector operations
-    instead of a loop over the tasks. Rows ``[lo, hi)`` of a buffer with room at both ends:
-    appending at either end is a row write."""
+class _WaitQueue:
+    """The waiting tasks in FIFO order, as the rows of one int64 array (:data:`_COLUMNS`:
+    position, task, CPU and memory requests, fresh, candidate set), so a retry checks the
+    whole queue against the room that appeared in a few vector operations instead of a loop
+    over the tasks. The position is a sequence number (``appendleft`` counts down) and the
+    rows stay in its order: rows ``[lo, hi)`` of a buffer with room at both ends, so adding
+    at either end is a row write. A candidate set (budget key) is a row of :attr:`members`,
+    its nodes as a mask."""
 
-    __slots__ = ("buf", "hi", "lo")
+    __slots__ = ("_head", "_index", "_tail", "buf", "hi", "keys", "lo", "members")
 
-    def __init__(self) -> None:
-        self.buf = np.zeros((8, 5), dtype=np.int64)
-        self.lo = self.hi = 4
+    def __init__(self, nodes: int) -> None:
+        self.buf = np.zeros((64, len(_COLUMNS)), dtype=np.int64)
+        self.lo = self.hi = 32
+        self.keys: list[_Key] = []
+        self._index: dict[_Key, int] = {}
+        self.members = np.zeros((0, nodes), dtype=np.bool_)
+        self._head = 0
+        self._tail = 0
 
     def __len__(self) -> int:
         return self.hi - self.lo
 
     @property
     def rows(self) -> np.ndarray:
-        """The live rows (a view)."""
+        """The waiting tasks' rows, in queue order (a view)."""
         return self.buf[self.lo : self.hi]
 
-    def _set(self, rows: np.ndarray) -> None:
-        """Make ``rows`` the live rows, centred in a buffer with room for as many again."""
+    def set_of(self, key: _Key, nodes: np.ndarray) -> int:
+        """The index of candidate set ``key`` (``nodes``: its mask, kept when it is new)."""
+        index = self._index.get(key)
+        if index is None:
+            index = self._index[key] = len(self.keys)
+            self.keys.append(key)
+            self.members = np.vstack([self.members, nodes[None, :]])
+        return index
+
+    def _recentre(self) -> None:
+        """Room at both ends again: the rows centred in a buffer four times their number."""
+        rows = self.rows.copy()
         n = rows.shape[0]
-        if self.buf.shape[0] < 2 * n + 8:
-            self.buf = np.zeros((4 * n + 8, 5), dtype=np.int64)
+        if self.buf.shape[0] < 2 * n + 64:
+            self.buf = np.zeros((4 * n + 64, len(_COLUMNS)), dtype=np.int64)
         self.lo = (self.buf.shape[0] - n) // 2
         self.hi = self.lo + n
         self.buf[self.lo : self.hi] = rows
 
-    def append(self, row: tuple[int, int, int, int, int]) -> None:
+    def append(self, which: int, tid: int, cpu: int, mem: int) -> None:
+        """At the tail, as tried (it has just failed to find a node)."""
         if self.hi == self.buf.shape[0]:
-            self._set(self.rows.copy())
-        self.buf[self.hi] = row
+            self._recentre()
+        self._tail += 1
+        self.buf[self.hi] = (self._tail, tid, cpu, mem, 0, which)
         self.hi += 1
 
-    def appendleft(self, row: tuple[int, int, int, int, int]) -> None:
+    def appendleft(self, which: int, tid: int, cpu: int, mem: int) -> None:
+        """At the head of the queue, never tried since (fresh)."""
         if self.lo == 0:
-            self._set(self.rows.copy())
+            self._recentre()
+        self._head -= 1
         self.lo -= 1
-        self.buf[self.lo] = row
+        self.buf[self.lo] = (self._head, tid, cpu, mem, 1, which)
 
     def remove(self, gone: np.ndarray) -> None:
         """Drop the rows at indices ``gone`` (into :attr:`rows`); the rest keep their order."""
@@ -139,42 +160,8 @@ class _Waiting:
         self.hi = self.lo + kept.shape[0]
 
 
-class _WaitQueue:
-    """The waiting tasks in FIFO order, kept per candidate set (budget key), so a retry after
-    a node gained room visits only the sets that contain it. Each task carries its position
-    (a sequence number; ``appendleft`` counts down), so merging the visited sets gives back
-    the global order."""
-
-    __slots__ = ("_head", "_tail", "fresh_keys", "groups", "n")
-
-    def __init__(self) -> None:
-        self.groups: dict[_Key, _Waiting] = {}
-        self.fresh_keys: set[_Key] = set()  # the sets holding tasks never tried since
-        self.n = 0
-        self._head = 0
-        self._tail = 0
-
-    def __len__(self) -> int:
-        return self.n
-
-    def _group(self, key: _Key) -> _Waiting:
-        group = self.groups.get(key)
-        if group is None:
-            group = self.groups[key] = _Waiting()
-        return group
-
-    def append(self, key: _Key, tid: int, cpu: int, mem: int) -> None:
-        """At the tail, as tried (it has just failed to find a node)."""
-        self._tail += 1
-        self._group(key).append((self._tail, tid, cpu, mem, 0))
-        self.n += 1
-
-    def appendleft(self, key: _Key, tid: int, cpu: int, mem: int) -> None:
-        """At the head of the queue, never tried since (``fresh_keys``)."""
-        self._head -= 1
-        self._group(key).appendleft((self._head, tid, cpu, mem, 1))
-        self.fresh_keys.add(key)
-        self.n += 1
+_COLUMNS = ("position", "task", "cpu", "mem", "fresh", "set")
+_SEQ, _TID, _CPU, _MEM, _FRESH, _SET = range(len(_COLUMNS))
 
 
 _GROWN_MAX = 16
@@ -422,7 +409,6 @@ class Simulator:
         }
         self._allowed_of: dict[int, tuple[tuple[int, float, int], tuple[int, ...]] | None] = {}
         self._shapes: dict[tuple[int, float, int] | None, set[tuple[int, int]]] = {}
-        self._members: dict[tuple[int, float, int], frozenset[int]] = {}
         self._masks: dict[_Key, np.ndarray] = {}
         self.shared_links = scenario.dynamics.network.sharing == "max-min"
         # the links each transfer crosses (a site's own network is one more link when it
@@ -746,10 +732,11 @@ class Simulator:
         self._allowed_of[tid] = entry
         return entry
 
-    def _group_key(self, tid: int) -> _Key:
-        """The key of task ``tid``'s budget node set (None: every node)."""
+    def _wait_set(self, queue: _WaitQueue, tid: int) -> int:
+        """The index in ``queue`` of task ``tid``'s budget node set."""
         entry = self._budget_entry(tid)
-        return None if entry is None else entry[0]
+        key = None if entry is None else entry[0]
+        return queue.set_of(key, self._member_mask(key))
 
     def _member_mask(self, key: _Key) -> np.ndarray:
         """The nodes of budget key ``key`` as a boolean mask over the nodes."""
@@ -759,15 +746,6 @@ class Simulator:
             mask[self._budget_nodes[key]] = True
             self._masks[key] = mask
         return mask
-
-    def _key_members(self, key: _Key) -> frozenset[int] | None:
-        """The nodes of budget key ``key`` as a set (None: every node)."""
-        if key is None:
-            return None
-        members = self._members.get(key)
-        if members is None:
-            members = self._members[key] = frozenset(self._budget_nodes[key].tolist())
-        return members
 
     def within_budget(self, tid: int) -> Sequence[int]:
         """Indices of the nodes task ``tid`` may run on under its latency budget (all nodes
@@ -850,7 +828,7 @@ class Simulator:
         # network time added to finish - arrival: all of it, unless the transfer delayed the
         # start (max-min sharing), when only the latency is left to add
         added_ms = np.full(n_tasks, np.nan)
-        pending = _WaitQueue()
+        pending = _WaitQueue(len(nodes))
         decision_tasks: list[int] = []
         forced = 0
         unplaceable: list[int] = []
@@ -935,7 +913,7 @@ class Simulator:
             nonlocal restarts
             restarts += 1
             start_wait[tid] = t
-            pending.appendleft(self._group_key(tid), tid, t_cpu[tid], t_mem[tid])
+            pending.appendleft(self._wait_set(pending, tid), tid, t_cpu[tid], t_mem[tid])
 
         def send_result(tid: int, i: int, t: float) -> bool:
             """The CPU work is done; the result goes back to the data's site. With shared
@@ -1027,71 +1005,43 @@ class Simulator:
             gl = sorted(grown)
             self.grown = set()
             self.retry_all = False
-            fresh_keys = pending.fresh_keys
-            pending.fresh_keys = set()
             ca, cr, ma, mr = self.cpu_alloc, self.cpu_req, self.mem_alloc, self.mem_req
             rd = self.ready
-            # the room on the grown nodes now, and which of them each visited set contains
+            # the room on the grown nodes now (-1: down), and which of them each set holds
             column = {g: c for c, g in enumerate(gl)}
             cpu_room = np.array([ca[g] - cr[g] if rd[g] else -1 for g in gl], dtype=np.int64)
             mem_room = np.array([ma[g] - mr[g] if rd[g] else -1 for g in gl], dtype=np.int64)
-            groups: list[_Waiting] = []
-            blocks: list[np.ndarray] = []  # the rows to try, per visited set
-            at_rows: list[np.ndarray] = []  # ... and where they are in the set's rows
-            member_rows: list[np.ndarray] = []
-            grown_np = np.array(gl, dtype=np.int64)
-            for k, group in pending.groups.items():
-                inside = self._member_mask(k)[grown_np]
-                waiting = group.rows
-                if check_all:
-                    chosen = np.ones(len(group), dtype=np.bool_)
-                else:
-                    has_room = bool((inside & (cpu_room >= 0)).any())
-                    if not has_room and k not in fresh_keys:
-                        continue
-                    chosen = waiting[:, 4] == 1
-                    if has_room:
-                        fits = (waiting[:, 2:3] <= cpu_room) & (waiting[:, 3:4] <= mem_room)
-                        chosen |= (fits & inside).any(axis=1)
-                    if not chosen.any():
-                        continue
-                picked = np.flatnonzero(chosen)
-                blocks.append(waiting[picked])
-                waiting[picked, 4] = 0  # tried in this drain, or ruled out: not fresh
-                groups.append(group)
-                at_rows.append(picked)
-                member_rows.append(np.broadcast_to(inside, (picked.shape[0], len(gl))))
-            if not blocks:
+            waiting = pending.rows
+            inside = pending.members[:, np.array(gl, dtype=np.int64)][waiting[:, _SET]]
+
+            def worth_trying(rows: np.ndarray, inside: np.ndarray) -> np.ndarray:
+                """Which of ``rows`` the room now does not rule out."""
+                fits = (rows[:, _CPU, None] <= cpu_room) & (rows[:, _MEM, None] <= mem_room)
+                ok: np.ndarray = (fits & inside).any(axis=1) | (rows[:, _FRESH] == 1)
+                return ok
+
+            if check_all:
+                picked = np.arange(len(pending))
+            else:
+                picked = np.flatnonzero(worth_trying(waiting, inside))
+            if not picked.shape[0]:
                 return
-            tries = np.concatenate(blocks)
-            which = np.repeat(np.arange(len(groups)), [b.shape[0] for b in blocks])
-            order = np.argsort(tries[:, 0], kind="stable")  # the queue's order across sets
-            tries, which = tries[order], which[order]
-            inside_of = np.concatenate(member_rows)[order]
-            fresh_of = tries[:, 4] == 1
-            tid_of, cpu_of, mem_of = (tries[:, c].tolist() for c in (1, 2, 3))
-            which_of = which.tolist()
-
-            def worth_trying(start: int) -> list[int]:
-                """Of the tries from ``start`` on, those not ruled out by the room now."""
-                if check_all:
-                    return list(range(start, tries.shape[0]))
-                rest = tries[start:]
-                fits = (rest[:, 2:3] <= cpu_room) & (rest[:, 3:4] <= mem_room)
-                ok = (fits & inside_of[start:]).any(axis=1) | fresh_of[start:]
-                return (np.flatnonzero(ok) + start).tolist()
-
+            tries, inside = waiting[picked], inside[picked]
+            waiting[picked, _FRESH] = 0  # tried in this drain, or ruled out: not fresh
+            tid_of, cpu_of, mem_of, set_of = tries[:, [_TID, _CPU, _MEM, _SET]].T.tolist()
             placed = np.zeros(tries.shape[0], dtype=np.bool_)
             failed: dict[object, _Front] = {}
-            todo = worth_trying(0)
+            todo = list(range(tries.shape[0]))
+            if not check_all:
+                todo = np.flatnonzero(worth_trying(tries, inside)).tolist()
             at = 0
             while at < len(todo):
                 j = todo[at]
                 at += 1
                 tid, cpu, mem = tid_of[j], cpu_of[j], mem_of[j]
-                key: object = which_of[j]
+                key: object = set_of[j]
                 if self.links_down:  # then the candidates depend on the source site too
-                    key = (which_of[j], self.node_site[t_src[tid]])
+                    key = (set_of[j], self.node_site[t_src[tid]])
                 front = failed.get(key)
                 if front is not None and shortcuts and front.covers(cpu, mem):
                     continue
@@ -1106,15 +1056,10 @@ class Simulator:
                     g = gl[c]
                     cpu_room[c] = ca[g] - cr[g]
                     mem_room[c] = ma[g] - mr[g]
-                    todo, at = worth_trying(j + 1), 0
+                    rest = np.flatnonzero(worth_trying(tries[j + 1 :], inside[j + 1 :]))
+                    todo, at = (rest + (j + 1)).tolist(), 0
             if placed.any():
-                at_placed = np.concatenate(at_rows)[order]
-                for gi in np.unique(which[placed]).tolist():
-                    gone = at_placed[placed & (which == gi)]
-                    groups[gi].remove(gone)
-                    pending.n -= gone.shape[0]
-            for k in [k for k, group in pending.groups.items() if not len(group)]:
-                del pending.groups[k]
+                pending.remove(picked[placed])
 
         t = 0.0
         while True:
@@ -1127,12 +1072,12 @@ class Simulator:
             else:
                 break
             if kind == _ARRIVAL:
-                if not pending.n:  # what grew matters only to tasks already waiting
+                if not pending:  # what grew matters only to tasks already waiting
                     self.grown.clear()
                 if not self.placeable(a):
                     unplaceable.append(a)
                 elif not place(a, t):
-                    pending.append(self._group_key(a), a, t_cpu[a], t_mem[a])
+                    pending.append(self._wait_set(pending, a), a, t_cpu[a], t_mem[a])
             elif kind == _COMPLETE:
                 if int(b) != self.version[a]:
                     continue
