@@ -939,12 +939,14 @@ class Simulator:
             done_at(tid, t)
             return True
 
+        retime_due = False
+
         def retime_transfers() -> None:
-            """Rates changed: the next transfer end is a new event (older ones are stale)."""
-            self.transfer_version += 1
-            end = self.transfers.next_end()
-            if math.isfinite(end):
-                self._push(end, _TRANSFER, 0, float(self.transfer_version))
+            """Rates changed: the next transfer end is to be a new event, pushed once the
+            event that changed them is handled (a round of placements starts many
+            transfers: one filling for all)."""
+            nonlocal retime_due
+            retime_due = True
 
         def fail_node(a: int, t: float, down_s: float | None) -> bool:
             """Node ``a`` fails (its tasks and transfers are lost) and recovers ``down_s``
@@ -1063,6 +1065,12 @@ class Simulator:
 
         t = 0.0
         while True:
+            if retime_due:  # the next transfer end at the new rates (older ones are stale)
+                retime_due = False
+                self.transfer_version += 1
+                end = self.transfers.next_end()
+                if math.isfinite(end):
+                    self._push(end, _TRANSFER, 0, float(self.transfer_version))
             arr_t = arrivals[next_arrival] if next_arrival < n_tasks else math.inf
             if self.heap and self.heap[0][0] <= arr_t:
                 t, _, kind, a, b = heapq.heappop(self.heap)

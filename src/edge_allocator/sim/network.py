@@ -118,9 +118,12 @@ def _fill(
     flows over ``links[c, :length[c]]``.
 
     * a class's ``m`` flows freeze together at the same rate, as ``m`` users of each link;
-    * the next link to saturate comes from a binary heap of ``(fair share, link)``, an
-      entry pushed whenever a link's capacity left or user count changes (older entries are
-      skipped when popped);
+    * the next link to saturate comes from a binary heap of ``(fair share, link)``. Freezing
+      flows at the smallest share can only raise the other links' shares (each loses
+      users at a rate no larger than its share), so an entry is a lower bound and is
+      refreshed only when it reaches the top (pushed back at the link's share now); a share
+      that rounding lowered is pushed at once. The links are taken in the order a heap of
+      exact shares gives, without a push per link per step;
     * a frozen class takes its rate off each other link ``m`` times, one subtraction per
       flow, so every capacity left is the float the flow-by-flow filling computes (all
       flows frozen in one step have the same rate, so the order of subtractions does not
@@ -149,21 +152,29 @@ def _fill(
                 at[k] += 1
     left = capacity.astype(np.float64)
     size = 0
-    heap_share = np.empty(n_links + first[n_links] + 1, dtype=np.float64)
-    heap_link = np.empty(n_links + first[n_links] + 1, dtype=np.int64)
+    # entries: one per link, one per share decrease, one per stale entry popped (<= touches)
+    cap_heap = 2 * (n_links + first[n_links]) + 1
+    heap_share = np.empty(cap_heap, dtype=np.float64)
+    heap_link = np.empty(cap_heap, dtype=np.int64)
     for k in range(n_links):
         if users[k] > 0:
             size = _push(heap_share, heap_link, size, left[k] / users[k], k)
     frozen = np.zeros(n_cls, dtype=np.bool_)
     touched = np.empty(n_links, dtype=np.int64)
     is_touched = np.zeros(n_links, dtype=np.bool_)
+    before = np.zeros(n_links, dtype=np.float64)  # a touched link's share when the step began
     while size > 0:
         share = heap_share[0]
         link = heap_link[0]
         size = _pop(heap_share, heap_link, size)
         n = users[link]
-        if n == 0 or left[link] / n != share:
-            continue  # the link froze already, or its share changed since this entry
+        if n == 0:
+            continue  # the link froze already
+        now = left[link] / n
+        if now != share:
+            if now > share:  # a lower bound: the share rose since; back in at its value
+                size = _push(heap_share, heap_link, size, now, link)
+            continue
         r = max(share, 0.0)
         users[link] = 0
         n_touched = 0
@@ -179,20 +190,23 @@ def _fill(
                 k = users[other]
                 if k == 0:
                     continue
+                if k != m and not is_touched[other]:
+                    is_touched[other] = True
+                    before[other] = left[other] / k
+                    touched[n_touched] = other
+                    n_touched += 1
                 room = left[other]
                 for _ in range(m):
                     room -= r
                 left[other] = room
                 users[other] = k - m
-                if k != m and not is_touched[other]:
-                    is_touched[other] = True
-                    touched[n_touched] = other
-                    n_touched += 1
         for t in range(n_touched):
             other = touched[t]
             is_touched[other] = False
             if users[other] > 0:
-                size = _push(heap_share, heap_link, size, left[other] / users[other], other)
+                now = left[other] / users[other]
+                if now < before[other]:  # only by rounding: the entry there is no bound
+                    size = _push(heap_share, heap_link, size, now, other)
 
 
 @_compiled
@@ -266,11 +280,13 @@ class Transfers:
         self._free: list[int] = []
         self._used = 0
         self._added = 0
+        self._stale = False  # flows came or went since the rates were computed
 
     def __len__(self) -> int:
         return len(self._row)
 
     def rate_of(self, flow: int) -> float:
+        self._rerate()
         return float(self._rate[self._row[flow]])
 
     def left_of(self, flow: int) -> float:
@@ -281,12 +297,18 @@ class Transfers:
         """Send at the current rates up to time ``t``."""
         dt = t - self.at
         if dt > 0 and self._row:
+            self._rerate()
             n = self._used
             left = self._left[:n]
             np.maximum(left - self._rate[:n] * dt, 0.0, out=left)
         self.at = max(self.at, t)
 
     def _rerate(self) -> None:
+        """The rates for the flows now, when flows came or went since they were computed
+        (several starts at one moment, a placement round, share one filling)."""
+        if not self._stale:
+            return
+        self._stale = False
         n = self._used
         if not self._row:
             return
@@ -307,7 +329,7 @@ class Transfers:
         self._order[row] = self._added
         self._added += 1
         self._active[row] = True
-        self._rerate()
+        self._stale = True
 
     def _new_row(self) -> int:
         if self._used == self._flow.shape[0]:
@@ -344,11 +366,12 @@ class Transfers:
             self._class[row] = -1
             self._free.append(row)
         if gone:
-            self._rerate()
+            self._stale = True
 
     def done(self) -> list[int]:
         """Flows whose data has all arrived (as of the last advance), in the order they were
         added; under a nanosecond of sending left is rounding, not data."""
+        self._rerate()
         n = self._used
         left, rate = self._left[:n], self._rate[:n]
         rows = np.flatnonzero(self._active[:n] & (left <= _EPS * np.maximum(1.0, rate)))
@@ -357,6 +380,7 @@ class Transfers:
 
     def next_end(self) -> float:
         """When the first active flow ends at the current rates (``inf`` with none)."""
+        self._rerate()
         n = self._used
         rate = self._rate[:n]
         sending = self._active[:n] & (rate > 0)
