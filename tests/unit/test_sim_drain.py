@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from edge_allocator.policy.registry import get_policy
-from edge_allocator.sim.engine import PolicyChooser, Simulator, _Front
+from edge_allocator.sim.engine import PolicyChooser, Simulator, _Front, _WaitQueue
 from edge_allocator.sim.scenario import Scenario, load_scenario, parse_scenario
 
 
@@ -76,3 +76,35 @@ def test_front_covers_exactly_what_some_failure_dominates() -> None:
             assert front.covers(c, m) == want, (failures, c, m)
         assert front.cpu == sorted(front.cpu)
         assert all(a > b for a, b in itertools.pairwise(front.mem))
+
+
+def test_wait_queue_rows_follow_a_list_model() -> None:
+    """Appends at both ends and removals keep the rows in queue order, through the buffer's
+    re-centring (a plain list of rows is the model)."""
+    rng = random.Random(3)
+    queue = _WaitQueue(4)
+    model: list[tuple[int, ...]] = []
+    head = tail = 0
+    sets = [
+        queue.set_of(k, np.array(m))
+        for k, m in ((None, [1, 1, 1, 1]), ((0, 5.0, -1), [1, 1, 0, 0]))
+    ]
+    for step in range(3000):
+        op = rng.random()
+        if op < 0.45:
+            tail += 1
+            row = (tail, step, rng.randint(1, 9), rng.randint(1, 9), 0, rng.choice(sets))
+            queue.append(row[5], row[1], row[2], row[3])
+            model.append(row)
+        elif op < 0.7:
+            head -= 1
+            row = (head, step, rng.randint(1, 9), rng.randint(1, 9), 1, rng.choice(sets))
+            queue.appendleft(row[5], row[1], row[2], row[3])
+            model.insert(0, row)
+        elif model:
+            gone = sorted(rng.sample(range(len(model)), rng.randint(1, min(5, len(model)))))
+            queue.remove(np.array(gone, dtype=np.int64))
+            model = [r for i, r in enumerate(model) if i not in set(gone)]
+        assert len(queue) == len(model)
+        assert [tuple(r) for r in queue.rows.tolist()] == model
+    assert queue.members.tolist() == [[True] * 4, [True, True, False, False]]
