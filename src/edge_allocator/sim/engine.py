@@ -99,14 +99,14 @@ class _WaitQueue:
     at either end is a row write. A candidate set (budget key) is a row of :attr:`members`,
     its nodes as a mask."""
 
-    __slots__ = ("_head", "_index", "_tail", "buf", "hi", "keys", "lo", "members")
+    __slots__ = ("_head", "_index", "_masks", "_tail", "buf", "hi", "keys", "lo")
 
     def __init__(self, nodes: int) -> None:
         self.buf = np.zeros((64, len(_COLUMNS)), dtype=np.int64)
         self.lo = self.hi = 32
         self.keys: list[_Key] = []
         self._index: dict[_Key, int] = {}
-        self.members = np.zeros((0, nodes), dtype=np.bool_)
+        self._masks = np.zeros((4, nodes), dtype=np.bool_)
         self._head = 0
         self._tail = 0
 
@@ -124,8 +124,17 @@ class _WaitQueue:
         if index is None:
             index = self._index[key] = len(self.keys)
             self.keys.append(key)
-            self.members = np.vstack([self.members, nodes[None, :]])
+            if index == self._masks.shape[0]:  # room for twice as many sets
+                grown = np.zeros((2 * index + 4, self._masks.shape[1]), dtype=np.bool_)
+                grown[:index] = self._masks
+                self._masks = grown
+            self._masks[index] = nodes
         return index
+
+    @property
+    def members(self) -> np.ndarray:
+        """Row ``i``: the nodes of candidate set ``keys[i]``, as a mask."""
+        return self._masks[: len(self.keys)]
 
     def _recentre(self) -> None:
         """Room at both ends again: the rows centred in a buffer four times their number."""
