@@ -261,3 +261,16 @@ def test_an_unknown_sharing_model_names_the_field() -> None:
     with pytest.raises(ScenarioError, match=r"dynamics\.network\.sharing: Input should be"):
         parse_scenario(data, "fleet.yaml")
     assert Simulator(_scenario("none"), 1).shared_links is False  # old files: the old model
+
+
+def test_transfers_without_links_and_bad_links() -> None:
+    """A flow over no link is unlimited (it ends at once); a link outside the capacity list is
+    refused with its number, never read."""
+    tr = Transfers([1.0])
+    tr.add(0.0, 1, (), 5.0)
+    assert tr.next_end() == 0.0 and tr.rate_of(1) == math.inf
+    with pytest.raises(ValueError, match=r"links are numbered 0\.\.0"):
+        tr.add(0.0, 2, (3,), 5.0)
+    assert len(tr) == 1 and tr.next_end() == 0.0  # nothing of the refused flow is kept
+    with pytest.raises(ValueError, match="links are numbered"):
+        max_min_rates([[0, -1]], [1.0, 2.0])

@@ -1022,8 +1022,6 @@ class Simulator:
             column = {g: c for c, g in enumerate(gl)}
             cpu_room = np.array([ca[g] - cr[g] if rd[g] else -1 for g in gl], dtype=np.int64)
             mem_room = np.array([ma[g] - mr[g] if rd[g] else -1 for g in gl], dtype=np.int64)
-            waiting = pending.rows
-            inside = pending.members[:, np.array(gl, dtype=np.int64)][waiting[:, _SET]]
 
             def worth_trying(rows: np.ndarray, inside: np.ndarray) -> np.ndarray:
                 """Which of ``rows`` the room now does not rule out."""
@@ -1031,20 +1029,22 @@ class Simulator:
                 ok: np.ndarray = (fits & inside).any(axis=1) | (rows[:, _FRESH] == 1)
                 return ok
 
+            waiting = pending.rows
             if check_all:
                 picked = np.arange(len(pending))
+                inside = np.zeros((0, len(gl)), dtype=np.bool_)  # not consulted
             else:
+                inside = pending.members[:, np.array(gl, dtype=np.int64)][waiting[:, _SET]]
                 picked = np.flatnonzero(worth_trying(waiting, inside))
+                inside = inside[picked]
             if not picked.shape[0]:
                 return
-            tries, inside = waiting[picked], inside[picked]
+            tries = waiting[picked]
             waiting[picked, _FRESH] = 0  # tried in this drain, or ruled out: not fresh
             tid_of, cpu_of, mem_of, set_of = tries[:, [_TID, _CPU, _MEM, _SET]].T.tolist()
             placed = np.zeros(tries.shape[0], dtype=np.bool_)
             failed: dict[object, _Front] = {}
-            todo = list(range(tries.shape[0]))
-            if not check_all:
-                todo = np.flatnonzero(worth_trying(tries, inside)).tolist()
+            todo = list(range(tries.shape[0]))  # all picked pass the room as it is now
             at = 0
             while at < len(todo):
                 j = todo[at]
@@ -1067,8 +1067,8 @@ class Simulator:
                     g = gl[c]
                     cpu_room[c] = ca[g] - cr[g]
                     mem_room[c] = ma[g] - mr[g]
-                    rest = np.flatnonzero(worth_trying(tries[j + 1 :], inside[j + 1 :]))
-                    todo, at = (rest + (j + 1)).tolist(), 0
+                    left = np.array(todo[at:], dtype=np.int64)  # those still to try
+                    todo, at = left[worth_trying(tries[left], inside[left])].tolist(), 0
             if placed.any():
                 pending.remove(picked[placed])
 

@@ -50,7 +50,7 @@ def max_min_rates(paths: Sequence[Sequence[int]], capacity: Sequence[float]) -> 
     """The max-min fair rate of each flow; ``paths[f]`` lists the links flow ``f`` crosses
     (indices into ``capacity``, in the same unit as the rates). A flow that crosses no link
     is unconstrained (``inf``)."""
-    classes = _Classes()
+    classes = _Classes(len(capacity))
     of_flow = [classes.add(_key(path)) if path else -1 for path in paths]
     rate = classes.fill(np.asarray(capacity, dtype=np.float64))
     return [float(rate[c]) if c >= 0 else math.inf for c in of_flow]
@@ -65,7 +65,8 @@ class _Classes:
     kept as padded arrays for :func:`_fill`: ``links[c, :length[c]]`` and ``count[c]``
     flows; a class whose count drops to zero frees its row for the next new class."""
 
-    def __init__(self) -> None:
+    def __init__(self, n_links: int) -> None:
+        self.n_links = n_links
         self.index: dict[tuple[int, ...], int] = {}
         self.links = np.zeros((8, 4), dtype=np.int64)
         self.length = np.zeros(8, dtype=np.int64)
@@ -76,6 +77,8 @@ class _Classes:
     def add(self, key: tuple[int, ...]) -> int:
         c = self.index.get(key)
         if c is None:
+            if key[0] < 0 or key[-1] >= self.n_links:  # compiled code reads unchecked
+                raise ValueError(f"path {key}: links are numbered 0..{self.n_links - 1}")
             c = self._free.pop() if self._free else self._new_row()
             if len(key) > self.links.shape[1]:
                 wider = np.zeros((self.links.shape[0], 2 * len(key)), dtype=np.int64)
@@ -269,7 +272,7 @@ class Transfers:
         self.path: dict[int, tuple[int, ...]] = {}
         """Every active flow's links as given (the engine cuts the flows over a failed link)."""
         self.at = 0.0
-        self._classes = _Classes()
+        self._classes = _Classes(len(self.capacity))
         self._row: dict[int, int] = {}  # flow id -> row
         self._flow = np.zeros(16, dtype=np.int64)
         self._left = np.zeros(16, dtype=np.float64)  # megabits still to send; 0 in free rows
@@ -312,20 +315,23 @@ class Transfers:
         n = self._used
         if not self._row:
             return
-        by_class = self._classes.fill(self.capacity)
         cls = self._class[:n]
-        rate = np.where(cls >= 0, by_class[np.maximum(cls, 0)], math.inf)
+        rate = np.full(n, math.inf)
+        crossing = cls >= 0  # flows over no link keep inf
+        if crossing.any():
+            rate[crossing] = self._classes.fill(self.capacity)[cls[crossing]]
         rate[~self._active[:n]] = 0.0
         self._rate[:n] = rate
 
     def add(self, t: float, flow: int, path: tuple[int, ...], megabits: float) -> None:
+        cls = self._classes.add(_key(path)) if path else -1  # first: it checks the links
         self.advance(t)
         row = self._free.pop() if self._free else self._new_row()
         self._row[flow] = row
         self.path[flow] = path
         self._flow[row] = flow
         self._left[row] = megabits
-        self._class[row] = self._classes.add(_key(path)) if path else -1
+        self._class[row] = cls
         self._order[row] = self._added
         self._added += 1
         self._active[row] = True
