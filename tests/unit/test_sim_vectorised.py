@@ -4,6 +4,8 @@
   incrementally per snapshot) equals its ``score`` (a loop over names) bit for bit, at every
   decision of whole runs, with node failures, link failures and exact usage;
 * the vectorised candidate filter equals :meth:`Simulator.candidates` (the rule node by node);
+* the per-node requests placed since the last metrics sample, kept incrementally, equal
+  their count from the node's tasks at every decision (failures, results sent back);
 * the columns of a snapshot that a later one took over are rebuilt, not reused.
 """
 
@@ -73,6 +75,40 @@ def test_vectorised_scores_equal_the_loop_at_every_decision(name: str) -> None:
         chooser = Checking(sim, name)
         res = sim.run(chooser, name)
         assert chooser.checked == res.decisions > 0
+
+
+class CountingFresh:
+    """kube-default, checking the incremental requests-since-sample at every decision."""
+
+    def __init__(self, sim: Simulator) -> None:
+        self.sim = sim
+        self.inner = PolicyChooser(get_policy("kube-default"))
+        self.checked = 0
+        self.fresh = 0
+
+    def choose(
+        self, snapshot: ClusterSnapshot, task: TaskSpec, candidates: Sequence[str], task_id: int
+    ) -> int:
+        sim = self.sim
+        want = [sim._fresh_req_recount(i) for i in range(len(sim.fresh_req))]
+        assert sim.fresh_req == want
+        self.fresh += sum(want)
+        self.checked += 1
+        return self.inner.choose(snapshot, task, candidates, task_id)
+
+
+def test_requests_since_the_sample_are_counted_incrementally() -> None:
+    fidelity = load_scenario("src/edge_allocator/sim/scenarios/examples/fidelity.yaml")
+    d = fidelity.resized(40, 600).model_dump()
+    d["dynamics"]["failures"]["mtbf_s"] = 300  # node, site and link failures in one run
+    d["dynamics"]["failures"]["links"] = {"rate_per_hour": 40, "mean_down_s": 30}
+    for sc in [*_scenarios()[:1], parse_scenario(d)]:
+        sim = Simulator(sc, seed=2)
+        chooser = CountingFresh(sim)
+        res = sim.run(chooser, "kube-default")
+        assert chooser.checked == res.decisions > 0
+        assert chooser.fresh > 0  # the counts were not all zero
+        assert res.restarts > 0  # tasks were lost and placed again
 
 
 def test_first_best_is_the_first_maximum_and_never_nan() -> None:

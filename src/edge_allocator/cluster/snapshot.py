@@ -347,8 +347,11 @@ class ClusterSnapshot:
         row: np.ndarray | None = self._derived_cache.get(key)
         if row is not None:
             return row
-        _, bw, _ = self._paths
-        row = np.array(bw[src], dtype=np.float64)
+        bw_rows: np.ndarray | None = self._topology_cache.get("bandwidth_rows")
+        if bw_rows is None:  # the declared bottlenecks as one array, built once per topology
+            bw_rows = np.array(self._paths[1], dtype=np.float64).reshape(len(self.sites), -1)
+            self._topology_cache["bandwidth_rows"] = bw_rows
+        row = bw_rows[src].copy()
         if any(self.inflight):
             padded, capacity = self._padded_transfer_links()
             share = np.empty(capacity.shape[0] + 1, dtype=np.float64)

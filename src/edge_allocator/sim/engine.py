@@ -66,6 +66,7 @@ from edge_allocator.cluster.budget import latencies_within, node_within_budget
 from edge_allocator.cluster.features import BURST_FACTOR
 from edge_allocator.cluster.inflight import InflightTransfers
 from edge_allocator.cluster.snapshot import ClusterSnapshot, NodeState, TaskSpec
+from edge_allocator.compiled import compiled
 from edge_allocator.policy.base import PlacementPolicy
 from edge_allocator.sim.generate import (
     Cluster,
@@ -279,6 +280,25 @@ def first_best(scores: Sequence[float] | np.ndarray) -> int:
     return best_i
 
 
+@compiled
+def _fitting(
+    cpu_free: np.ndarray,
+    mem_free: np.ndarray,
+    ready: np.ndarray,
+    nodes: np.ndarray,
+    cpu: int,
+    mem: int,
+) -> np.ndarray:
+    """The ``nodes`` (in their order) that are ready and have ``cpu`` and ``mem`` free."""
+    out = np.empty(nodes.shape[0], dtype=np.int64)
+    k = 0
+    for i in nodes:
+        if ready[i] and cpu_free[i] >= cpu and mem_free[i] >= mem:
+            out[k] = i
+            k += 1
+    return out[:k]
+
+
 class PolicyChooser:
     """Deterministic argmax over a policy's scores (first best on ties).
 
@@ -411,6 +431,19 @@ class Simulator:
             self._site_nodes.setdefault(nd.site, []).append(i)
         self._node_site_np = np.array(self.node_site, dtype=np.int64)
         self._names_np = np.array([nd.name for nd in self.cluster.nodes], dtype=object)
+        # what a node's state never changes: its name, site, class, capacity and allocatable
+        self._fixed = [
+            (
+                nd.name,
+                nd.site,
+                nd.node_class,
+                nd.cpu_capacity_m,
+                nd.mem_capacity_mib,
+                nd.cpu_allocatable_m,
+                nd.mem_allocatable_mib,
+            )
+            for nd in self.cluster.nodes
+        ]
         self._allowed_by_key: dict[tuple[int, float, int], tuple[int, ...]] = {}
         # the same node sets as arrays, by budget key (None: every node)
         self._budget_nodes: dict[tuple[int, float, int] | None, np.ndarray] = {
@@ -418,6 +451,7 @@ class Simulator:
         }
         self._allowed_of: dict[int, tuple[tuple[int, float, int], tuple[int, ...]] | None] = {}
         self._shapes: dict[tuple[int, float, int] | None, set[tuple[int, int]]] = {}
+        self._placeable: dict[tuple[tuple[int, float, int] | None, int, int], bool] = {}
         self._masks: dict[_Key, np.ndarray] = {}
         self.shared_links = scenario.dynamics.network.sharing == "max-min"
         # the links each transfer crosses (a site's own network is one more link when it
@@ -470,6 +504,9 @@ class Simulator:
         self.measured = list(self.bg)
         self.published_at = 0.0
         self.placed_at: dict[int, float] = {}
+        # per node, the CPU requests of its tasks placed after the last sample (what
+        # measured_cpu_m adds to it), kept as tasks come and go
+        self.fresh_req = [0] * n
         # max-min link sharing: transfers in flight, and the tasks waiting for their input
         self.transfers = Transfers(self.capacity)
         self.transfer_version = 0
@@ -530,6 +567,7 @@ class Simulator:
             self.u_published_int[i] = self.u_int[i]
             self.dirty.add(i)
         self.published_at = t
+        self.fresh_req = [0] * len(self.cores)  # every task there now was placed by t
         self._snap = None
 
     def measured_cpu_m(self, i: int) -> int:
@@ -537,6 +575,11 @@ class Simulator:
         since it was taken (exact usage when the metrics interval is 0)."""
         if self.metrics_interval <= 0:
             return int(self.usage_cores(i) * 1000)
+        return int(self.measured[i] * 1000) + self.fresh_req[i]
+
+    def _fresh_req_recount(self, i: int) -> int:
+        """:attr:`fresh_req` of node ``i`` counted from its tasks: the definition the
+        incremental count keeps (``tests/unit/test_sim_engine_state.py`` checks it does)."""
         since = self.published_at
         placed, req = self.placed_at, self._t_cpu
         # strictly after the sample, as the extender's cache compares bind time and sample time
@@ -545,7 +588,7 @@ class Simulator:
             extra += sum([req[tid] for tid in self.arriving[i] if placed[tid] > since])
         if self.sending[i]:
             extra += sum([req[tid] for tid in self.sending[i] if placed[tid] > since])
-        return int(self.measured[i] * 1000) + extra
+        return extra
 
     def _reschedule(self, i: int, t: float, touched: bool = True) -> None:
         """Recompute node ``i``'s sharing factor and next completion. ``touched``: what the
@@ -561,12 +604,13 @@ class Simulator:
             self.demand[i] = 0.0
             self._usage_changed(i, t)
             return
-        demand = self.demand[i] = sum(v[1] for v in run.values())
+        jobs = list(run.values())
+        demand = self.demand[i] = sum([v[1] for v in jobs])
         avail = max(self.cores[i] - self.bg[i], 0.05 * self.cores[i])
         f = 1.0 if demand <= avail else avail / demand
         self.factor[i] = f
         self._usage_changed(i, t)
-        dt = min(max(v[0], 0.0) / v[1] for v in run.values()) / f
+        dt = min([max(v[0], 0.0) / v[1] for v in jobs]) / f
         self._push(t + dt, _COMPLETE, i, float(self.version[i]))
 
     def usage_cores(self, i: int) -> float:
@@ -578,16 +622,10 @@ class Simulator:
             if self._snap.inflight is inflight:
                 return self._snap
             self._snap = None
+        fixed = self._fixed
         for i in self.dirty:
-            nd = self.cluster.nodes[i]
             self.states[i] = NodeState(
-                nd.name,
-                nd.site,
-                nd.node_class,
-                nd.cpu_capacity_m,
-                nd.mem_capacity_mib,
-                nd.cpu_allocatable_m,
-                nd.mem_allocatable_mib,
+                *fixed[i],
                 self.cpu_req[i],
                 self.mem_req[i],
                 self.measured_cpu_m(i),
@@ -769,6 +807,9 @@ class Simulator:
         mem = self._t_mem[tid]
         entry = self._budget_entry(tid)
         key = None if entry is None else entry[0]
+        known = self._placeable.get((key, cpu, mem))
+        if known is not None:  # tasks come in a handful of classes: sizes repeat
+            return known
         shapes = self._shapes.get(key)
         if shapes is None:  # the distinct node sizes in the set: a handful of node classes
             nodes = self.cluster.nodes
@@ -777,7 +818,8 @@ class Simulator:
                 for i in self.within_budget(tid)
             }
             self._shapes[key] = shapes
-        return any(c >= cpu and m >= mem for c, m in shapes)
+        fits = self._placeable[key, cpu, mem] = any(c >= cpu and m >= mem for c, m in shapes)
+        return fits
 
     def candidates(self, tid: int) -> list[int]:
         """The nodes kube-scheduler would pass for task ``tid`` now: ready, its requests
@@ -803,18 +845,14 @@ class Simulator:
         the arrays here follow the lists through :meth:`_sync`)."""
         entry = self._budget_entry(tid)
         nodes = self._budget_nodes[None if entry is None else entry[0]]
-        cpu = self._t_cpu[tid]
-        mem = self._t_mem[tid]
-        if entry is None:  # every node: no gather
-            ok = self._cpu_free >= cpu
-            ok &= self._mem_free >= mem
-            ok &= self._ready_np
-            out = np.flatnonzero(ok)
-        else:
-            ok = self._cpu_free[nodes] >= cpu
-            ok &= self._mem_free[nodes] >= mem
-            ok &= self._ready_np[nodes]
-            out = nodes[ok]
+        out: np.ndarray = _fitting(
+            self._cpu_free,
+            self._mem_free,
+            self._ready_np,
+            nodes,
+            self._t_cpu[tid],
+            self._t_mem[tid],
+        )
         if self.links_down and out.shape[0]:
             src = self._t_src[tid]
             blocked = self._blocked_sites_mask(self.node_site[src])
@@ -873,6 +911,8 @@ class Simulator:
             decision_tasks.append(tid)
             req = t_cpu[tid]
             self.placed_at[tid] = t
+            if t > self.published_at:
+                self.fresh_req[i] += req
             self.cpu_req[i] += req
             self.mem_req[i] += t_mem[tid]
             self._sync(i)
@@ -905,6 +945,8 @@ class Simulator:
 
         def release(tid: int, i: int) -> None:
             """Task ``tid`` leaves node ``i``: its requests are free again."""
+            if self.placed_at[tid] > self.published_at:
+                self.fresh_req[i] -= t_cpu[tid]
             self.cpu_req[i] -= t_cpu[tid]
             self.mem_req[i] -= t_mem[tid]
             self._sync(i)
@@ -981,6 +1023,7 @@ class Simulator:
                 retime_transfers()
             self.cpu_req[a] = 0
             self.mem_req[a] = 0
+            self.fresh_req[a] = 0
             self.ready[a] = False
             self._sync(a)
             self._reschedule(a, t)
@@ -1109,6 +1152,8 @@ class Simulator:
                     if has_output and self._t_out[tid] > 0:
                         sent |= send_result(tid, a, t)
                         continue
+                    if self.placed_at[tid] > self.published_at:
+                        self.fresh_req[a] -= t_cpu[tid]
                     self.cpu_req[a] -= t_cpu[tid]
                     self.mem_req[a] -= t_mem[tid]
                     finish[tid] = t

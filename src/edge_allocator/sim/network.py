@@ -28,22 +28,13 @@ interpreted, it was three quarters of a run's time.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Sequence
 
 import numpy as np
-from numba import njit
+
+from edge_allocator.compiled import compiled
 
 _EPS = 1e-9
-
-
-def _compiled(fn: Callable[..., Any]) -> Any:
-    """Compiled once per machine (cached beside the module or in the user's cache), or once
-    per process where neither is writable (a read-only image)."""
-    try:
-        return njit(cache=True, nogil=True)(fn)
-    except RuntimeError:  # numba: "cannot cache function ...: no locator available"
-        return njit(nogil=True)(fn)
 
 
 def max_min_rates(paths: Sequence[Sequence[int]], capacity: Sequence[float]) -> list[float]:
@@ -113,7 +104,7 @@ class _Classes:
         return rate
 
 
-@_compiled
+@compiled
 def _fill(
     links: np.ndarray, length: np.ndarray, count: np.ndarray, capacity: np.ndarray, rate: np.ndarray
 ) -> None:  # pragma: no cover - compiled; tests/unit/test_sim_network.py checks it
@@ -212,12 +203,12 @@ def _fill(
                     size = _push(heap_share, heap_link, size, now, other)
 
 
-@_compiled
+@compiled
 def _before(share_a: float, link_a: int, share_b: float, link_b: int) -> bool:
     return share_a < share_b or (share_a == share_b and link_a < link_b)
 
 
-@_compiled
+@compiled
 def _push(
     share: np.ndarray, link: np.ndarray, size: int, s: float, k: int
 ) -> int:  # pragma: no cover - compiled
@@ -234,7 +225,7 @@ def _push(
     return size + 1
 
 
-@_compiled
+@compiled
 def _pop(share: np.ndarray, link: np.ndarray, size: int) -> int:  # pragma: no cover - compiled
     """Drop the heap's top; the new size."""
     size -= 1

@@ -7,7 +7,16 @@ from collections.abc import Sequence
 import numpy as np
 
 from edge_allocator.cluster.snapshot import ClusterSnapshot, NodeState, TaskSpec
-from edge_allocator.policy.baselines.columns import CPU_ALLOC1, F64, I64, MEM_REQ, node_columns
+from edge_allocator.compiled import compiled
+from edge_allocator.policy.baselines.columns import (
+    CPU_ALLOC1,
+    CPU_REQ,
+    F64,
+    I64,
+    MEM_ALLOC1,
+    MEM_REQ,
+    node_columns,
+)
 
 
 def least_allocated(node: NodeState, task: TaskSpec) -> float:
@@ -56,24 +65,23 @@ class KubeDefaultPolicy:
         return out
 
     def score_indices(self, snapshot: ClusterSnapshot, task: TaskSpec, nodes: I64) -> F64:
-        """:meth:`score` for node indices, vectorised (the same floats)."""
-        block = node_columns(snapshot).block(nodes, CPU_ALLOC1, MEM_REQ + 1)
-        alloc, req = block[:2], block[2:]  # rows (cpu, memory), each operation on both
-        pod = np.array([[task.cpu_request_m], [task.mem_request_mib]], dtype=np.float64)
-        free = alloc - req
-        free -= pod
-        np.maximum(free, 0.0, out=free)
-        free *= 100.0
-        free /= alloc
-        least: F64 = free[0] + free[1]
-        least /= 2.0
-        frac = req + pod
-        frac /= alloc
-        np.minimum(frac, 1.0, out=frac)
-        spread = frac[0] - frac[1]
-        np.abs(spread, out=spread)
-        spread /= 2.0
-        balanced = 1.0 - spread
-        balanced *= 100.0
-        least += balanced
-        return least
+        """:meth:`score` for node indices, compiled (the same floats)."""
+        data = node_columns(snapshot).data
+        out: F64 = _scores(data, nodes, float(task.cpu_request_m), float(task.mem_request_mib))
+        return out
+
+
+@compiled
+def _scores(data: F64, nodes: I64, cpu: float, mem: float) -> F64:
+    """:func:`least_allocated` + :func:`balanced_allocation` per node, operation for
+    operation as the loop does them (``data``: :class:`NodeColumns` rows)."""
+    out = np.empty(nodes.shape[0])
+    for k in range(nodes.shape[0]):
+        i = nodes[k]
+        ca, ma = data[CPU_ALLOC1, i], data[MEM_ALLOC1, i]
+        cr, mr = data[CPU_REQ, i], data[MEM_REQ, i]
+        least = (max(ca - cr - cpu, 0.0) * 100.0 / ca + max(ma - mr - mem, 0.0) * 100.0 / ma) / 2.0
+        f_cpu = min((cr + cpu) / ca, 1.0)
+        f_mem = min((mr + mem) / ma, 1.0)
+        out[k] = least + (1.0 - abs(f_cpu - f_mem) / 2.0) * 100.0
+    return out
