@@ -85,10 +85,7 @@ def test_wait_queue_rows_follow_a_list_model() -> None:
     queue = _WaitQueue(4)
     model: list[tuple[int, ...]] = []
     head = tail = 0
-    sets = [
-        queue.set_of(k, np.array(m))
-        for k, m in ((None, [1, 1, 1, 1]), ((0, 5.0, -1), [1, 1, 0, 0]))
-    ]
+    sets = [queue.set_of(k, np.array(m)) for k, m in ((None, [0, 1, 2, 3]), ((0, 5.0, -1), [0, 1]))]
     for step in range(3000):
         op = rng.random()
         if op < 0.45:

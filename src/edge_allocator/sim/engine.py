@@ -100,12 +100,11 @@ class _WaitQueue:
     at either end is a row write. A candidate set (budget key) is a row of :attr:`members`,
     its nodes as a mask."""
 
-    __slots__ = ("_head", "_index", "_masks", "_tail", "buf", "hi", "keys", "lo")
+    __slots__ = ("_head", "_index", "_masks", "_tail", "buf", "hi", "lo")
 
     def __init__(self, nodes: int) -> None:
         self.buf = np.zeros((64, len(_COLUMNS)), dtype=np.int64)
         self.lo = self.hi = 32
-        self.keys: list[_Key] = []
         self._index: dict[_Key, int] = {}
         self._masks = np.zeros((4, nodes), dtype=np.bool_)
         self._head = 0
@@ -120,22 +119,22 @@ class _WaitQueue:
         return self.buf[self.lo : self.hi]
 
     def set_of(self, key: _Key, nodes: np.ndarray) -> int:
-        """The index of candidate set ``key`` (``nodes``: its mask, kept when it is new)."""
+        """The index of candidate set ``key`` (``nodes``: its node indices, read when the
+        set is new)."""
         index = self._index.get(key)
         if index is None:
-            index = self._index[key] = len(self.keys)
-            self.keys.append(key)
+            index = self._index[key] = len(self._index)
             if index == self._masks.shape[0]:  # room for twice as many sets
                 grown = np.zeros((2 * index + 4, self._masks.shape[1]), dtype=np.bool_)
                 grown[:index] = self._masks
                 self._masks = grown
-            self._masks[index] = nodes
+            self._masks[index, nodes] = True
         return index
 
     @property
     def members(self) -> np.ndarray:
-        """Row ``i``: the nodes of candidate set ``keys[i]``, as a mask."""
-        return self._masks[: len(self.keys)]
+        """Row ``i``: the nodes of the ``i``-th candidate set, as a mask."""
+        return self._masks[: len(self._index)]
 
     def _recentre(self) -> None:
         """Room at both ends again: the rows centred in a buffer four times their number."""
@@ -452,7 +451,6 @@ class Simulator:
         self._allowed_of: dict[int, tuple[tuple[int, float, int], tuple[int, ...]] | None] = {}
         self._shapes: dict[tuple[int, float, int] | None, set[tuple[int, int]]] = {}
         self._placeable: dict[tuple[tuple[int, float, int] | None, int, int], bool] = {}
-        self._masks: dict[_Key, np.ndarray] = {}
         self.shared_links = scenario.dynamics.network.sharing == "max-min"
         # the links each transfer crosses (a site's own network is one more link when it
         # declares a bandwidth), numbered as the snapshot numbers them for in-flight counts
@@ -783,16 +781,7 @@ class Simulator:
         """The index in ``queue`` of task ``tid``'s budget node set."""
         entry = self._budget_entry(tid)
         key = None if entry is None else entry[0]
-        return queue.set_of(key, self._member_mask(key))
-
-    def _member_mask(self, key: _Key) -> np.ndarray:
-        """The nodes of budget key ``key`` as a boolean mask over the nodes."""
-        mask = self._masks.get(key)
-        if mask is None:
-            mask = np.zeros(len(self.cluster.nodes), dtype=np.bool_)
-            mask[self._budget_nodes[key]] = True
-            self._masks[key] = mask
-        return mask
+        return queue.set_of(key, self._budget_nodes[key])
 
     def within_budget(self, tid: int) -> Sequence[int]:
         """Indices of the nodes task ``tid`` may run on under its latency budget (all nodes

@@ -19,6 +19,8 @@ how much (the simulator documentation reports it beside the greedy oracle).
 
 from __future__ import annotations
 
+from collections import deque
+
 import numpy as np
 
 from edge_allocator.cluster.snapshot import ClusterSnapshot, TaskSpec
@@ -43,6 +45,8 @@ class PlanningOraclePolicy(GreedyOraclePolicy):
         self._arrival: F64 = np.zeros(0)
         self._entered = 0  # tasks (in arrival order) that entered the window
         self._left = 0  # ... and that left it (arrived)
+        # the shares of the tasks in the window, in arrival order (they leave in that order)
+        self._shares: deque[tuple[I64, float] | None] = deque()
         self._pressure: F64 = np.zeros(0)
         self._per_core: F64 = np.zeros(0)
 
@@ -52,6 +56,7 @@ class PlanningOraclePolicy(GreedyOraclePolicy):
         self._order = np.argsort(tk.arrival_s, kind="stable")
         self._arrival = np.asarray(tk.arrival_s, dtype=np.float64)[self._order]
         self._entered = self._left = 0
+        self._shares.clear()
         self._pressure = np.zeros(len(sim.cluster.nodes))
         cores = np.array([nd.cpu_allocatable_m / 1000.0 for nd in sim.cluster.nodes])
         self._per_core = 1.0 / (cores * self.window_s)
@@ -76,9 +81,10 @@ class PlanningOraclePolicy(GreedyOraclePolicy):
             share = self._share(int(self._order[self._entered]))
             if share is not None:
                 self._pressure[share[0]] += share[1]
+            self._shares.append(share)
             self._entered += 1
         while self._left < self._entered and self._arrival[self._left] <= now:
-            share = self._share(int(self._order[self._left]))
+            share = self._shares.popleft()
             if share is not None:
                 self._pressure[share[0]] -= share[1]
             self._left += 1
