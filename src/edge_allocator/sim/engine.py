@@ -171,6 +171,9 @@ class _WaitQueue:
 
 _COLUMNS = ("position", "task", "cpu", "mem", "fresh", "set")
 _SEQ, _TID, _CPU, _MEM, _FRESH, _SET = range(len(_COLUMNS))
+_DRAIN_COLUMNS = [_TID, _CPU, _MEM, _SET]
+_CHUNK, _CHUNK_MAX = 16, 1024
+"""A drain reads the rows it tries in chunks of 16, doubling up to 1,024."""
 
 
 _GROWN_MAX = 16
@@ -1073,18 +1076,28 @@ class Simulator:
                 return
             tries = waiting[picked]
             waiting[picked, _FRESH] = 0  # tried in this drain, or ruled out: not fresh
-            tid_of, cpu_of, mem_of, set_of = tries[:, [_TID, _CPU, _MEM, _SET]].T.tolist()
             placed = np.zeros(tries.shape[0], dtype=np.bool_)
             failed: dict[object, _Front] = {}
-            todo = list(range(tries.shape[0]))  # all picked pass the room as it is now
-            at = 0
-            while at < len(todo):
-                j = todo[at]
+            # the rows still to try (all picked pass the room as it is now), read into Python
+            # a chunk at a time: a placement on a grown node usually rules out most of a long
+            # queue, so reading it all first would cost more than the tries
+            todo = np.arange(tries.shape[0])
+            at, size = 0, _CHUNK
+            chunk: list[int] = []  # positions in tries of todo[at - ci:], ci of them read
+            rows: list[list[int]] = []  # and their task, CPU, memory and set
+            ci = 0
+            while at < todo.shape[0]:
+                if ci == len(chunk):
+                    ahead = todo[at : at + size]
+                    chunk, rows, ci = ahead.tolist(), tries[ahead][:, _DRAIN_COLUMNS].tolist(), 0
+                    size = min(2 * size, _CHUNK_MAX)
+                j = chunk[ci]
+                tid, cpu, mem, cset = rows[ci]
+                ci += 1
                 at += 1
-                tid, cpu, mem = tid_of[j], cpu_of[j], mem_of[j]
-                key: object = set_of[j]
+                key: object = cset
                 if self.links_down:  # then the candidates depend on the source site too
-                    key = (set_of[j], self.node_site[t_src[tid]])
+                    key = (cset, self.node_site[t_src[tid]])
                 front = failed.get(key)
                 if front is not None and shortcuts and front.covers(cpu, mem):
                     continue
@@ -1099,8 +1112,9 @@ class Simulator:
                     g = gl[c]
                     cpu_room[c] = ca[g] - cr[g]
                     mem_room[c] = ma[g] - mr[g]
-                    left = np.array(todo[at:], dtype=np.int64)  # those still to try
-                    todo, at = left[worth_trying(tries[left], inside[left])].tolist(), 0
+                    left = todo[at:]  # those still to try
+                    todo = left[worth_trying(tries[left], inside[left])]
+                    at, size, chunk, ci = 0, _CHUNK, [], 0
             if placed.any():
                 pending.remove(picked[placed])
 
