@@ -117,6 +117,16 @@ def test_first_best_is_the_first_maximum_and_never_nan() -> None:
     assert first_best([-np.inf, -np.inf]) == 0
     assert first_best([np.nan, np.nan]) == 0
     assert first_best([]) == 0
+    assert first_best(np.array([2, 7, 7], dtype=np.int64)) == 1
+    rng = np.random.default_rng(0)
+    for _ in range(300):  # against the loop it is defined by: ties, nan and infinities
+        a = rng.choice([np.nan, -np.inf, np.inf, 0.0, 1.0, 2.5], size=rng.integers(0, 9))
+        best, want = -np.inf, 0
+        for i, v in enumerate(a.tolist()):
+            if v > best:
+                best, want = v, i
+        assert first_best(a) == want == first_best(a.tolist()), a
+        assert first_best(a[::2]) == first_best(a[::2].copy())  # a strided view too
 
 
 def test_candidate_names_read_like_a_list() -> None:

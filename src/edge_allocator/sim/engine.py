@@ -268,18 +268,20 @@ class CandidateNames(Sequence[str]):
 
 def first_best(scores: Sequence[float] | np.ndarray) -> int:
     """The index of the first highest score (ties: the first; a nan is never best; 0 when
-    none beats -inf), as a loop over ``s > best`` from -inf gives it."""
+    none beats -inf), as a loop over ``s > best`` from -inf gives it (compiled)."""
     a = scores if isinstance(scores, np.ndarray) else np.asarray(scores, dtype=np.float64)
-    if a.shape[0] == 0:
-        return 0
-    k = int(a.argmax())  # the first maximum, or the first nan
-    if a[k] == a[k]:  # not nan
-        return k
-    best, best_i = -math.inf, 0
-    for i, s in enumerate(a.tolist()):
-        if s > best:
-            best, best_i = s, i
-    return best_i
+    if a.dtype != np.float64:
+        a = a.astype(np.float64)
+    return int(_first_best(a))
+
+
+@compiled
+def _first_best(a: np.ndarray) -> int:
+    best, k = -np.inf, 0
+    for i in range(a.shape[0]):
+        if a[i] > best:
+            best, k = a[i], i
+    return k
 
 
 @compiled
