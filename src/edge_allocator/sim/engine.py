@@ -172,13 +172,28 @@ class _WaitQueue:
 _COLUMNS = ("position", "task", "cpu", "mem", "fresh", "set")
 _SEQ, _TID, _CPU, _MEM, _FRESH, _SET = range(len(_COLUMNS))
 _DRAIN_COLUMNS = [_TID, _CPU, _MEM, _SET]
-_CHUNK, _CHUNK_MAX = 16, 1024
-"""A drain reads the rows it tries in chunks of 16, doubling up to 1,024."""
 
 
 _GROWN_MAX = 16
 """Above this many grown nodes a drain tries every waiting task (the per-task check over the
 grown nodes would cost more than the candidate search it saves)."""
+
+
+@compiled
+def _next_worth(
+    rows: np.ndarray, start: int, inside: np.ndarray, cpu_room: np.ndarray, mem_room: np.ndarray
+) -> int:
+    """The first of ``rows`` from ``start`` worth trying: fresh (never tried), or some grown
+    node of its set (``inside[set, g]``) has the room for it now; ``len(rows)`` when none."""
+    for j in range(start, rows.shape[0]):
+        if rows[j, _FRESH] == 1:
+            return j
+        s, cpu, mem = rows[j, _SET], rows[j, _CPU], rows[j, _MEM]
+        for g in range(cpu_room.shape[0]):
+            if inside[s, g] and cpu <= cpu_room[g] and mem <= mem_room[g]:
+                return j
+    n: int = rows.shape[0]
+    return n
 
 
 class _Front:
@@ -1045,8 +1060,9 @@ class Simulator:
             budget fits it *now* (as the tasks before it in this drain left them: within one
             drain nodes only fill up), it waits. And once a task with a given candidate set
             fails, a later one with the same set and requests at least as large waits too
-            (``_Front``). The first rule is vector operations over the waiting rows
-            (``_Waiting``), redone only when a placement takes room on a grown node."""
+            (``_Front``). The first rule is a compiled scan forward over the waiting rows
+            (``_next_worth``) with the room as it is when the scan reaches each row, so a
+            drain reads the queue once however many tasks it places."""
             grown = self.grown
             shortcuts = self.drain_shortcuts
             check_all = self.retry_all or len(grown) > _GROWN_MAX or not shortcuts
@@ -1059,44 +1075,17 @@ class Simulator:
             column = {g: c for c, g in enumerate(gl)}
             cpu_room = np.array([ca[g] - cr[g] if rd[g] else -1 for g in gl], dtype=np.int64)
             mem_room = np.array([ma[g] - mr[g] if rd[g] else -1 for g in gl], dtype=np.int64)
-
-            def worth_trying(rows: np.ndarray, inside: np.ndarray) -> np.ndarray:
-                """Which of ``rows`` the room now does not rule out."""
-                fits = (rows[:, _CPU, None] <= cpu_room) & (rows[:, _MEM, None] <= mem_room)
-                ok: np.ndarray = (fits & inside).any(axis=1) | (rows[:, _FRESH] == 1)
-                return ok
-
-            waiting = pending.rows
-            if check_all:
-                picked = np.arange(len(pending))
-                inside = np.zeros((0, len(gl)), dtype=np.bool_)  # not consulted
-            else:
-                inside = pending.members[:, np.array(gl, dtype=np.int64)][waiting[:, _SET]]
-                picked = np.flatnonzero(worth_trying(waiting, inside))
-                inside = inside[picked]
-            if not picked.shape[0]:
-                return
-            tries = waiting[picked]
-            waiting[picked, _FRESH] = 0  # tried in this drain, or ruled out: not fresh
-            placed = np.zeros(tries.shape[0], dtype=np.bool_)
+            inside = pending.members[:, np.array(gl, dtype=np.int64)]  # set x grown node
+            waiting = pending.rows  # rows stay where they are until the placed ones go
+            n = waiting.shape[0]
+            placed: list[int] = []
             failed: dict[object, _Front] = {}
-            # the rows still to try (all picked pass the room as it is now), read into Python
-            # a chunk at a time: a placement on a grown node usually rules out most of a long
-            # queue, so reading it all first would cost more than the tries
-            todo = np.arange(tries.shape[0])
-            at, size = 0, _CHUNK
-            chunk: list[int] = []  # positions in tries of todo[at - ci:], ci of them read
-            rows: list[list[int]] = []  # and their task, CPU, memory and set
-            ci = 0
-            while at < todo.shape[0]:
-                if ci == len(chunk):
-                    ahead = todo[at : at + size]
-                    chunk, rows, ci = ahead.tolist(), tries[ahead][:, _DRAIN_COLUMNS].tolist(), 0
-                    size = min(2 * size, _CHUNK_MAX)
-                j = chunk[ci]
-                tid, cpu, mem, cset = rows[ci]
-                ci += 1
-                at += 1
+            j = -1
+            while True:
+                j = j + 1 if check_all else _next_worth(waiting, j + 1, inside, cpu_room, mem_room)
+                if j >= n:
+                    break
+                tid, cpu, mem, cset = waiting[j, _DRAIN_COLUMNS].tolist()
                 key: object = cset
                 if self.links_down:  # then the candidates depend on the source site too
                     key = (cset, self.node_site[t_src[tid]])
@@ -1108,17 +1097,15 @@ class Simulator:
                         front = failed[key] = _Front()
                     front.add(cpu, mem)
                     continue
-                placed[j] = True
+                placed.append(j)
                 c = column.get(int(placed_node[tid]))
-                if c is not None and not check_all:  # room taken on a grown node
+                if c is not None:  # room taken on a grown node: the scan reads it from here
                     g = gl[c]
                     cpu_room[c] = ca[g] - cr[g]
                     mem_room[c] = ma[g] - mr[g]
-                    left = todo[at:]  # those still to try
-                    todo = left[worth_trying(tries[left], inside[left])]
-                    at, size, chunk, ci = 0, _CHUNK, [], 0
-            if placed.any():
-                pending.remove(picked[placed])
+            waiting[:, _FRESH] = 0  # each row was tried in this drain, or ruled out
+            if placed:
+                pending.remove(np.array(placed, dtype=np.int64))
 
         t = 0.0
         while True:
