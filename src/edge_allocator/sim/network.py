@@ -292,9 +292,7 @@ class Transfers:
         dt = t - self.at
         if dt > 0 and self._row:
             self._rerate()
-            n = self._used
-            left = self._left[:n]
-            np.maximum(left - self._rate[:n] * dt, 0.0, out=left)
+            _send(self._left, self._rate, self._used, dt)
         self.at = max(self.at, t)
 
     def _rerate(self) -> None:
@@ -303,16 +301,11 @@ class Transfers:
         if not self._stale:
             return
         self._stale = False
-        n = self._used
         if not self._row:
             return
-        cls = self._class[:n]
-        rate = np.full(n, math.inf)
-        crossing = cls >= 0  # flows over no link keep inf
-        if crossing.any():
-            rate[crossing] = self._classes.fill(self.capacity)[cls[crossing]]
-        rate[~self._active[:n]] = 0.0
-        self._rate[:n] = rate
+        # a class with flows in it: some flow crosses a link (the others' rate is inf)
+        of_class = self._classes.fill(self.capacity) if self._classes.index else _NO_CLASSES
+        _rates(self._rate, self._class, self._active, self._used, of_class)
 
     def add(self, t: float, flow: int, path: tuple[int, ...], megabits: float) -> None:
         cls = self._classes.add(_key(path)) if path else -1  # first: it checks the links
@@ -369,18 +362,61 @@ class Transfers:
         """Flows whose data has all arrived (as of the last advance), in the order they were
         added; under a nanosecond of sending left is rounding, not data."""
         self._rerate()
-        n = self._used
-        left, rate = self._left[:n], self._rate[:n]
-        rows = np.flatnonzero(self._active[:n] & (left <= _EPS * np.maximum(1.0, rate)))
+        rows = _arrived(self._left, self._rate, self._active, self._used)
         rows = rows[np.argsort(self._order[rows], kind="stable")]
         return [int(f) for f in self._flow[rows]]
 
     def next_end(self) -> float:
         """When the first active flow ends at the current rates (``inf`` with none)."""
         self._rerate()
-        n = self._used
-        rate = self._rate[:n]
-        sending = self._active[:n] & (rate > 0)
-        if not sending.any():
-            return math.inf
-        return float((self.at + self._left[:n][sending] / rate[sending]).min())
+        return float(_first_end(self._left, self._rate, self._active, self._used, self.at))
+
+
+_NO_CLASSES = np.zeros(0)
+
+
+@compiled
+def _send(left: np.ndarray, rate: np.ndarray, n: int, dt: float) -> None:
+    """``left[:n] = max(left - rate * dt, 0)`` in place, as ``np.maximum`` gives it (a nan
+    stays nan, -0.0 stays -0.0)."""
+    for i in range(n):
+        v = left[i] - rate[i] * dt
+        left[i] = v if v >= 0.0 or v != v else 0.0
+
+
+@compiled
+def _rates(
+    rate: np.ndarray, cls: np.ndarray, active: np.ndarray, n: int, of_class: np.ndarray
+) -> None:
+    """Each flow's rate: its class's (``of_class``), inf over no link, 0 in a free row."""
+    for i in range(n):
+        if not active[i]:
+            rate[i] = 0.0
+        elif cls[i] < 0:
+            rate[i] = np.inf
+        else:
+            rate[i] = of_class[cls[i]]
+
+
+@compiled
+def _arrived(left: np.ndarray, rate: np.ndarray, active: np.ndarray, n: int) -> np.ndarray:
+    """The active rows with all their data sent: under a nanosecond of sending left."""
+    out = np.empty(n, dtype=np.int64)
+    k = 0
+    for i in range(n):
+        if active[i] and left[i] <= _EPS * max(1.0, rate[i]):
+            out[k] = i
+            k += 1
+    return out[:k]
+
+
+@compiled
+def _first_end(left: np.ndarray, rate: np.ndarray, active: np.ndarray, n: int, at: float) -> float:
+    """When the first sending flow ends at its rate (inf with none)."""
+    end = np.inf
+    for i in range(n):
+        if active[i] and rate[i] > 0:
+            e = at + left[i] / rate[i]
+            if e < end:
+                end = e
+    return end
