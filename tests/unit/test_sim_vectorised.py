@@ -62,7 +62,9 @@ class Checking:
         k = self.inner.choose(snapshot, task, candidates, task_id)
         fast = getattr(self.policy, "score_indices")(snapshot, task, candidates.nodes)  # noqa: B009
         slow = self.policy.score(snapshot, task, list(candidates))
-        assert fast.tolist() == slow  # bit for bit
+        # bit for bit: equal as integers, so -0.0 differs from 0.0 and a nan must be the same nan
+        assert fast.dtype == np.float64
+        assert fast.view(np.int64).tolist() == np.array(slow, np.float64).view(np.int64).tolist()
         assert k == first_best(slow)
         self.checked += 1
         return k

@@ -93,9 +93,9 @@ _Key = tuple[int, float, int] | None
 
 class _WaitQueue:
     """The waiting tasks in FIFO order, as the rows of one int64 array (:data:`_COLUMNS`:
-    position, task, CPU and memory requests, fresh, candidate set), so a retry checks the
-    whole queue against the room that appeared in a few vector operations instead of a loop
-    over the tasks. The position is a sequence number (``appendleft`` counts down) and the
+    position, task, CPU and memory requests, fresh, candidate set), so a retry scans the
+    queue in compiled code (:func:`_next_worth`) instead of a loop over Python objects. The
+    position is a sequence number (``appendleft`` counts down) and the
     rows stay in its order: rows ``[lo, hi)`` of a buffer with room at both ends, so adding
     at either end is a row write. A candidate set (budget key) is a row of :attr:`members`,
     its nodes as a mask."""
@@ -322,7 +322,7 @@ class PolicyChooser:
     """Deterministic argmax over a policy's scores (first best on ties).
 
     A policy with ``score_indices(snapshot, task, nodes) -> array`` (the baselines) scores
-    the candidates' node indices instead of their names: the same numbers, vectorised.
+    the candidates' node indices instead of their names: the same numbers, vectorised or compiled.
     ``hide_work``: the policy sees each task without its CPU-seconds of work, as on a live
     cluster, where no pod declares it."""
 
@@ -597,7 +597,7 @@ class Simulator:
 
     def _fresh_req_recount(self, i: int) -> int:
         """:attr:`fresh_req` of node ``i`` counted from its tasks: the definition the
-        incremental count keeps (``tests/unit/test_sim_engine_state.py`` checks it does)."""
+        incremental count keeps (``tests/unit/test_sim_vectorised.py`` checks it does)."""
         since = self.published_at
         placed, req = self.placed_at, self._t_cpu
         # strictly after the sample, as the extender's cache compares bind time and sample time
@@ -849,7 +849,7 @@ class Simulator:
         return out
 
     def candidate_nodes(self, tid: int) -> np.ndarray:
-        """:meth:`candidates` as an ascending int64 array, vectorised over the nodes: what a
+        """:meth:`candidates` as an ascending int64 array, compiled over the nodes: what a
         run uses (:meth:`candidates` is the same rule written node by node, over the lists;
         the arrays here follow the lists through :meth:`_sync`)."""
         entry = self._budget_entry(tid)
@@ -1075,7 +1075,8 @@ class Simulator:
             column = {g: c for c, g in enumerate(gl)}
             cpu_room = np.array([ca[g] - cr[g] if rd[g] else -1 for g in gl], dtype=np.int64)
             mem_room = np.array([ma[g] - mr[g] if rd[g] else -1 for g in gl], dtype=np.int64)
-            inside = pending.members[:, np.array(gl, dtype=np.int64)]  # set x grown node
+            # set x grown node (check_all reads neither it nor the rooms: every row is tried)
+            inside = pending.members[:, np.array(gl, dtype=np.int64)]
             waiting = pending.rows  # rows stay where they are until the placed ones go
             n = waiting.shape[0]
             placed: list[int] = []

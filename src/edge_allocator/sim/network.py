@@ -400,11 +400,13 @@ def _rates(
 
 @compiled
 def _arrived(left: np.ndarray, rate: np.ndarray, active: np.ndarray, n: int) -> np.ndarray:
-    """The active rows with all their data sent: under a nanosecond of sending left."""
+    """The active rows with all their data sent: under a nanosecond of sending left (the
+    larger of 1 and the rate as ``np.maximum`` gives it: a nan rate stays nan)."""
     out = np.empty(n, dtype=np.int64)
     k = 0
     for i in range(n):
-        if active[i] and left[i] <= _EPS * max(1.0, rate[i]):
+        r = rate[i]
+        if active[i] and left[i] <= _EPS * (r if r > 1.0 or r != r else 1.0):
             out[k] = i
             k += 1
     return out[:k]
@@ -412,11 +414,14 @@ def _arrived(left: np.ndarray, rate: np.ndarray, active: np.ndarray, n: int) -> 
 
 @compiled
 def _first_end(left: np.ndarray, rate: np.ndarray, active: np.ndarray, n: int, at: float) -> float:
-    """When the first sending flow ends at its rate (inf with none)."""
+    """When the first sending flow ends at its rate (inf with none; nan when one is, as
+    ``min`` over numpy's array gives it)."""
     end = np.inf
     for i in range(n):
         if active[i] and rate[i] > 0:
-            e = at + left[i] / rate[i]
+            e: float = at + left[i] / rate[i]
+            if e != e:
+                return e
             if e < end:
                 end = e
     return end

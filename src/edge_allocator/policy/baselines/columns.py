@@ -2,11 +2,11 @@
 
 A baseline's ``score(snapshot, task, candidates)`` is the reference: a loop over candidate
 names, formula by formula. ``score_indices(snapshot, task, nodes)`` computes the same numbers
-for the candidates' node indices with numpy, in float64 and in the same order of operations,
-so every score is bit for bit the loop's (integers below 2**53 are exact in float64, and
-IEEE +, -, *, /, min and max round alike in both). The simulator's
+for the candidates' node indices with numpy or a compiled loop (numba), in float64 and in the
+same order of operations, so every score is bit for bit the loop's (integers below 2**53 are
+exact in float64, and IEEE +, -, *, /, min and max round alike in both). The simulator's
 :class:`~edge_allocator.sim.engine.PolicyChooser` calls it when a policy has it;
-``tests/unit/test_baselines_vectorised.py`` checks the two agree.
+``tests/unit/test_sim_vectorised.py`` checks the two agree.
 
 :func:`node_columns` is cached on the snapshot. A snapshot made with
 ``with_nodes(..., changed=...)`` from one whose columns exist takes the parent's array over

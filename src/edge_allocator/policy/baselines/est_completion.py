@@ -62,6 +62,7 @@ class EstimatedCompletionPolicy:
         s = snapshot.site_index[task.data_source_site]
         out: F64 = _scores(
             node_columns(snapshot).data,
+            (CPU_ALLOC, CPU_USED),
             nodes,
             sa.node_site,
             sa.latency_ms[s],
@@ -76,6 +77,7 @@ class EstimatedCompletionPolicy:
 @compiled
 def _scores(
     data: F64,
+    rows: tuple[int, int],
     nodes: I64,
     node_site: I64,
     latency_ms: F64,
@@ -85,14 +87,16 @@ def _scores(
     rate_work: tuple[float, float, float],
 ) -> F64:
     """``-(network_s + work / rate)`` per node, operation for operation as :meth:`score`
-    (``data``: :class:`NodeColumns` rows; ``latency_ms`` and ``bandwidth`` by site, from the
-    data's site; ``src``: the source node's index, -1 for none)."""
+    (``data``: :class:`NodeColumns`, ``rows`` its rows of allocatable and used CPU;
+    ``latency_ms`` and ``bandwidth`` by site, from the data's site; ``src``: the source node's
+    index, -1 for none)."""
+    r_alloc, r_used = rows
     limit, floor, work = rate_work
     out = np.empty(nodes.shape[0])
     for k in range(nodes.shape[0]):
         i = nodes[k]
         site = node_site[i]
         net_ms = 0.0 if i == src else megabits / bandwidth[site] * 1000.0 + latency_ms[site]
-        rate = min(limit, max((data[CPU_ALLOC, i] - data[CPU_USED, i]) / 1000.0, floor))
+        rate = min(limit, max((data[r_alloc, i] - data[r_used, i]) / 1000.0, floor))
         out[k] = -(net_ms / 1000.0 + work / rate)
     return out

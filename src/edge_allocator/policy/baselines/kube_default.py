@@ -67,19 +67,24 @@ class KubeDefaultPolicy:
     def score_indices(self, snapshot: ClusterSnapshot, task: TaskSpec, nodes: I64) -> F64:
         """:meth:`score` for node indices, compiled (the same floats)."""
         data = node_columns(snapshot).data
-        out: F64 = _scores(data, nodes, float(task.cpu_request_m), float(task.mem_request_mib))
+        rows = (CPU_ALLOC1, MEM_ALLOC1, CPU_REQ, MEM_REQ)
+        out: F64 = _scores(
+            data, rows, nodes, float(task.cpu_request_m), float(task.mem_request_mib)
+        )
         return out
 
 
 @compiled
-def _scores(data: F64, nodes: I64, cpu: float, mem: float) -> F64:
+def _scores(data: F64, rows: tuple[int, int, int, int], nodes: I64, cpu: float, mem: float) -> F64:
     """:func:`least_allocated` + :func:`balanced_allocation` per node, operation for
-    operation as the loop does them (``data``: :class:`NodeColumns` rows)."""
+    operation as the loop does them (``data``: :class:`NodeColumns`; ``rows``: its rows of
+    allocatable CPU and memory, floored at 1, and of the requests)."""
+    r_ca, r_ma, r_cr, r_mr = rows
     out = np.empty(nodes.shape[0])
     for k in range(nodes.shape[0]):
         i = nodes[k]
-        ca, ma = data[CPU_ALLOC1, i], data[MEM_ALLOC1, i]
-        cr, mr = data[CPU_REQ, i], data[MEM_REQ, i]
+        ca, ma = data[r_ca, i], data[r_ma, i]
+        cr, mr = data[r_cr, i], data[r_mr, i]
         least = (max(ca - cr - cpu, 0.0) * 100.0 / ca + max(ma - mr - mem, 0.0) * 100.0 / ma) / 2.0
         f_cpu = min((cr + cpu) / ca, 1.0)
         f_mem = min((mr + mem) / ma, 1.0)

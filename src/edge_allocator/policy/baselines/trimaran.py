@@ -63,20 +63,23 @@ class TargetLoadPackingPolicy:
     def score_indices(self, snapshot: ClusterSnapshot, task: TaskSpec, nodes: I64) -> F64:
         """:meth:`score` for node indices, compiled (the same floats)."""
         data = node_columns(snapshot).data
-        out: F64 = _scores(data, nodes, float(task.cpu_request_m), self.target_pct)
+        rows = (CPU_ALLOC1, CPU_USAGE, CPU_REQ)
+        out: F64 = _scores(data, rows, nodes, float(task.cpu_request_m), self.target_pct)
         return out
 
 
 @compiled
-def _scores(data: F64, nodes: I64, cpu: float, x: float) -> F64:
+def _scores(data: F64, rows: tuple[int, int, int], nodes: I64, cpu: float, x: float) -> F64:
     """:meth:`TargetLoadPackingPolicy._one` per node, operation for operation (``data``:
-    :class:`NodeColumns` rows; a nan usage is a node without a measurement)."""
+    :class:`NodeColumns`; ``rows``: its rows of allocatable CPU floored at 1, measured CPU,
+    nan without a measurement, and requested CPU)."""
+    r_alloc, r_usage, r_req = rows
     out = np.empty(nodes.shape[0])
     for k in range(nodes.shape[0]):
         i = nodes[k]
-        alloc, usage = data[CPU_ALLOC1, i], data[CPU_USAGE, i]
+        alloc, usage = data[r_alloc, i], data[r_usage, i]
         if usage != usage:
-            out[k] = min((data[CPU_REQ, i] + cpu) * 100.0 / alloc, 100.0)
+            out[k] = min((data[r_req, i] + cpu) * 100.0 / alloc, 100.0)
             continue
         u = (usage + cpu) * 100.0 / alloc
         if u <= x:
