@@ -470,7 +470,6 @@ class Simulator:
         }
         self._allowed_of: dict[int, tuple[tuple[int, float, int], tuple[int, ...]] | None] = {}
         self._shapes: dict[tuple[int, float, int] | None, set[tuple[int, int]]] = {}
-        self._placeable: dict[tuple[tuple[int, float, int] | None, int, int], bool] = {}
         self.shared_links = scenario.dynamics.network.sharing == "max-min"
         # the links each transfer crosses (a site's own network is one more link when it
         # declares a bandwidth), numbered as the snapshot numbers them for in-flight counts
@@ -816,9 +815,6 @@ class Simulator:
         mem = self._t_mem[tid]
         entry = self._budget_entry(tid)
         key = None if entry is None else entry[0]
-        known = self._placeable.get((key, cpu, mem))
-        if known is not None:  # tasks come in a handful of classes: sizes repeat
-            return known
         shapes = self._shapes.get(key)
         if shapes is None:  # the distinct node sizes in the set: a handful of node classes
             nodes = self.cluster.nodes
@@ -827,8 +823,7 @@ class Simulator:
                 for i in self.within_budget(tid)
             }
             self._shapes[key] = shapes
-        fits = self._placeable[key, cpu, mem] = any(c >= cpu and m >= mem for c, m in shapes)
-        return fits
+        return any(c >= cpu and m >= mem for c, m in shapes)
 
     def candidates(self, tid: int) -> list[int]:
         """The nodes kube-scheduler would pass for task ``tid`` now: ready, its requests
