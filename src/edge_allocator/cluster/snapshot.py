@@ -345,20 +345,24 @@ class ClusterSnapshot:
         Cached per snapshot and source."""
         key = f"available_bw.{src}"
         row: np.ndarray | None = self._derived_cache.get(key)
-        if row is not None:
-            return row
+        if row is None:
+            row = self._derived_cache[key] = self.bandwidth_row_under(src, self.inflight)
+        return row
+
+    def bandwidth_row_under(self, src: int, inflight: Sequence[int]) -> np.ndarray:
+        """:meth:`available_bandwidth_row` with ``inflight`` transfers in flight on this
+        topology instead of the snapshot's own (a new array, not cached)."""
         bw_rows: np.ndarray | None = self._topology_cache.get("bandwidth_rows")
         if bw_rows is None:  # the declared bottlenecks as one array, built once per topology
             bw_rows = np.array(self._paths[1], dtype=np.float64).reshape(len(self.sites), -1)
             self._topology_cache["bandwidth_rows"] = bw_rows
-        row = bw_rows[src].copy()
-        if any(self.inflight):
+        row: np.ndarray = bw_rows[src].copy()
+        if any(inflight):
             padded, capacity = self._padded_transfer_links()
             share = np.empty(capacity.shape[0] + 1, dtype=np.float64)
-            share[:-1] = capacity / (1.0 + np.asarray(self.inflight, dtype=np.float64))
+            share[:-1] = capacity / (1.0 + np.asarray(inflight, dtype=np.float64))
             share[-1] = np.inf  # the padding of shorter paths
             np.minimum(row, share[padded[src]].min(axis=1), out=row)
-        self._derived_cache[key] = row
         return row
 
     def _padded_transfer_links(self) -> tuple[np.ndarray, np.ndarray]:

@@ -68,6 +68,18 @@ from edge_allocator.cluster.inflight import InflightTransfers
 from edge_allocator.cluster.snapshot import ClusterSnapshot, NodeState, TaskSpec
 from edge_allocator.compiled import compiled
 from edge_allocator.policy.base import PlacementPolicy
+from edge_allocator.policy.baselines.columns import (
+    CPU_REQ,
+    CPU_USAGE,
+    CPU_USED,
+    F64,
+    MEM_REQ,
+    ColumnView,
+    SiteArrays,
+    SnapshotView,
+    node_rows,
+    site_arrays,
+)
 from edge_allocator.sim.generate import (
     Cluster,
     Tasks,
@@ -318,18 +330,58 @@ def _fitting(
     return out[:k]
 
 
+class _LiveView:
+    """The simulator's :class:`ColumnView`: its own column array (updated in place as the
+    state changes) and the transfers in flight when it was made."""
+
+    __slots__ = ("_bw", "_inflight", "_topology", "data", "revision", "site_index", "sites")
+
+    def __init__(
+        self,
+        data: F64,
+        revision: int,
+        sites: SiteArrays,
+        topology: ClusterSnapshot,
+        inflight: tuple[int, ...],
+    ) -> None:
+        self.data = data
+        self.revision = revision
+        self.sites = sites
+        self.site_index = topology.site_index
+        self._topology = topology
+        self._inflight = inflight
+        self._bw: dict[int, F64] = {}
+
+    def node_index(self, name: str) -> int:
+        t = self._topology
+        return t.index_of(name) if t.has_node(name) else -1
+
+    def bandwidth_row(self, site: int) -> F64:
+        row = self._bw.get(site)
+        if row is None:
+            row = self._bw[site] = self._topology.bandwidth_row_under(site, self._inflight)
+        return row
+
+
 class PolicyChooser:
     """Deterministic argmax over a policy's scores (first best on ties).
 
-    A policy with ``score_indices(snapshot, task, nodes) -> array`` (the baselines) scores
-    the candidates' node indices instead of their names: the same numbers, vectorised or compiled.
-    ``hide_work``: the policy sees each task without its CPU-seconds of work, as on a live
-    cluster, where no pod declares it."""
+    A policy with ``score_view(view, task, nodes) -> array`` (the baselines) scores the
+    candidates' node indices from a :class:`ColumnView` instead of their names from a
+    snapshot: the same numbers, vectorised or compiled; the simulator then hands it its own
+    columns (:meth:`choose_view`) and builds no snapshot (unless a subclass overrides
+    :meth:`choose`: then every decision goes through it). One with ``score_indices(snapshot,
+    task, nodes)`` (the oracle) scores indices from the snapshot. ``hide_work``: the policy
+    sees each task without its CPU-seconds of work, as on a live cluster, where no pod
+    declares it."""
 
     def __init__(self, policy: PlacementPolicy, *, hide_work: bool = False) -> None:
         self.policy = policy
         self.hide_work = hide_work
+        self._by_view = getattr(policy, "score_view", None)
         self._by_index = getattr(policy, "score_indices", None)
+        # a subclass that overrides choose wants to see every decision there: snapshots
+        self.reads_view = self._by_view is not None and type(self).choose is PolicyChooser.choose
 
     def choose(
         self, snapshot: ClusterSnapshot, task: TaskSpec, candidates: Sequence[str], task_id: int
@@ -337,9 +389,21 @@ class PolicyChooser:
         if self.hide_work:
             task = task.without_work()
         nodes = getattr(candidates, "nodes", None)
-        if self._by_index is not None and isinstance(nodes, np.ndarray):
-            return first_best(self._by_index(snapshot, task, nodes))
+        if isinstance(nodes, np.ndarray):
+            if self._by_view is not None:
+                return first_best(self._by_view(SnapshotView(snapshot), task, nodes))
+            if self._by_index is not None:
+                return first_best(self._by_index(snapshot, task, nodes))
         return first_best(self.policy.score(snapshot, task, candidates))
+
+    def choose_view(
+        self, view: ColumnView, task: TaskSpec, candidates: CandidateNames, task_id: int
+    ) -> int:
+        """:meth:`choose` from a column view (only when :attr:`reads_view`)."""
+        if self.hide_work:
+            task = task.without_work()
+        assert self._by_view is not None
+        return first_best(self._by_view(view, task, candidates.nodes))
 
 
 @dataclass
@@ -429,6 +493,7 @@ class Simulator:
         )  # a cluster built by hand may leave the scenario's intra-site bandwidth off its sites
         self.base = ClusterSnapshot(self.cluster.nodes, sites, self.cluster.links)
         sidx = self.base.site_index
+        self._site_arrays = site_arrays(self.base)
         self.node_site = [sidx[n.site] for n in self.cluster.nodes]
         names = [s.name for s in self.cluster.sites]
         self.site_lat = [[self.base.site_latency_ms(a, b) for b in names] for a in names]
@@ -506,10 +571,18 @@ class Simulator:
         self.last_t = [0.0] * n
         self.version = [0] * n
         self.states = list(nodes)
+        # nodes whose state changed since the last snapshot and since the last column view
+        # (each is brought up to date only when asked for: a run uses one or the other)
         self.dirty: set[int] = set(range(n))
+        self._dirty_cols: set[int] = set(range(n))
+        # distinct states a policy has been shown; _shown: the current one was shown
         self.revision = 0
+        self._shown = False
+        self._shown_inflight: tuple[int, ...] = ()
         self._snap: ClusterSnapshot | None = None
         self._last_snap: ClusterSnapshot | None = None
+        self._cols = node_rows(nodes)
+        self._view: _LiveView | None = None
         self.heap: list[tuple[float, int, int, int, float]] = []
         self.seq = 0
         # measured usage: integral of usage cores over time, and what metrics last published
@@ -582,10 +655,11 @@ class Simulator:
             self._usage_changed(i, t)
             self.measured[i] = (self.u_int[i] - self.u_published_int[i]) / self.metrics_interval
             self.u_published_int[i] = self.u_int[i]
-            self.dirty.add(i)
+        self.dirty.update(range(len(self.cores)))
+        self._dirty_cols.update(range(len(self.cores)))
         self.published_at = t
         self.fresh_req = [0] * len(self.cores)  # every task there now was placed by t
-        self._snap = None
+        self._shown = False
 
     def measured_cpu_m(self, i: int) -> int:
         """Usage as the policy sees it: the last sample plus the requests of the tasks placed
@@ -614,8 +688,7 @@ class Simulator:
         run = self.running[i]
         self.version[i] += 1
         if touched:
-            self.dirty.add(i)
-            self._snap = None
+            self._touch(i)
         if not run:
             self.factor[i] = 1.0
             self.demand[i] = 0.0
@@ -633,12 +706,26 @@ class Simulator:
     def usage_cores(self, i: int) -> float:
         return min(self.bg[i] + self.demand[i] * self.factor[i], self.cores[i])
 
-    def snapshot(self, t: float) -> ClusterSnapshot:
+    def _touch(self, i: int) -> None:
+        """What the policies see of node ``i`` changed."""
+        self.dirty.add(i)
+        self._dirty_cols.add(i)
+        self._shown = False
+
+    def _show(self, t: float) -> tuple[int, ...]:
+        """The state is about to be shown to a policy: a new revision when it changed (a node,
+        or the transfers in flight) since it was last shown; returns the transfers in flight."""
         inflight = self.inflight.counts(t) if self.inflight is not None else ()
-        if self._snap is not None:
-            if self._snap.inflight is inflight:
-                return self._snap
-            self._snap = None
+        if not self._shown or inflight is not self._shown_inflight:
+            self.revision += 1
+            self._shown = True
+            self._shown_inflight = inflight
+        return inflight
+
+    def snapshot(self, t: float) -> ClusterSnapshot:
+        inflight = self._show(t)
+        if self._snap is not None and self._snap.revision == self.revision:
+            return self._snap
         fixed = self._fixed
         for i in self.dirty:
             self.states[i] = NodeState(
@@ -650,7 +737,6 @@ class Simulator:
                 len(self.running[i]) + len(self.arriving[i]) + len(self.sending[i]),
                 self.ready[i],
             )
-        self.revision += 1
         parent = self._last_snap or self.base
         self._snap = parent.with_nodes(
             tuple(self.states),
@@ -662,6 +748,25 @@ class Simulator:
         self.dirty.clear()
         self._last_snap = self._snap
         return self._snap
+
+    def column_view(self, t: float) -> ColumnView:
+        """What a baseline's fast path reads of the state at ``t``, the numbers
+        ``node_columns(self.snapshot(t))`` would hold, from the engine's own columns: no
+        node states, no snapshot (valid until the state changes)."""
+        inflight = self._show(t)
+        view = self._view
+        if view is not None and view.revision == self.revision:
+            return view
+        data = self._cols
+        for i in self._dirty_cols:
+            m = float(self.measured_cpu_m(i))
+            data[CPU_USED, i] = m
+            data[CPU_USAGE, i] = m
+            data[CPU_REQ, i] = self.cpu_req[i]
+            data[MEM_REQ, i] = self.mem_req[i]
+        self._dirty_cols.clear()
+        self._view = _LiveView(data, self.revision, self._site_arrays, self.base, inflight)
+        return self._view
 
     def task_spec(self, tid: int) -> TaskSpec:
         src = self._t_src[tid]
@@ -900,6 +1005,12 @@ class Simulator:
         has_output = self.has_output
         t_cpu, t_mem, t_src = self._t_cpu, self._t_mem, self._t_src
         arrivals: list[float] = tk.arrival_s.tolist()
+        # a chooser that scores from column views gets the engine's own columns
+        by_view = (
+            chooser.choose_view
+            if isinstance(chooser, PolicyChooser) and chooser.reads_view
+            else None
+        )
 
         def place(tid: int, t: float) -> bool:
             nonlocal forced
@@ -909,8 +1020,13 @@ class Simulator:
                 return False
             if n_cands == 1:
                 forced += 1
-            snap = self.snapshot(t)
-            k = chooser.choose(snap, self.task_spec(tid), CandidateNames(cands, names), tid)
+            if by_view is not None:
+                k = by_view(
+                    self.column_view(t), self.task_spec(tid), CandidateNames(cands, names), tid
+                )
+            else:
+                snap = self.snapshot(t)
+                k = chooser.choose(snap, self.task_spec(tid), CandidateNames(cands, names), tid)
             i = int(cands[k])
             decision_tasks.append(tid)
             req = t_cpu[tid]
@@ -933,8 +1049,7 @@ class Simulator:
                 if self.inflight is not None:
                     self.inflight.start(t, links, megabits)
                 added_ms[tid] = lat_ms[tid]
-                self.dirty.add(i)
-                self._snap = None
+                self._touch(i)
                 retime_transfers()
                 return True
             start(tid, i, t)
@@ -954,8 +1069,7 @@ class Simulator:
             self.cpu_req[i] -= t_cpu[tid]
             self.mem_req[i] -= t_mem[tid]
             self._sync(i)
-            self.dirty.add(i)
-            self._snap = None
+            self._touch(i)
 
         def done_at(tid: int, t: float) -> None:
             nonlocal n_done
@@ -1172,8 +1286,7 @@ class Simulator:
                         self.bg[i] = frac * c
                         self._usage_changed(i, t)
                         if exact:
-                            self.dirty.add(i)
-                            self._snap = None
+                            self._touch(i)
                     if self.ready[i]:
                         utils.append(self.usage_cores(i) / c)
                 if utils:

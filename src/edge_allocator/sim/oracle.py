@@ -33,7 +33,7 @@ import numpy.typing as npt
 
 from edge_allocator.cluster.features import BURST_FACTOR
 from edge_allocator.cluster.snapshot import ClusterSnapshot, TaskSpec
-from edge_allocator.policy.baselines.columns import network_time_ms
+from edge_allocator.policy.baselines.columns import SnapshotView, network_time_ms
 from edge_allocator.sim.engine import Simulator
 
 F64 = npt.NDArray[np.float64]
@@ -289,7 +289,7 @@ class GreedyOraclePolicy:
         node_work = work / np.array(sim.speed)[nodes]  # a faster CPU needs fewer seconds
         demand = np.minimum(task.cpu_request_m / 1000.0 * BURST_FACTOR, cores)
         avail = np.maximum(cores - np.array(sim.bg)[nodes], 0.05 * cores)
-        net = network_time_ms(snapshot, task, nodes) / 1000.0
+        net = network_time_ms(SnapshotView(snapshot), task, nodes) / 1000.0
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             # nothing running: the reference's one phase, the same floats
             f = np.where(demand <= avail, 1.0, avail / demand)

@@ -17,8 +17,7 @@ from edge_allocator.policy.baselines.columns import (
     CPU_USED,
     F64,
     I64,
-    node_columns,
-    site_arrays,
+    ColumnView,
     source_index,
 )
 
@@ -51,24 +50,24 @@ class EstimatedCompletionPolicy:
             out.append(-(snapshot.network_time_ms(task, node) / 1000.0 + work / rate))
         return out
 
-    def score_indices(self, snapshot: ClusterSnapshot, task: TaskSpec, nodes: I64) -> F64:
+    def score_view(self, view: ColumnView, task: TaskSpec, nodes: I64) -> F64:
         """:meth:`score` for node indices, compiled (the same floats; the network time as
         :func:`~edge_allocator.policy.baselines.columns.network_time_ms` computes it)."""
         req_cores = task.cpu_request_m / 1000.0
         limit = max(req_cores * BURST_FACTOR, 0.05)
         floor = 0.1 * req_cores + 0.01
         work = task.work_cpu_s if task.work_cpu_s is not None else 1.0
-        sa = site_arrays(snapshot)
-        s = snapshot.site_index[task.data_source_site]
+        sa = view.sites
+        s = view.site_index[task.data_source_site]
         out: F64 = _scores(
-            node_columns(snapshot).data,
+            view.data,
             (CPU_ALLOC, CPU_USED),
             nodes,
             sa.node_site,
             sa.latency_ms[s],
-            snapshot.available_bandwidth_row(s),
+            view.bandwidth_row(s),
             task.input_mb * 8.0,
-            source_index(snapshot, task),
+            source_index(view, task),
             (limit, floor, work),
         )
         return out

@@ -15,7 +15,7 @@ from edge_allocator.policy.baselines.columns import (
     I64,
     MEM_ALLOC1,
     MEM_REQ,
-    node_columns,
+    ColumnView,
 )
 
 
@@ -64,9 +64,9 @@ class KubeDefaultPolicy:
             out.append(least_allocated(node, task) + balanced_allocation(node, task))
         return out
 
-    def score_indices(self, snapshot: ClusterSnapshot, task: TaskSpec, nodes: I64) -> F64:
+    def score_view(self, view: ColumnView, task: TaskSpec, nodes: I64) -> F64:
         """:meth:`score` for node indices, compiled (the same floats)."""
-        data = node_columns(snapshot).data
+        data = view.data
         rows = (CPU_ALLOC1, MEM_ALLOC1, CPU_REQ, MEM_REQ)
         out: F64 = _scores(
             data, rows, nodes, float(task.cpu_request_m), float(task.mem_request_mib)

@@ -33,10 +33,9 @@ class LowestLatencyPolicy:
             out.append(-lat + least_allocated(node, task) * 1e-4)
         return out
 
-    def score_indices(self, snapshot: ClusterSnapshot, task: TaskSpec, nodes: I64) -> F64:
+    def score_view(self, view: columns.ColumnView, task: TaskSpec, nodes: I64) -> F64:
         """:meth:`score` for node indices, vectorised (the same floats)."""
-        lat = columns.site_latency(snapshot, task, nodes)
-        lat[columns.is_source(snapshot, task, nodes)] = 0.0
-        cols = columns.node_columns(snapshot)
-        out: F64 = -lat + columns.least_allocated(cols, task, nodes) * 1e-4
+        lat = columns.site_latency(view, task, nodes)
+        lat[columns.is_source(view, task, nodes)] = 0.0
+        out: F64 = -lat + columns.least_allocated(view.data, task, nodes) * 1e-4
         return out

@@ -48,15 +48,15 @@ class NetworkOverheadPolicy:
             )
         return out
 
-    def score_indices(self, snapshot: ClusterSnapshot, task: TaskSpec, nodes: I64) -> F64:
+    def score_view(self, view: columns.ColumnView, task: TaskSpec, nodes: I64) -> F64:
         """:meth:`score` for node indices, vectorised (the same floats)."""
         if not nodes.shape[0]:
             return np.zeros(0)
-        costs = columns.site_latency(snapshot, task, nodes)
-        costs[columns.is_source(snapshot, task, nodes)] = 0.0
+        costs = columns.site_latency(view, task, nodes)
+        costs[columns.is_source(view, task, nodes)] = 0.0
         lo, hi = float(costs.min()), float(costs.max())
         span = hi - lo
         net = np.full(nodes.shape[0], 100.0) if span <= 0 else 100.0 * (hi - costs) / span
-        balanced = columns.balanced_allocation(columns.node_columns(snapshot), task, nodes)
+        balanced = columns.balanced_allocation(view.data, task, nodes)
         out: F64 = self.network_weight * net + self.balance_weight * balanced
         return out

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from edge_allocator.cluster.snapshot import ClusterSnapshot, TaskSpec
-from edge_allocator.policy.baselines.columns import F64, I64
+from edge_allocator.policy.baselines.columns import F64, I64, ColumnView
 
 
 class RandomPolicy:
@@ -50,10 +50,10 @@ class RoundRobinPolicy:
         start = snapshot.revision % k
         return [float(k - ((i - start) % k)) for i in range(k)]
 
-    def score_indices(self, snapshot: ClusterSnapshot, task: TaskSpec, nodes: I64) -> F64:
+    def score_view(self, view: ColumnView, task: TaskSpec, nodes: I64) -> F64:
         """:meth:`score` for node indices, vectorised (the same floats)."""
         k = int(nodes.shape[0])
         if k == 0:
             return np.zeros(0)
-        out: F64 = (k - (np.arange(k) - snapshot.revision % k) % k).astype(np.float64)
+        out: F64 = (k - (np.arange(k) - view.revision % k) % k).astype(np.float64)
         return out

@@ -14,7 +14,7 @@ from edge_allocator.policy.baselines.columns import (
     CPU_USAGE,
     F64,
     I64,
-    node_columns,
+    ColumnView,
 )
 
 
@@ -60,9 +60,9 @@ class TargetLoadPackingPolicy:
     ) -> list[float]:
         return [self._one(snapshot.node(c), task) for c in candidates]
 
-    def score_indices(self, snapshot: ClusterSnapshot, task: TaskSpec, nodes: I64) -> F64:
+    def score_view(self, view: ColumnView, task: TaskSpec, nodes: I64) -> F64:
         """:meth:`score` for node indices, compiled (the same floats)."""
-        data = node_columns(snapshot).data
+        data = view.data
         rows = (CPU_ALLOC1, CPU_USAGE, CPU_REQ)
         out: F64 = _scores(data, rows, nodes, float(task.cpu_request_m), self.target_pct)
         return out
