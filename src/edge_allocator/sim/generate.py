@@ -16,19 +16,19 @@ import numpy as np
 
 from edge_allocator.cluster.snapshot import Link, NodeState, Site
 from edge_allocator.sim.scenario import (
+    ALLOCATABLE_CPU,
+    ALLOCATABLE_MEM,
     Arrivals,
     BurstyArrivals,
     DiurnalArrivals,
     NodeClass,
     OutageRate,
     Scenario,
+    ScenarioError,
     SiteOverride,
     Sources,
     Topology,
 )
-
-ALLOCATABLE_CPU = 0.95
-ALLOCATABLE_MEM = 0.92
 
 
 def rng_for(seed: int, stream: str) -> np.random.Generator:
@@ -83,11 +83,23 @@ def _log_uniform(rng: np.random.Generator, r: tuple[float, float]) -> float:
     return float(math.exp(rng.uniform(math.log(r[0]), math.log(r[1]))))
 
 
+def _shares(w: np.ndarray) -> np.ndarray:
+    """Weights as probabilities, ``w / w.sum()``; weights so large that their sum overflows
+    are scaled down first (finite sums, every scenario before, are divided as they were)."""
+    with np.errstate(over="ignore"):
+        total = w.sum()
+    if not np.isfinite(total):
+        w = w / w.max()
+        total = w.sum()
+    shares: np.ndarray = w / total
+    return shares
+
+
 def _pick_class(
     rng: np.random.Generator, classes: list[NodeClass], weights: list[float]
 ) -> NodeClass:
     w = np.array(weights, dtype=float)
-    return classes[int(rng.choice(len(classes), p=w / w.sum()))]
+    return classes[int(rng.choice(len(classes), p=_shares(w)))]
 
 
 def _split(total: int, parts: int) -> list[int]:
@@ -203,7 +215,7 @@ def build_cluster(scenario: Scenario, seed: int) -> Cluster:
         hub_names = list(topo.hub_sites or ())
         edge_names = topo.edge_link_sites()
         if edge_total < len(edge_names):
-            raise ValueError(
+            raise ScenarioError(
                 f"topology.nodes: {edge_total} edge nodes cannot fill {len(edge_names)} sites"
             )
         site_sizes = _split(edge_total, len(edge_names))
@@ -337,20 +349,28 @@ def _sources(
     n: int,
     rng: np.random.Generator,
     weight: np.ndarray | None = None,
+    field: str = "workload.sources",
 ) -> np.ndarray:
     """Source nodes of ``n`` tasks; ``weight`` (per node, from the sites' ``source_weight``)
-    scales each node's chance, a node of weight 0 is never a source."""
+    scales each node's chance, a node of weight 0 is never a source. ``field`` names
+    ``spec`` in the error when no node may be one."""
     pool = np.array(cluster.edge_nodes if spec.edge_only else range(len(cluster.nodes)))
     if weight is not None:
         pool = pool[weight[pool] > 0]
         if not len(pool):
-            raise ValueError("sites: every possible source site has source_weight 0")
+            which = "edge site (edge_only: true)" if spec.edge_only else "site"
+            raise ScenarioError(
+                f"{field}: every {which} has sites.*.source_weight 0, so no node can be "
+                "the data source of its tasks"
+            )
     m = len(pool)
     order = rng.permutation(pool)
+    with np.errstate(over="ignore"):  # a huge zipf_s: the ranks after the first get 0
+        rank = np.arange(1, m + 1, dtype=float) ** spec.zipf_s
     if weight is None:
         if spec.distribution == "zipf":
-            w = 1.0 / np.arange(1, m + 1) ** spec.zipf_s
-            return np.asarray(order[rng.choice(m, size=n, p=w / w.sum())])
+            w = 1.0 / rank
+            return np.asarray(order[rng.choice(m, size=n, p=_shares(w))])
         if spec.distribution == "hotspot":
             hot = order[: max(1, round(spec.hot_fraction * m))]
             pick_hot = rng.random(n) < spec.hot_share
@@ -360,10 +380,10 @@ def _sources(
     wo = weight[order]
 
     def pick(among: np.ndarray, w: np.ndarray, k: int) -> np.ndarray:
-        return np.asarray(among[rng.choice(len(among), size=k, p=w / w.sum())])
+        return np.asarray(among[rng.choice(len(among), size=k, p=_shares(w))])
 
     if spec.distribution == "zipf":
-        return pick(order, wo / np.arange(1, m + 1) ** spec.zipf_s, n)
+        return pick(order, wo / rank, n)
     if spec.distribution == "hotspot":
         h = max(1, round(spec.hot_fraction * m))
         pick_hot = rng.random(n) < spec.hot_share
@@ -387,8 +407,7 @@ def arrival_rate(scenario: Scenario, cluster: Cluster) -> float:
     """Mean task arrivals per second: the offered load (``workload.load``, task CPU-seconds
     per second over the cluster's allocatable cores) over the mean work of a task."""
     classes = scenario.workload.task_classes
-    w = np.array([c.weight for c in classes], dtype=float)
-    w /= w.sum()
+    w = _shares(np.array([c.weight for c in classes], dtype=float))
     mean_work = float(sum(p * c.work_cpu_s for p, c in zip(w, classes, strict=True)))
     cores = sum(nd.cpu_allocatable_m for nd in cluster.nodes) / 1000.0
     return scenario.workload.load * cores / mean_work
@@ -401,8 +420,7 @@ def build_tasks(scenario: Scenario, cluster: Cluster, seed: int) -> Tasks:
     rng = rng_for(seed, "tasks")
     n = wl.tasks
     classes = wl.task_classes
-    w = np.array([c.weight for c in classes], dtype=float)
-    w /= w.sum()
+    w = _shares(np.array([c.weight for c in classes], dtype=float))
     cls = rng.choice(len(classes), size=n, p=w)
     rate = arrival_rate(scenario, cluster)
     if any(c.arrivals is not None for c in classes):
@@ -436,7 +454,8 @@ def build_tasks(scenario: Scenario, cluster: Cluster, seed: int) -> Tasks:
     for j, c in enumerate(classes):
         if c.sources is not None and (sel := cls == j).any():
             rng_j = rng_for(seed, f"sources:{j}")
-            src[sel] = _sources(c.sources, cluster, int(sel.sum()), rng_j, weight)
+            where = f"workload.task_classes.{j}.sources"
+            src[sel] = _sources(c.sources, cluster, int(sel.sum()), rng_j, weight, where)
     return Tasks(arrival, cpu, mem, work, inp, src, budget, deadline, cls, out)
 
 

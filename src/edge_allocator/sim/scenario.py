@@ -10,6 +10,8 @@ Every field added for fidelity (per-site overrides, explicit links, several hubs
 transfers, intra-site bandwidth, link and site failures, per-class arrivals, sources and CPU
 speeds) defaults to the behaviour before it existed, so an older file gives the same results.
 Checks that span sections name the full dotted path too (``sites.0.node_classes.big``).
+Numbers must be finite (``.inf`` and ``.nan`` are refused), and a YAML mapping may not give one
+key twice.
 """
 
 from __future__ import annotations
@@ -31,9 +33,40 @@ from pydantic import (
 
 Range = tuple[float, float]
 
+ALLOCATABLE_CPU = 0.95
+"""A node's allocatable CPU is this share of its capacity, in whole millicores (rounded down)."""
+ALLOCATABLE_MEM = 0.92
+"""A node's allocatable memory is this share of its capacity, in whole MiB (rounded down)."""
+MAX_QUANTITY = 10**12
+"""The largest capacity or request (millicores, MiB) a scenario may give: summed over 100,000
+nodes it still fits the simulator's 64-bit integers."""
+
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_bool_numbers(cls, data: Any) -> Any:
+        """``nodes: true`` is a typo, not 1 (pydantic takes a bool for a number)."""
+        if isinstance(data, dict):
+            for name, value in data.items():
+                field = cls.model_fields.get(name) if isinstance(name, str) else None
+                if isinstance(value, bool) and field is not None and field.annotation is not bool:
+                    raise ValueError(f"{name}: {str(value).lower()} is not a valid value here")
+        return data
+
+
+def _unique_names(field: str, names: list[str]) -> None:
+    """Each name once in the list ``field`` (the error names the second one's path)."""
+    first: dict[str, int] = {}
+    for k, name in enumerate(names):
+        if name in first:
+            raise ValueError(
+                f"{field}.{k}.name: {name!r} is the name of {field}.{first[name]} already; "
+                "names must be unique"
+            )
+        first[name] = k
 
 
 def _check_range(r: Range, name: str) -> None:
@@ -49,12 +82,31 @@ def _as_range(v: Any) -> Any:
 class NodeClass(_Strict):
     name: str = Field(min_length=1)
     weight: float = Field(default=1.0, gt=0)
-    cpu_m: int = Field(gt=0, description="capacity in millicores")
-    mem_mib: int = Field(gt=0)
+    cpu_m: int = Field(gt=0, le=MAX_QUANTITY, description="capacity in millicores")
+    mem_mib: int = Field(gt=0, le=MAX_QUANTITY)
     at: Literal["edge", "hub", "any"] = "any"
     cpu_speed: float = Field(
         default=1.0, gt=0, description="work done per CPU-second, relative to work_cpu_s"
     )
+
+    def allocatable(self) -> tuple[int, int]:
+        """(CPU millicores, memory MiB) a node of this class offers to tasks."""
+        return int(self.cpu_m * ALLOCATABLE_CPU), int(self.mem_mib * ALLOCATABLE_MEM)
+
+    @model_validator(mode="after")
+    def _room(self) -> NodeClass:
+        cpu, mem = self.allocatable()
+        if cpu < 1:
+            raise ValueError(
+                f"cpu_m: {self.cpu_m} m leaves no allocatable CPU "
+                f"({ALLOCATABLE_CPU:.0%}, rounded down); must be >= 2"
+            )
+        if mem < 1:
+            raise ValueError(
+                f"mem_mib: {self.mem_mib} MiB leaves no allocatable memory "
+                f"({ALLOCATABLE_MEM:.0%}, rounded down); must be >= 2"
+            )
+        return self
 
 
 class LinkSpec(_Strict):
@@ -144,6 +196,12 @@ class Topology(_Strict):
             if pair in pairs[:k]:
                 raise ValueError(f"links.{k}: a second link between {' and '.join(sorted(pair))}")
         sites = self.link_sites()
+        cut = [s for s in sites if s not in self._reachable(sites[0])]
+        if cut:
+            raise ValueError(
+                f"links: {', '.join(map(repr, cut))} cannot be reached from {sites[0]!r}; "
+                "the links must join every site into one network"
+            )
         for k, name in enumerate(self.hub_sites or ()):
             if name not in sites:
                 raise ValueError(f"hub_sites.{k}: {name!r} is not a site of any link")
@@ -160,6 +218,25 @@ class Topology(_Strict):
                 f"{len(edge)} edge sites (one node each at least)"
             )
         return self
+
+    @model_validator(mode="after")
+    def _class_names(self) -> Topology:
+        _unique_names("node_classes", [c.name for c in self.node_classes])
+        return self
+
+    def _reachable(self, start: str) -> set[str]:
+        """The sites the explicit links connect to ``start``."""
+        adjacent: dict[str, list[str]] = {}
+        for lk in self.links or ():
+            adjacent.setdefault(lk.a, []).append(lk.b)
+            adjacent.setdefault(lk.b, []).append(lk.a)
+        seen, todo = {start}, [start]
+        while todo:
+            for nxt in adjacent.get(todo.pop(), ()):
+                if nxt not in seen:
+                    seen.add(nxt)
+                    todo.append(nxt)
+        return seen
 
     def link_sites(self) -> list[str]:
         """The sites the explicit links name, in order of first appearance."""
@@ -237,6 +314,8 @@ class TaskClass(_Strict):
             lo, hi = getattr(self, name)
             if lo <= 0:
                 raise ValueError(f"{name}: must be positive")
+            if hi > MAX_QUANTITY:
+                raise ValueError(f"{name}: must be <= {MAX_QUANTITY}")
             _check_range((float(lo), float(hi)), name)
         for name in ("input_mb", "output_mb"):
             r: Range = getattr(self, name)
@@ -252,6 +331,11 @@ class Workload(_Strict):
     arrivals: Arrivals = Field(default_factory=PoissonArrivals)
     sources: Sources = Field(default_factory=Sources)
     task_classes: list[TaskClass] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _class_names(self) -> Workload:
+        _unique_names("task_classes", [c.name for c in self.task_classes])
+        return self
 
 
 class BackgroundLoad(_Strict):
@@ -385,8 +469,6 @@ class Scenario(_Strict):
             for name, w in (ov.node_classes or {}).items():
                 if name not in classes:
                     raise ValueError(f"{at}.node_classes.{name}: not a topology.node_classes name")
-                if sum(c.name == name for c in topo.node_classes) > 1:
-                    raise ValueError(f"{at}.node_classes.{name}: two node classes have this name")
                 if w > 0 and classes[name].at not in ("hub" if hub else "edge", "any"):
                     where = "a hub" if hub else "an edge site"
                     raise ValueError(f"{at}.node_classes.{name}: class is not for {where}")
@@ -398,7 +480,29 @@ class Scenario(_Strict):
                 raise ValueError(
                     f"{at}.site_failures_per_hour: needs dynamics.failures.sites (mean_down_s)"
                 )
+        self._some_class_fits()
         return self
+
+    def _some_class_fits(self) -> None:
+        """Some task class must fit some node class, or no task could ever run (a class
+        larger than every node is allowed: its tasks are counted as unplaceable)."""
+        topo = self.topology
+        room = [
+            c.allocatable()
+            for c in topo.node_classes
+            if c.at in ("edge", "any") or (c.at == "hub" and topo.hub_nodes > 0)
+        ]
+        for c in self.workload.task_classes:
+            cpu = max(50, 50 * (c.cpu_request_m[0] // 50))  # requests are rounded to 50 m
+            if any(cpu <= rc and c.mem_request_mib[0] <= rm for rc, rm in room):
+                return
+        cpu_max, mem_max = max(r[0] for r in room), max(r[1] for r in room)
+        raise ValueError(
+            "workload.task_classes: no task could ever run: every class's smallest "
+            "cpu_request_m / mem_request_mib is above what every node class offers "
+            f"(allocatable {ALLOCATABLE_CPU:.0%} of cpu_m and {ALLOCATABLE_MEM:.0%} of mem_mib, "
+            f"at most {cpu_max} m and {mem_max} MiB here)"
+        )
 
     def resized(self, nodes: int, tasks: int | None = None, load_scale: float = 1.0) -> Scenario:
         """The same family at ``nodes`` nodes (hub size kept below the total), optionally
@@ -423,6 +527,27 @@ class ScenarioError(ValueError):
     """A scenario file that cannot be used; the message names the file and the fields."""
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """``yaml.safe_load``, but a mapping that gives one key twice is an error (PyYAML keeps
+    the last value silently, so a typo'd copy of a field would win unnoticed)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[tuple[str, str]] = set()
+        for key_node, _ in node.value:
+            if not isinstance(key_node, yaml.ScalarNode) or key_node.tag.endswith(":merge"):
+                continue
+            key = (key_node.tag, key_node.value)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    "while constructing a mapping",
+                    node.start_mark,
+                    f"found duplicate key {key_node.value!r}",
+                    key_node.start_mark,
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep)
+
+
 def parse_scenario(data: object, source: str = "<scenario>") -> Scenario:
     try:
         return Scenario.model_validate(data)
@@ -443,9 +568,11 @@ def load_scenario(name_or_path: str | Path) -> Scenario:
     p = Path(name_or_path)
     if p.suffix in (".yaml", ".yml") or p.exists():
         try:
-            text = p.read_text()
+            text = p.read_text(encoding="utf-8")
         except OSError as exc:
             raise ScenarioError(f"{p}: cannot read scenario file: {exc}") from None
+        except UnicodeDecodeError as exc:
+            raise ScenarioError(f"{p}: not UTF-8 text: {exc}") from None
         source = str(p)
     else:
         res = resources.files("edge_allocator.sim.scenarios") / f"{name_or_path}.yaml"
@@ -456,7 +583,7 @@ def load_scenario(name_or_path: str | Path) -> Scenario:
         text = res.read_text()
         source = f"built-in scenario {name_or_path}"
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader: no arbitrary objects
     except yaml.YAMLError as exc:
         raise ScenarioError(f"{source}: not valid YAML: {exc}") from None
     return parse_scenario(data, source)

@@ -29,7 +29,7 @@ from edge_allocator.sim.engine import Simulator, run_policy
 from edge_allocator.sim.horizon import horizon_tasks
 from edge_allocator.sim.oracle import GreedyOraclePolicy
 from edge_allocator.sim.planning import PlanningOraclePolicy
-from edge_allocator.sim.scenario import Scenario, load_scenario
+from edge_allocator.sim.scenario import Scenario, ScenarioError, load_scenario
 from edge_allocator.training.stats import mean_ci, paired_relative
 
 METRICS = (
@@ -105,6 +105,28 @@ def scenario_case(path: str) -> Case:
     (:class:`ScenarioError` naming the file and the field when it is not valid)."""
     sc = load_scenario(path)
     return Case(sc.family, sc.topology.nodes, sc.workload.tasks, "custom", path, sc.name)
+
+
+def check_case(case: Case, seeds: Sequence[int]) -> None:
+    """Generate the instance of every seed ``case`` runs, before any run: one that cannot
+    be generated (every data-source site at ``source_weight: 0``, fewer nodes than explicit
+    edge sites), or in which no task could ever be placed (the mean completion time would
+    be undefined), fails as a :class:`ScenarioError` naming the file, the seed and the
+    fields, instead of part way through an evaluation."""
+    scenario = case.scenario()
+    where = case.path or case.family
+    for seed in case.seeds_of(seeds):
+        try:
+            sim = Simulator(scenario, seed)
+        except ScenarioError as exc:
+            raise ScenarioError(f"{where}: seed {seed}: {exc}") from None
+        if not any(sim.placeable(t) for t in range(len(sim.tasks))):
+            raise ScenarioError(
+                f"{where}: seed {seed}: no task can ever be placed: every task's requests "
+                "(workload.task_classes.*.cpu_request_m, mem_request_mib) are above the "
+                "allocatable room of every node within its latency budget (latency_budget_ms; "
+                "the nodes come from topology.node_classes and sites.*.node_classes)"
+            )
 
 
 MIN_TASKS = 300

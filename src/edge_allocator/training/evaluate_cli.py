@@ -17,7 +17,8 @@ import sys
 import time
 from pathlib import Path
 
-from edge_allocator.policy.registry import policy_names
+from edge_allocator.policy.model_file import ModelLoadError
+from edge_allocator.policy.registry import UnknownPolicyError, policy_names
 from edge_allocator.sim.scenario import ScenarioError, load_scenario
 from edge_allocator.training.evaluate import (
     BOUND,
@@ -26,7 +27,9 @@ from edge_allocator.training.evaluate import (
     Case,
     Run,
     aggregate,
+    check_case,
     default_cases,
+    make_policy,
     quick_cases,
     run_matrix,
     runs_as_dicts,
@@ -130,7 +133,8 @@ def _parse_case(text: str) -> Case:
 
 
 def _cases(args: argparse.Namespace) -> list[Case]:
-    """The cases asked for, every file checked before anything runs."""
+    """The cases asked for, every file checked before anything runs (its schema, then the
+    instance of every seed it will run: :func:`check_case`)."""
     if args.scenario or args.case:
         cases = [scenario_case(p) for p in args.scenario] + [_parse_case(c) for c in args.case]
         seen: dict[str, str] = {}
@@ -142,6 +146,9 @@ def _cases(args: argparse.Namespace) -> list[Case]:
                     "give the scenarios different 'name' fields"
                 )
             seen[c.name] = where
+        seeds = list(range(args.first_seed, args.first_seed + args.seeds))
+        for c in cases:
+            check_case(c, seeds)
         return cases
     cases = quick_cases() if args.quick else default_cases()
     return cases if args.split == "all" else [c for c in cases if c.split == args.split]
@@ -149,10 +156,22 @@ def _cases(args: argparse.Namespace) -> list[Case]:
 
 def run(args: argparse.Namespace) -> int:
     if args.policies:
-        policies = [p.strip() for p in args.policies.split(",") if p.strip()]
+        # each once, in the order given
+        policies = list(dict.fromkeys(p.strip() for p in args.policies.split(",") if p.strip()))
+        if not policies:
+            raise SystemExit(f"--policies {args.policies!r}: names no policy")
+        for name in policies:  # an unknown name fails now, not after the first runs
+            try:
+                make_policy(name)
+            except (UnknownPolicyError, ModelLoadError) as exc:
+                raise SystemExit(f"--policies: {exc}") from None
     else:
         policies = [p for p in policy_names() if p not in DEPLOYABLE_BASELINES]
         policies += [*list(DEPLOYABLE_BASELINES), ORACLE]
+    if args.seeds < 1:
+        raise SystemExit(f"--seeds {args.seeds}: must be at least 1")
+    if args.first_seed < 0:
+        raise SystemExit(f"--first-seed {args.first_seed}: must be at least 0")
     if args.workers < 1:
         raise SystemExit(f"--workers {args.workers}: must be at least 1")
     if args.threads < 1:
