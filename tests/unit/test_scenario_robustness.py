@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 import yaml
 
-from edge_allocator.sim.engine import Simulator
+from edge_allocator.policy.registry import get_policy
+from edge_allocator.sim.engine import PolicyChooser, Simulator
 from edge_allocator.sim.generate import build_cluster, build_tasks
 from edge_allocator.sim.scenario import ScenarioError, load_scenario, parse_scenario
 from edge_allocator.training import evaluate_cli
@@ -108,13 +109,11 @@ BOX = {"name": "box", "cpu_m": 4000, "mem_mib": 8192}
             {"topology__links": [{"a": "x", "b": "y"}, {"a": "p", "b": "q"}]},
             "links: 'p', 'q' cannot be reached from 'x'; the links must join every site",
         ),
+        # booleans inside a range or a site's class weights
+        ({"topology__nodes_per_site": [True, 3]}, "nodes_per_site: true is not a valid value"),
         (
-            {"topology__node_classes": [BOX, dict(BOX, cpu_m=2000)]},
-            "node_classes.1.name: 'box' is the name of node_classes.0 already",
-        ),
-        (
-            {"workload__task_classes": [TASK, dict(TASK, work_cpu_s=2)]},
-            "task_classes.1.name: 't' is the name of task_classes.0 already",
+            {"workload__task_classes__0__latency_budget_ms": math.nan},
+            "latency_budget_ms: Value error, Input should be a number, not nan",
         ),
         # every task unplaceable: an undefined (nan) mean completion time for every policy
         (
@@ -268,3 +267,32 @@ def test_bad_flags_fail_before_any_run(tmp_path: Path, flags: list[str], message
         evaluate_cli.run(args)
     assert message in str(err.value.code)
     assert not (tmp_path / "out").exists()
+
+
+def test_infinity_means_no_limit_where_a_limit_is_optional() -> None:
+    """Files that wrote ``.inf`` for "unbounded" ran before: they still do, and an infinite
+    budget or deadline is no budget or deadline."""
+    sc = parse_scenario(
+        _with(
+            topology__intra_bandwidth_mbps=math.inf,
+            topology__hub_bandwidth_mbps=[1000, math.inf],
+            workload__task_classes=[dict(TASK, latency_budget_ms=math.inf, deadline_s=math.inf)],
+            dynamics__failures={"mtbf_s": math.inf, "mttr_s": 10},
+        )
+    )
+    assert sc.workload.task_classes[0].latency_budget_ms is None
+    assert sc.workload.task_classes[0].deadline_s is None
+    assert sc.topology.intra_bandwidth_mbps == math.inf
+    res = Simulator(sc, 1).run(PolicyChooser(get_policy("kube-default")))
+    assert res.decisions > 0 and np.isfinite(res.completion_s).all()
+
+
+def test_class_names_may_repeat_unless_a_site_names_one() -> None:
+    """Class names are labels: two classes of one name ran before and still do; a site's
+    ``node_classes`` that names a repeated class is ambiguous and refused."""
+    two = [BOX, dict(BOX, cpu_m=2000)]
+    assert len(parse_scenario(_with(topology__node_classes=two)).topology.node_classes) == 2
+    with pytest.raises(ScenarioError, match="two node classes have this name"):
+        parse_scenario(
+            _with(topology__node_classes=two, sites=[{"site": 0, "node_classes": {"box": 1}}])
+        )

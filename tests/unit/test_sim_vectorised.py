@@ -44,7 +44,10 @@ def _scenarios() -> list[Scenario]:
     failing = parse_scenario(d)
     e = load_scenario("rural").resized(20, 250).model_dump()
     e["dynamics"]["metrics"] = {"interval_s": 0}  # exact usage: every tick changes nodes
-    return [failing, parse_scenario(e), load_scenario("retail-chain").resized(25, 250)]
+    # shared links: transfers in flight change the bandwidth est-completion reads
+    shared = load_scenario("rail-corridor").resized(30, 300)
+    assert shared.dynamics.network.sharing == "max-min"
+    return [failing, parse_scenario(e), load_scenario("retail-chain").resized(25, 250), shared]
 
 
 class Checking:

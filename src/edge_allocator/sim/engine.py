@@ -245,8 +245,9 @@ class Chooser(Protocol):
 class CandidateNames(Sequence[str]):
     """The candidates the simulator hands a chooser: node names in ascending node order, as a
     read-only sequence (the list of names is only built when something reads it), with the
-    nodes' indices in the snapshot in :attr:`nodes`. A policy with ``score_indices`` scores
-    the indices directly, so a decision never turns a thousand indices into names."""
+    nodes' indices in the snapshot in :attr:`nodes`. A policy with ``score_view`` or
+    ``score_indices`` scores the indices directly, so a decision never turns a thousand
+    indices into names."""
 
     __slots__ = ("_list", "_names", "nodes")
 

@@ -10,12 +10,14 @@ Every field added for fidelity (per-site overrides, explicit links, several hubs
 transfers, intra-site bandwidth, link and site failures, per-class arrivals, sources and CPU
 speeds) defaults to the behaviour before it existed, so an older file gives the same results.
 Checks that span sections name the full dotted path too (``sites.0.node_classes.big``).
-Numbers must be finite (``.inf`` and ``.nan`` are refused), and a YAML mapping may not give one
-key twice.
+Numbers must be finite (``.nan`` is refused everywhere, ``.inf`` except where it means no limit:
+bandwidths, latency budgets, deadlines, mean times between failures), and a YAML mapping may
+not give one key twice.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from importlib import resources
 from pathlib import Path
@@ -23,6 +25,7 @@ from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -32,6 +35,18 @@ from pydantic import (
 )
 
 Range = tuple[float, float]
+
+
+def _not_nan(v: float) -> float:
+    if math.isnan(v):
+        raise ValueError("Input should be a number, not nan")
+    return v
+
+
+Unbounded = Annotated[float, Field(allow_inf_nan=True), AfterValidator(_not_nan)]
+"""A float that may be ``.inf`` where that means no limit (a bandwidth, a budget, a deadline,
+a mean time between failures); every other number must be finite."""
+UnboundedRange = tuple[float, Unbounded]
 
 ALLOCATABLE_CPU = 0.95
 """A node's allocatable CPU is this share of its capacity, in whole millicores (rounded down)."""
@@ -52,21 +67,13 @@ class _Strict(BaseModel):
         if isinstance(data, dict):
             for name, value in data.items():
                 field = cls.model_fields.get(name) if isinstance(name, str) else None
-                if isinstance(value, bool) and field is not None and field.annotation is not bool:
-                    raise ValueError(f"{name}: {str(value).lower()} is not a valid value here")
+                if field is None or field.annotation is bool:
+                    continue
+                # a number or a range ([true, 3]); a site's class weights are checked there
+                for v in [value, *(value if isinstance(value, list | tuple) else ())]:
+                    if isinstance(v, bool):
+                        raise ValueError(f"{name}: {str(v).lower()} is not a valid value here")
         return data
-
-
-def _unique_names(field: str, names: list[str]) -> None:
-    """Each name once in the list ``field`` (the error names the second one's path)."""
-    first: dict[str, int] = {}
-    for k, name in enumerate(names):
-        if name in first:
-            raise ValueError(
-                f"{field}.{k}.name: {name!r} is the name of {field}.{first[name]} already; "
-                "names must be unique"
-            )
-        first[name] = k
 
 
 def _check_range(r: Range, name: str) -> None:
@@ -117,7 +124,7 @@ class LinkSpec(_Strict):
     a: str = Field(min_length=1)
     b: str = Field(min_length=1)
     latency_ms: Range | None = None
-    bandwidth_mbps: Range | None = None
+    bandwidth_mbps: UnboundedRange | None = None
 
     _ranges_in = field_validator("latency_ms", "bandwidth_mbps", mode="before")(
         lambda v: _as_range(v)
@@ -147,13 +154,13 @@ class Topology(_Strict):
     hub_nodes: int = Field(default=0, ge=0, description="nodes at the central site(s)")
     hubs: int = Field(default=1, ge=1, description="hub sites sharing hub_nodes (generated)")
     hub_latency_ms: Range = (10.0, 30.0)
-    hub_bandwidth_mbps: Range = (1000.0, 10000.0)
+    hub_bandwidth_mbps: UnboundedRange = (1000.0, 10000.0)
     intra_latency_ms: float = Field(default=0.5, ge=0)
-    intra_bandwidth_mbps: float | None = Field(
+    intra_bandwidth_mbps: Unbounded | None = Field(
         default=None, gt=0, description="between two nodes of one site; none: not limited"
     )
     link_latency_ms: Range = (1.0, 10.0)
-    link_bandwidth_mbps: Range = (100.0, 1000.0)
+    link_bandwidth_mbps: UnboundedRange = (100.0, 1000.0)
     links: list[LinkSpec] | None = Field(
         default=None, min_length=1, description="explicit links instead of the generated shape"
     )
@@ -217,11 +224,6 @@ class Topology(_Strict):
                 f"nodes: {self.nodes - self.hub_nodes} edge nodes cannot fill "
                 f"{len(edge)} edge sites (one node each at least)"
             )
-        return self
-
-    @model_validator(mode="after")
-    def _class_names(self) -> Topology:
-        _unique_names("node_classes", [c.name for c in self.node_classes])
         return self
 
     def _reachable(self, start: str) -> set[str]:
@@ -301,12 +303,18 @@ class TaskClass(_Strict):
     work_cpu_s: float = Field(gt=0, description="mean CPU-seconds (exponential)")
     input_mb: Range = (0.0, 0.0)
     output_mb: Range = (0.0, 0.0)
-    latency_budget_ms: float | None = Field(default=None, gt=0)
-    deadline_s: float | None = Field(default=None, gt=0)
+    latency_budget_ms: Unbounded | None = Field(default=None, gt=0)
+    deadline_s: Unbounded | None = Field(default=None, gt=0)
     arrivals: Arrivals | None = None
     sources: Sources | None = None
 
     _output_in = field_validator("output_mb", mode="before")(lambda v: _as_range(v))
+
+    @field_validator("latency_budget_ms", "deadline_s")
+    @classmethod
+    def _inf_is_none(cls, v: float | None) -> float | None:
+        """``.inf``: no budget, no deadline (what leaving the field out says)."""
+        return None if v is not None and math.isinf(v) else v
 
     @model_validator(mode="after")
     def _ranges(self) -> TaskClass:
@@ -332,11 +340,6 @@ class Workload(_Strict):
     sources: Sources = Field(default_factory=Sources)
     task_classes: list[TaskClass] = Field(min_length=1)
 
-    @model_validator(mode="after")
-    def _class_names(self) -> Workload:
-        _unique_names("task_classes", [c.name for c in self.task_classes])
-        return self
-
 
 class BackgroundLoad(_Strict):
     """Per-node CPU load outside the scheduler's view (an Ornstein-Uhlenbeck drift)."""
@@ -361,7 +364,7 @@ class Failures(_Strict):
     every path that crosses it unusable until it recovers) and site failures (every node of
     the site down together). Any subset; each has its own random stream."""
 
-    mtbf_s: float | None = Field(default=None, gt=0, description="per node")
+    mtbf_s: Unbounded | None = Field(default=None, gt=0, description="per node")
     mttr_s: float | None = Field(default=None, gt=0, description="mean time to repair")
     links: OutageRate | None = None
     sites: OutageRate | None = None
@@ -414,8 +417,16 @@ class SiteOverride(_Strict):
     )
     background_mean: float | None = Field(default=None, ge=0, lt=1)
     source_weight: float | None = Field(default=None, ge=0, description="default 1")
-    node_mtbf_s: float | None = Field(default=None, gt=0)
+    node_mtbf_s: Unbounded | None = Field(default=None, gt=0)
     site_failures_per_hour: float | None = Field(default=None, ge=0)
+
+    @field_validator("node_classes", mode="before")
+    @classmethod
+    def _no_bool_weights(cls, v: Any) -> Any:
+        for name, w in v.items() if isinstance(v, dict) else ():
+            if isinstance(w, bool):
+                raise ValueError(f"{name}: {str(w).lower()} is not a weight")
+        return v
 
     @model_validator(mode="after")
     def _weights(self) -> SiteOverride:
@@ -469,6 +480,8 @@ class Scenario(_Strict):
             for name, w in (ov.node_classes or {}).items():
                 if name not in classes:
                     raise ValueError(f"{at}.node_classes.{name}: not a topology.node_classes name")
+                if sum(c.name == name for c in topo.node_classes) > 1:
+                    raise ValueError(f"{at}.node_classes.{name}: two node classes have this name")
                 if w > 0 and classes[name].at not in ("hub" if hub else "edge", "any"):
                     where = "a hub" if hub else "an edge site"
                     raise ValueError(f"{at}.node_classes.{name}: class is not for {where}")
