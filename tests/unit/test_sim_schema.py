@@ -4,11 +4,11 @@ and site failures, checked by hand; old streams stay untouched by new fields."""
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 import numpy as np
 import pytest
+from scenario_edits import assert_refused, with_changes
 
 from edge_allocator.policy.registry import get_policy
 from edge_allocator.sim.engine import PolicyChooser, Simulator, run_policy
@@ -21,7 +21,7 @@ from edge_allocator.sim.generate import (
     build_tasks,
     rng_for,
 )
-from edge_allocator.sim.scenario import ScenarioError, load_scenario, parse_scenario
+from edge_allocator.sim.scenario import load_scenario, parse_scenario
 
 BASE: dict[str, Any] = {
     "name": "fields",
@@ -61,15 +61,7 @@ BASE: dict[str, Any] = {
 
 
 def _with(**changes: Any) -> dict[str, Any]:
-    """BASE with ``section__field=value`` changes (``sites=[...]`` at the top level)."""
-    data = copy.deepcopy(BASE)
-    for key, value in changes.items():
-        node = data
-        *parents, leaf = key.split("__")
-        for p in parents:
-            node = node[int(p)] if isinstance(node, list) else node.setdefault(p, {})
-        node[leaf] = value
-    return data
+    return with_changes(BASE, **changes)
 
 
 # -- validation -------------------------------------------------------------------------------
@@ -150,10 +142,7 @@ def _with(**changes: Any) -> dict[str, Any]:
 def test_invalid_new_fields_name_the_path_and_the_rule(
     changes: dict[str, Any], message: str
 ) -> None:
-    with pytest.raises(ScenarioError) as err:
-        parse_scenario(_with(**changes), "fleet.yaml")
-    assert "fleet.yaml: invalid scenario" in str(err.value)
-    assert message in str(err.value)
+    assert_refused(_with(**changes), message)
 
 
 def test_scalars_are_ranges_and_old_defaults_hold() -> None:

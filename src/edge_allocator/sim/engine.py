@@ -494,7 +494,6 @@ class Simulator:
         )  # a cluster built by hand may leave the scenario's intra-site bandwidth off its sites
         self.base = ClusterSnapshot(self.cluster.nodes, sites, self.cluster.links)
         sidx = self.base.site_index
-        self._site_arrays = site_arrays(self.base)
         self.node_site = [sidx[n.site] for n in self.cluster.nodes]
         names = [s.name for s in self.cluster.sites]
         self.site_lat = [[self.base.site_latency_ms(a, b) for b in names] for a in names]
@@ -656,11 +655,9 @@ class Simulator:
             self._usage_changed(i, t)
             self.measured[i] = (self.u_int[i] - self.u_published_int[i]) / self.metrics_interval
             self.u_published_int[i] = self.u_int[i]
-        self.dirty.update(range(len(self.cores)))
-        self._dirty_cols.update(range(len(self.cores)))
+            self._touch(i)
         self.published_at = t
         self.fresh_req = [0] * len(self.cores)  # every task there now was placed by t
-        self._shown = False
 
     def measured_cpu_m(self, i: int) -> int:
         """Usage as the policy sees it: the last sample plus the requests of the tasks placed
@@ -766,7 +763,8 @@ class Simulator:
             data[CPU_REQ, i] = self.cpu_req[i]
             data[MEM_REQ, i] = self.mem_req[i]
         self._dirty_cols.clear()
-        self._view = _LiveView(data, self.revision, self._site_arrays, self.base, inflight)
+        sites = site_arrays(self.base)  # cached per topology
+        self._view = _LiveView(data, self.revision, sites, self.base, inflight)
         return self._view
 
     def task_spec(self, tid: int) -> TaskSpec:
