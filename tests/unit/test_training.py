@@ -97,6 +97,10 @@ def test_train_cli_writes_a_loadable_shipped_model(
     assert isinstance(policy, GNNPolicy)
     assert policy.version == "9.9.9"
     assert policy.metadata["training_config"]["seed"] == 0
+    # What decides the floats is recorded, so a retrain elsewhere that differs can be traced.
+    env = policy.metadata["environment"]
+    assert env["torch"] == torch.__version__
+    assert set(env) == {"torch", "torch_geometric", "numpy", "cpu", "cpu_capability"}
     assert (tmp_path / "gnn-9.9.9.curve.csv").exists()
     assert (tmp_path / "gnn-9.9.9.curve.png").exists()
 

@@ -118,6 +118,7 @@ def write_card(
         "weights_sha256": model_meta.get("weights_sha256"),
         "feature_schema_version": model_meta.get("feature_schema_version"),
         "git_revision": model_meta.get("git_revision"),
+        "environment": model_meta.get("environment"),
         "created_at": model_meta.get("created_at"),
         "model_config": model_meta.get("model_config"),
         "training_config": tc,
@@ -156,6 +157,16 @@ def write_card(
         f"{stats.get('best_validation_ratio', float('nan')):.4f} x the teacher's).",
         f"- Feature schema v{card['feature_schema_version']}, git {card['git_revision']}, "
         f"weights sha256 `{str(card['weights_sha256'])[:16]}…`.",
+        *(
+            [
+                "- Trained with "
+                + ", ".join(f"{k} {v}" for k, v in card["environment"].items())
+                + " (another CPU or library version rounds differently and trains other "
+                "weights from the same seed)."
+            ]
+            if card["environment"]
+            else []
+        ),
         "",
         "## Reproduce",
         "",

@@ -16,7 +16,12 @@ from pathlib import Path
 
 from edge_allocator.policy.model_file import save_model
 from edge_allocator.policy.registry import SHIPPED_FILE
-from edge_allocator.training.trainer import TrainConfig, Trainer, git_revision
+from edge_allocator.training.trainer import (
+    TrainConfig,
+    Trainer,
+    git_revision,
+    numeric_environment,
+)
 
 DEFAULT_OUT = Path("models/gnn-3.1.0.pt")
 QUICK_OUT = Path(".cache/train-quick/gnn-quick.pt")
@@ -100,6 +105,7 @@ def run(args: argparse.Namespace) -> int:
             "version": args.version,
             "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
             "git_revision": git_revision(),
+            "environment": numeric_environment(),
             "training_config": cfg.to_dict(),
             "training_stats": stats,
             "command": "edge-allocator train " + " ".join(sys.argv[2:]),

@@ -114,6 +114,29 @@ def git_revision() -> str:
         return "unknown"
 
 
+def numeric_environment() -> dict[str, str]:
+    """What decides the floats a training run produces beside the code and the seed: library
+    versions and the CPU's instruction set (MKL and ATen pick their kernels by it, so the same
+    code and seed give different rounding, then different weights, on another CPU)."""
+    import torch_geometric
+
+    cpu = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "torch": str(torch.__version__),
+        "torch_geometric": str(torch_geometric.__version__),
+        "numpy": str(np.__version__),
+        "cpu": cpu,
+        "cpu_capability": str(torch.backends.cpu.get_cpu_capability()),
+    }
+
+
 @dataclass
 class CurvePoint:
     phase: str
