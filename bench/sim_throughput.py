@@ -7,7 +7,7 @@ Prints decisions per CPU-second per (scenario size, policy), measured in this ru
 placement decisions a run made over the whole run's time (events, background ticks, metrics,
 candidate filtering, snapshots and the policy's scoring), the median of ``--repeats`` runs
 with their range (a single run of a few thousand decisions lasts a fifth of a second and
-moved by +-15% between repeats), and the median by wall clock (the CPU figure holds up
+moved by up to a quarter between repeats), and the median by wall clock (the CPU figure holds up
 better on a machine other work shares). ``gnn`` is the shipped model (``models/SHIPPED``
 through the policy registry), scored in the simulator as in evaluation. Targets at 1,000
 nodes: heuristics >= 20,000 decisions/s, gnn >= 500. Each policy first runs once on a small
@@ -70,6 +70,8 @@ def main() -> None:
     )
     ap.add_argument("--profile", type=int, default=0, metavar="N")
     args = ap.parse_args()
+    if args.repeats < 1:
+        ap.error("--repeats: at least 1")
     torch.set_num_threads(1)
     base = load_scenario(args.scenario)
     print(
@@ -84,8 +86,9 @@ def main() -> None:
             Simulator(warm, seed=args.seed).run(PolicyChooser(get_policy(name)))
             prof = cProfile.Profile() if args.profile else None
             runs = [timed_run(sc, name, args.seed, prof) for _ in range(args.repeats)]
-            per_cpu = sorted(r.decisions / r.cpu_s for r in runs)
-            mid = runs[len(runs) // 2]
+            runs.sort(key=lambda r: r.decisions / r.cpu_s)
+            per_cpu = [r.decisions / r.cpu_s for r in runs]
+            mid = runs[len(runs) // 2]  # the median run (of an odd count)
             print(
                 f"{sc.name:<22} {name:<15} {mid.decisions:>9} {mid.cpu_s:>7.2f} "
                 f"{statistics.median(per_cpu):>19.0f} "

@@ -276,14 +276,14 @@ def namespace_state(c: DevCluster, ns: str) -> str:
     """Why a namespace is still there: its conditions, what it holds, the aggregated APIs."""
     got = c.kubectl("get", "namespace", ns, "-o", "json", check=False)
     if got.returncode != 0:
-        return f"namespace {ns}: gone"
+        return f"namespace {ns}: not read ({got.stderr.strip()})"
     conditions = [
         f"{x.get('type')}={x.get('status')}: {x.get('message', '')}"
         for x in json.loads(got.stdout).get("status", {}).get("conditions", [])
     ]
     content = c.kubectl(
         "get", "pods,edgetasks", "-n", ns, "-o",
-        "custom-columns=KIND:.kind,NAME:.metadata.name,NODE:.spec.nodeName,"
+        "custom-columns=KIND:.kind,NAME:.metadata.name,NODE:.spec.nodeName,TASK_NODE:.status.nodeName,"
         "DELETING:.metadata.deletionTimestamp,FINALIZERS:.metadata.finalizers",
         check=False,
     )  # fmt: skip
@@ -293,6 +293,12 @@ def namespace_state(c: DevCluster, ns: str) -> str:
         [f"namespace {ns} conditions:", *conditions, "holds:", content.stdout + content.stderr,
          "unavailable API services:", *unavailable]
     )  # fmt: skip
+
+
+def namespace_present(c: DevCluster, ns: str) -> bool:
+    """True until the API server says the namespace is gone; a failed read counts as present."""
+    got = c.kubectl("get", "namespace", ns, "--ignore-not-found", "-o", "name", check=False)
+    return got.returncode != 0 or bool(got.stdout.strip())
 
 
 def delete_task_namespace(c: DevCluster, kwok_nodes: set[str]) -> None:
@@ -306,7 +312,7 @@ def delete_task_namespace(c: DevCluster, kwok_nodes: set[str]) -> None:
     c.kubectl("delete", "namespace", TASK_NS, "--ignore-not-found", "--wait=false")
     t0 = time.monotonic()
     forced = False
-    while c.kubectl("get", "namespace", TASK_NS, check=False).returncode == 0:
+    while namespace_present(c, TASK_NS):
         waited = time.monotonic() - t0
         if waited > 420:
             state = namespace_state(c, TASK_NS)
@@ -314,7 +320,8 @@ def delete_task_namespace(c: DevCluster, kwok_nodes: set[str]) -> None:
         if waited > 240 and not forced:
             forced = True
             log(f"namespace {TASK_NS} still terminating after 240s\n" + namespace_state(c, TASK_NS))
-            pods = get_json(c, "pods", "-n", TASK_NS)["items"]
+            got = c.kubectl("get", "pods", "-n", TASK_NS, "-o", "json", check=False)
+            pods = json.loads(got.stdout)["items"] if got.returncode == 0 else []
             stuck = [p["metadata"]["name"] for p in pods if p["spec"].get("nodeName") in kwok_nodes]
             if stuck:
                 log(f"force-removing {len(stuck)} pods on kwok nodes: {stuck}")
