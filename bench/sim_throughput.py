@@ -82,8 +82,7 @@ def main() -> None:
         for name in args.policies:
             tasks = args.gnn_tasks if name == "gnn" else args.tasks
             sc = base.resized(nodes, tasks)
-            warm = base.resized(20, 50)
-            Simulator(warm, seed=args.seed).run(PolicyChooser(get_policy(name)))
+            timed_run(base.resized(20, 50), name, args.seed, None)  # warm-up, untimed
             prof = cProfile.Profile() if args.profile else None
             runs = [timed_run(sc, name, args.seed, prof) for _ in range(args.repeats)]
             runs.sort(key=lambda r: r.decisions / r.cpu_s)

@@ -114,7 +114,8 @@ def values_file(tmp: Path) -> Path:
     return path
 
 
-def wait_for(what: str, check: Callable[[], Any], timeout: float, c: DevCluster) -> Any:
+def poll(check: Callable[[], Any], timeout: float) -> Any:
+    """``check()``'s first truthy value within ``timeout`` seconds, else its last value."""
     deadline = time.monotonic() + timeout
     last: Any = None
     while time.monotonic() < deadline:
@@ -122,6 +123,13 @@ def wait_for(what: str, check: Callable[[], Any], timeout: float, c: DevCluster)
         if last:
             return last
         time.sleep(2)
+    return last
+
+
+def wait_for(what: str, check: Callable[[], Any], timeout: float, c: DevCluster) -> Any:
+    last = poll(check, timeout)
+    if last:
+        return last
     pods = c.kubectl("get", "pods", "-A", "-o", "wide", check=False).stdout
     raise AssertionError(f"{what}: not true after {timeout:.0f}s (last: {last!r})\n{pods}")
 
@@ -307,29 +315,28 @@ def delete_task_namespace(c: DevCluster, kwok_nodes: set[str]) -> None:
     The namespace controller waits for every pod in it to be confirmed gone (by kwok for pods on
     the fake nodes) and for discovery of every API group to succeed. After 240 s the state is
     logged and pods still terminating on kwok nodes (fake; nothing runs there) are force-removed;
-    after 420 s the test fails with the namespace's conditions.
+    180 s later the test fails with the namespace's conditions.
     """
     c.kubectl("delete", "namespace", TASK_NS, "--ignore-not-found", "--wait=false")
     t0 = time.monotonic()
-    forced = False
-    while namespace_present(c, TASK_NS):
-        waited = time.monotonic() - t0
-        if waited > 420:
+
+    def gone() -> bool:
+        return not namespace_present(c, TASK_NS)
+
+    if not poll(gone, 240):
+        log(f"namespace {TASK_NS} still terminating after 240s\n" + namespace_state(c, TASK_NS))
+        got = c.kubectl("get", "pods", "-n", TASK_NS, "-o", "json", check=False)
+        pods = json.loads(got.stdout)["items"] if got.returncode == 0 else []
+        stuck = [p["metadata"]["name"] for p in pods if p["spec"].get("nodeName") in kwok_nodes]
+        if stuck:
+            log(f"force-removing {len(stuck)} pods on kwok nodes: {stuck}")
+            c.kubectl(
+                "delete", "pod", "-n", TASK_NS, *stuck, "--grace-period=0", "--force",
+                "--wait=false", check=False,
+            )  # fmt: skip
+        if not poll(gone, 180):
             state = namespace_state(c, TASK_NS)
             raise AssertionError(f"namespace {TASK_NS} not gone after 420s\n{state}")
-        if waited > 240 and not forced:
-            forced = True
-            log(f"namespace {TASK_NS} still terminating after 240s\n" + namespace_state(c, TASK_NS))
-            got = c.kubectl("get", "pods", "-n", TASK_NS, "-o", "json", check=False)
-            pods = json.loads(got.stdout)["items"] if got.returncode == 0 else []
-            stuck = [p["metadata"]["name"] for p in pods if p["spec"].get("nodeName") in kwok_nodes]
-            if stuck:
-                log(f"force-removing {len(stuck)} pods on kwok nodes: {stuck}")
-                c.kubectl(
-                    "delete", "pod", "-n", TASK_NS, *stuck, "--grace-period=0", "--force",
-                    "--wait=false", check=False,
-                )  # fmt: skip
-        time.sleep(2)
     log(f"namespace {TASK_NS} deleted in {time.monotonic() - t0:.0f}s")
 
 

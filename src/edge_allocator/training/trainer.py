@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch_geometric
 
 from edge_allocator.policy.gnn import GNNConfig, PlacementGNN
 from edge_allocator.policy.gnn_policy import GNNPolicy
@@ -118,8 +119,6 @@ def numeric_environment() -> dict[str, str]:
     """What decides the floats a training run produces beside the code and the seed: library
     versions and the CPU's instruction set (MKL and ATen pick their kernels by it, so the same
     code and seed give different rounding, then different weights, on another CPU)."""
-    import torch_geometric
-
     cpu = "unknown"
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
